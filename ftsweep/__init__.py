@@ -1,0 +1,3 @@
+"""ftsweep: declarative fine-tuning experiment manager."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,197 @@
+"""The run directory: the source of truth for one run (DESIGN invariant 2).
+
+A worker writes only here; the store is rebuilt from these files. Layout of
+``<workspace>/runs/<experiment>/<run_id>/``::
+
+    spec.json          RunSpec as written by the launcher before the worker starts
+    provenance.json    package versions, git commit + dirty flag, host, device, fingerprints
+    metrics.jsonl      append-only, one JSON object a line, flushed per record:
+                       {"step": int, "epoch": float|null, "name": str, "value": float, "time": float}
+    evals.jsonl        per-example scores, one a line:
+                       {"split": str, "example_id": str, "metric": str, "value": float,
+                        "prediction": str, "reference": str}
+    heartbeat.json     rewritten atomically every few seconds while the worker lives:
+                       {"time": float, "pid": int, "step": int, "max_steps": int,
+                        "loss": float|null, "eta_s": float|null}
+    result.json        written atomically once, last, on success (see ``write_result``)
+    failure.json       {"cause": str, "log_tail": str, "time": float}, on failure
+    worker.log         stdout + stderr of the ``accelerate launch`` process group
+    artifacts/         trained adapter or model (safetensors), tokenizer, training_config.json
+
+A run's state is derived from which files exist (``read_state``); nothing else
+keeps state, so a killed process can never leave a state that disagrees with disk.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TextIO
+
+SPEC = "spec.json"
+PROVENANCE = "provenance.json"
+METRICS = "metrics.jsonl"
+EVALS = "evals.jsonl"
+HEARTBEAT = "heartbeat.json"
+RESULT = "result.json"
+FAILURE = "failure.json"
+WORKER_LOG = "worker.log"
+ARTIFACTS = "artifacts"
+
+# A heartbeat older than this means the worker is gone (killed, OOM, machine lost).
+HEARTBEAT_STALE_S = 60.0
+
+
+class RunState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+    PRUNED = "pruned"
+    LOST = "lost"
+
+    def is_finished(self) -> bool:
+        return self in (RunState.COMPLETE, RunState.FAILED, RunState.PRUNED)
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Read an append-only log; a torn last line (the in-flight record) is ignored."""
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # the writer died mid-record: that record was never committed
+            line = line.strip()
+            if line:
+                rows.append(json.loads(line))
+    return rows
+
+
+class JsonlAppender:
+    """Append-only JSONL log, flushed per record (invariant 4: lose at most the in-flight step)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._fh: TextIO = open(path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        self._fh.write(json.dumps(record, sort_keys=True, default=_json_default) + "\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def run_id(self) -> str:
+        return self.path.name
+
+    def spec(self) -> dict[str, Any]:
+        return read_json(self.file(SPEC))
+
+    def exists(self) -> bool:
+        return self.file(SPEC).exists()
+
+    def result(self) -> dict[str, Any] | None:
+        p = self.file(RESULT)
+        return read_json(p) if p.exists() else None
+
+    def failure(self) -> dict[str, Any] | None:
+        p = self.file(FAILURE)
+        return read_json(p) if p.exists() else None
+
+    def heartbeat(self) -> dict[str, Any] | None:
+        p = self.file(HEARTBEAT)
+        if not p.exists():
+            return None
+        try:
+            return read_json(p)
+        except (json.JSONDecodeError, OSError):
+            return None
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(METRICS))
+
+    def evals(self) -> list[dict[str, Any]]:
+        return read_jsonl(self.file(EVALS))
+
+    def read_state(self, now: float | None = None) -> RunState:
+        if self.file(RESULT).exists():
+            return RunState.COMPLETE
+        failure = self.failure()
+        if failure is not None:
+            return RunState.PRUNED if failure.get("pruned") else RunState.FAILED
+        hb = self.heartbeat()
+        if hb is None:
+            return RunState.PENDING
+        now = time.time() if now is None else now
+        if now - float(hb.get("time", 0.0)) > HEARTBEAT_STALE_S:
+            return RunState.LOST
+        return RunState.RUNNING
+
+    def write_failure(self, cause: str, log_tail: str = "", pruned: bool = False) -> None:
+        atomic_write_json(
+            self.file(FAILURE),
+            {"cause": cause, "log_tail": log_tail, "time": time.time(), "pruned": pruned},
+        )
+
+    def reset_for_retry(self) -> None:
+        """Clear the outcome of a failed or lost attempt; logs of that attempt are kept aside."""
+        for name in (FAILURE, HEARTBEAT, RESULT):
+            p = self.file(name)
+            if p.exists():
+                p.unlink()
+        # Earlier attempts' logs are evidence; move them instead of deleting them.
+        attempt = 0
+        while self.file(f"attempt-{attempt}").exists():
+            attempt += 1
+        old = [n for n in (METRICS, EVALS, WORKER_LOG) if self.file(n).exists()]
+        if old:
+            keep = self.file(f"attempt-{attempt}")
+            keep.mkdir()
+            for n in old:
+                os.replace(self.file(n), keep / n)
+
+
+def finite_or_none(x: float | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
