@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -42,6 +43,7 @@ RESULT = "result.json"
 FAILURE = "failure.json"
 WORKER_LOG = "worker.log"
 ARTIFACTS = "artifacts"
+CHECKPOINTS = "checkpoints"
 
 # A heartbeat older than this means the worker is gone (killed, OOM, machine lost).
 HEARTBEAT_STALE_S = 60.0
@@ -152,7 +154,9 @@ class RunDir:
     def evals(self) -> list[dict[str, Any]]:
         return read_jsonl(self.file(EVALS))
 
-    def read_state(self, now: float | None = None) -> RunState:
+    def read_state(
+        self, now: float | None = None, stale_after: float = HEARTBEAT_STALE_S
+    ) -> RunState:
         if self.file(RESULT).exists():
             return RunState.COMPLETE
         failure = self.failure()
@@ -162,7 +166,7 @@ class RunDir:
         if hb is None:
             return RunState.PENDING
         now = time.time() if now is None else now
-        if now - float(hb.get("time", 0.0)) > HEARTBEAT_STALE_S:
+        if now - float(hb.get("time", 0.0)) > stale_after:
             return RunState.LOST
         return RunState.RUNNING
 
@@ -179,10 +183,27 @@ class RunDir:
             if p.exists():
                 p.unlink()
         # Earlier attempts' logs are evidence; move them instead of deleting them.
+        self._set_aside((METRICS, EVALS, WORKER_LOG))
+        shutil.rmtree(self.file(CHECKPOINTS), ignore_errors=True)
+
+    def prepare_resume(self) -> None:
+        """Make a lost run ready to go again, resuming from its last checkpoint if any.
+
+        With a checkpoint, metrics.jsonl stays (the worker drops rows past the checkpoint
+        step); without one the attempt starts over and its logs are set aside.
+        """
+        for name in (FAILURE, HEARTBEAT):
+            p = self.file(name)
+            if p.exists():
+                p.unlink()
+        has_ckpt = any(self.file(CHECKPOINTS).glob("checkpoint-*/trainer_state.json"))
+        self._set_aside((EVALS, WORKER_LOG) if has_ckpt else (METRICS, EVALS, WORKER_LOG))
+
+    def _set_aside(self, names: tuple[str, ...]) -> None:
         attempt = 0
         while self.file(f"attempt-{attempt}").exists():
             attempt += 1
-        old = [n for n in (METRICS, EVALS, WORKER_LOG) if self.file(n).exists()]
+        old = [n for n in names if self.file(n).exists()]
         if old:
             keep = self.file(f"attempt-{attempt}")
             keep.mkdir()

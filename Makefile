@@ -1,0 +1,44 @@
+# ftsweep — two commands on a fresh machine: `make demo` and `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+FTSWEEP := $(VENV)/bin/ftsweep
+# The CPU build of torch on this disk; a plain `torch` from PyPI pulls a multi-GB CUDA build.
+TORCH   ?= torch==2.13.0
+STAMP   := $(VENV)/.ftsweep-installed
+
+.PHONY: demo test test-fast check lint typecheck data model clean-demo
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)  ## train the demo grid and write its report
+	$(FTSWEEP) launch experiments/grid.yaml; status=$$?; \
+	$(FTSWEEP) report --experiment grid && \
+	echo "report: $$(pwd)/reports/grid/index.html" && exit $$status
+
+test: $(STAMP)  ## the whole test suite (includes real training through accelerate launch)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)  ## everything but the slow end-to-end training tests
+	$(PY) -m pytest -q -m "not slow"
+
+check: lint typecheck
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ftsweep tests scripts benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy ftsweep
+
+data: $(STAMP)  ## regenerate data/ (deterministic; same bytes as committed)
+	$(PY) scripts/make_data.py
+
+model: $(STAMP)  ## retrain models/tiny-base (CPU, minutes; same files as committed)
+	$(PY) scripts/build_tiny_base.py
+
+clean-demo:
+	rm -rf .ftsweep reports/grid

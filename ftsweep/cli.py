@@ -1,0 +1,245 @@
+"""The command line: one function per command; domain errors become messages here only.
+
+Exit codes: 0 success; 1 a run failed or a runtime error; 2 bad input (experiment
+file, arguments, SQL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ftsweep.errors import ConfigError, FtsweepError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _workspace(args: argparse.Namespace) -> Any:
+    from ftsweep.workspace import Workspace
+
+    return Workspace(Path(args.workspace))
+
+
+def _load(path: str) -> Any:
+    from ftsweep.config.load import load_experiment
+
+    return load_experiment(Path(path))
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _params(p: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in p.items()) or "-"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Report every problem in an experiment file at once; write nothing."""
+    exp = _load(args.file)
+    methods = sorted({r.method for r in exp.runs})
+    console.print(f"[green]ok[/] {escape(args.file)}: experiment {escape(exp.spec.experiment)!r}, "
+                  f"{len(exp.runs)} runs ({', '.join(methods)}) × seeds {exp.spec.seeds}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    """Print every run and what launch would do with it; train nothing."""
+    from ftsweep.plan import plan
+
+    exp = _load(args.file)
+    items = plan(exp, _workspace(args), retry_failed=args.retry_failed)
+    if args.json:
+        _print_json([{"run_id": i.run.run_id, "method": i.run.method, "params": i.run.params,
+                      "seed": i.run.seed, "state": i.state, "action": str(i.action)} for i in items])
+        return 0
+    t = Table(title=f"plan: {escape(exp.spec.experiment)} ({len(items)} runs)")
+    for col in ("run_id", "method", "varied values", "seed", "state", "launch would"):
+        t.add_column(col)
+    for i in items:
+        hint = " (use --retry-failed)" if i.state == "failed" and not args.retry_failed else ""
+        t.add_row(i.run.run_id, escape(i.run.method), escape(_params(i.run.params)),
+                  str(i.run.seed), i.state, f"{i.action}{hint}")
+    console.print(t)
+    return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
+    from ftsweep.launch.launcher import launch
+
+    exp = _load(args.file)
+    summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console)
+    console.print(f"{len(summary.complete)} trained, {len(summary.failed)} failed, "
+                  f"{summary.skipped} skipped, {summary.total} total in {summary.wall_s:.1f}s")
+    if summary.failed:
+        console.print(f"[red]failed runs:[/] {', '.join(summary.failed)} "
+                      "(see `ftsweep status` and the run's worker.log)")
+    return summary.exit_code
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Runs and their states, read live from the run directories."""
+    from ftsweep.store import status_rows
+
+    rows = status_rows(_workspace(args), args.experiment)
+    if args.json:
+        _print_json(rows)
+        return 0
+    t = Table(title="runs")
+    for col in ("run_id", "experiment", "method", "params", "seed", "status", "progress",
+                "metric", "wall s", "cause"):
+        t.add_column(col)
+    for r in rows:
+        progress = f"{r.get('step') or 0}/{r.get('max_steps') or '?'}" if r["status"] == "running" else ""
+        metric = r.get("primary_value")
+        metric_s = f"{r.get('primary_metric')}={metric:.4g}" if isinstance(metric, (int, float)) else ""
+        wall = f"{r['wall_time_s']:.1f}" if r.get("wall_time_s") is not None else ""
+        t.add_row(r["run_id"], escape(str(r["experiment"])), escape(str(r["method"])),
+                  escape(_params(r.get("params") or {})), str(r.get("seed")), r["status"],
+                  progress, escape(metric_s), wall, escape(str(r.get("failure_cause") or ""))[:80])
+    console.print(t)
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    """Run read-only SQL over the store."""
+    from ftsweep.store import run_query
+
+    columns, rows = run_query(_workspace(args), args.sql)
+    if args.json:
+        _print_json([dict(zip(columns, r, strict=True)) for r in rows])
+        return 0
+    t = Table()
+    for c in columns:
+        t.add_column(escape(c))
+    for r in rows:
+        t.add_row(*(escape(str(v)) for v in r))
+    console.print(t)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Render reports/<experiment>/index.html and report.md."""
+    from ftsweep.report import render_report
+
+    paths = render_report(_workspace(args), args.experiment,
+                          Path(args.out) if args.out else None,
+                          Path(args.templates) if args.templates else None)
+    for p in paths:
+        console.print(f"wrote {escape(str(p))}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    """Ingest run directories into the store (--rebuild: recreate it from them)."""
+    from ftsweep.store import Store, rebuild
+
+    ws = _workspace(args)
+    t0 = time.time()
+    if args.rebuild:
+        stats = rebuild(ws)
+    else:
+        with ws.lock(), Store.writer(ws) as store:
+            stats = store.ingest_all(args.experiment)
+    console.print(f"ingested {escape(str(stats))} in {time.time() - t0:.2f}s")
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    """List fine-tuning methods with their parameters and defaults."""
+    from ftsweep.methods import METHODS
+
+    rows = []
+    for name, cls in sorted(METHODS.items()):
+        params = {k: {"type": str(f.annotation).replace("typing.", ""),
+                      "default": f.get_default(call_default_factory=True)}
+                  for k, f in cls.Params.model_fields.items()}
+        rows.append({"name": name, "description": cls.description, "params": params})
+    if args.json:
+        _print_json(rows)
+        return 0
+    t = Table(title="methods")
+    for col in ("method", "description", "parameters (default)"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(r["name"], r["description"],
+                  escape(", ".join(f"{k}={v['default']!r}" for k, v in r["params"].items()) or "-"))
+    console.print(t)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ftsweep", description="Declarative fine-tuning sweeps.")
+    p.add_argument("--workspace", default=".ftsweep",
+                   help="workspace directory: run directories and the store (default: .ftsweep)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Any, **kw: Any) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=fn.__doc__.strip().splitlines()[0], description=fn.__doc__)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    sp = add("validate", cmd_validate)
+    sp.add_argument("file", help="experiment YAML file")
+    for name, fn in (("plan", cmd_plan), ("launch", cmd_launch)):
+        sp = add(name, fn)
+        sp.add_argument("file", help="experiment YAML file")
+        sp.add_argument("--retry-failed", action="store_true", help="train failed runs again")
+        if name == "plan":
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = add("status", cmd_status)
+    sp.add_argument("--experiment", help="only this experiment")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp = add("query", cmd_query)
+    sp.add_argument("sql", help='SQL, e.g. "select method, count(*) from runs group by method"')
+    sp.add_argument("--json", action="store_true", help="rows as JSON objects")
+    sp = add("report", cmd_report)
+    sp.add_argument("--experiment", help="only this experiment (default: all)")
+    sp.add_argument("--out", help="output directory (default: reports/<experiment>)")
+    sp.add_argument("--templates", help="directory of templates that override the built-in ones")
+    sp = add("ingest", cmd_ingest)
+    sp.add_argument("--rebuild", action="store_true", help="recreate the store from run directories")
+    sp.add_argument("--experiment", help="only this experiment")
+    sp = add("methods", cmd_methods)
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.fn(args))
+    except ConfigError as exc:
+        err_console.print(escape(str(exc)), highlight=False)
+        return 2
+    except FtsweepError as exc:
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("interrupted: running runs were stopped; `ftsweep launch` resumes")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - known domain errors from other layers
+        from ftsweep.store import QueryError, StoreError
+        from ftsweep.workspace import WorkspaceLocked
+
+        if isinstance(exc, QueryError):
+            err_console.print(f"[red]query error:[/] {escape(str(exc))}", highlight=False)
+            return 2
+        if isinstance(exc, (WorkspaceLocked, StoreError)):
+            err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

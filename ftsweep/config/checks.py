@@ -1,0 +1,201 @@
+"""Deep checks, run before anything trains: files, model, evaluators, methods, hardware."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ftsweep.config.schema import ExperimentFile
+from ftsweep.config.yamlpos import Positions
+from ftsweep.errors import Problem, did_you_mean
+from ftsweep.methods import get_method
+from ftsweep.methods.base import ModelInfo
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_model_path(path: str, base_dir: Path) -> Path | None:
+    """The local directory for ``model.path``, or None when it names a hub model."""
+    for candidate in (base_dir / path, Path(path)):
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+def deep_checks(
+    spec: ExperimentFile, configs: list[dict[str, Any]], base_dir: Path, pos: Positions
+) -> list[Problem]:
+    problems = _data_checks(spec, base_dir, pos)
+    problems += _eval_checks(spec, pos)
+    problems += _hardware_checks(spec, configs, base_dir, pos)
+    local = resolve_model_path(spec.model.path, base_dir)
+    info, model_problems = _model_checks(spec, local, pos)
+    problems += model_problems
+    if info is not None:
+        problems += _method_checks(configs, info, pos, spec)
+    return problems
+
+
+def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[Problem]:
+    from ftsweep.data.records import check_file
+
+    problems = []
+    needed = {"train": spec.data.train, "eval": spec.data.eval, "test": spec.data.test}
+    if needed.get(spec.eval.split) is None:
+        problems.append(pos.problem(("eval", "split"),
+                                    f"evaluates on the {spec.eval.split!r} split, but data."
+                                    f"{spec.eval.split} is not set", value=spec.eval.split,
+                                    has_value=True, valid="a split that data names"))
+    for split, rel in needed.items():
+        if rel is None:
+            continue
+        path = (base_dir / rel).resolve()
+        if not path.is_file():
+            problems.append(pos.problem(("data", split), f"file not found: {path}",
+                                        value=rel, has_value=True))
+            continue
+        for line, reason in check_file(path, spec.data.family, spec.data.on_bad_record)[:5]:
+            problems.append(pos.problem(("data", split), f"{path}:{line}: {reason}"))
+    from ftsweep.data.formats import TEMPLATES
+
+    if spec.data.family == "instruction" and spec.data.template not in TEMPLATES:
+        problems.append(pos.problem(("data", "template"), "unknown template"
+                                    f"{did_you_mean(spec.data.template, TEMPLATES)}",
+                                    value=spec.data.template, has_value=True,
+                                    valid=", ".join(TEMPLATES)))
+    return problems
+
+
+def _eval_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
+    from ftsweep import evaluators as ev
+
+    problems = []
+    metrics: set[str] = set()
+    for i, name in enumerate(spec.eval.evaluators):
+        try:
+            cls = ev.get_evaluator(name)
+        except KeyError as exc:
+            problems.append(pos.problem(("eval", "evaluators", i), str(exc).strip("'\""),
+                                        value=name, has_value=True))
+            continue
+        metrics |= set(cls.metrics)
+        try:
+            ev.build_evaluator(name, spec.eval.evaluator_params.get(name, {}))
+        except ValidationError as exc:
+            for err in exc.errors():
+                problems.append(pos.problem(("eval", "evaluator_params", name, *err["loc"]),
+                                            err["msg"], value=err.get("input"), has_value=True))
+    for name in spec.eval.evaluator_params:
+        if name not in spec.eval.evaluators:
+            problems.append(pos.problem(("eval", "evaluator_params", name),
+                                        "parameters for an evaluator that is not in eval.evaluators",
+                                        valid=", ".join(spec.eval.evaluators)))
+    if metrics and spec.eval.primary_metric not in metrics:
+        problems.append(pos.problem(("eval", "primary_metric"), "no evaluator computes this metric"
+                                    f"{did_you_mean(spec.eval.primary_metric, metrics)}",
+                                    value=spec.eval.primary_metric, has_value=True,
+                                    valid=", ".join(sorted(metrics))))
+    return problems
+
+
+def _hardware_checks(
+    spec: ExperimentFile, configs: list[dict[str, Any]], base_dir: Path, pos: Positions
+) -> list[Problem]:
+    import torch
+
+    problems = []
+    if not torch.cuda.is_available():
+        for prec in sorted({c["training"]["precision"] for c in configs} - {"fp32"}):
+            problems.append(pos.problem(("training", "precision"),
+                                        f"{prec} mixed precision needs a CUDA GPU and none is "
+                                        "visible on this machine", value=prec, has_value=True,
+                                        valid="fp32 on CPU"))
+    cfg_path = spec.launch.accelerate_config
+    if cfg_path and not (base_dir / cfg_path).is_file():
+        problems.append(pos.problem(("launch", "accelerate_config"), "file not found",
+                                    value=cfg_path, has_value=True))
+    return problems
+
+
+def _model_checks(
+    spec: ExperimentFile, local: Path | None, pos: Positions
+) -> tuple[ModelInfo | None, list[Problem]]:
+    where = ("model", "path")
+    if local is None:
+        if HUB_ID.match(spec.model.path):
+            return None, []  # a hub model: its checks run in the worker, which downloads it
+        return None, [pos.problem(where, "neither a local model directory nor a hub id "
+                                  "('org/name')", value=spec.model.path, has_value=True)]
+    if not (local / "config.json").is_file():
+        return None, [pos.problem(where, f"no config.json in {local}", value=spec.model.path,
+                                  has_value=True)]
+    has_st = any(local.glob("*.safetensors"))
+    has_pickle = any(local.glob("*.bin")) or any(local.glob("*.pt"))
+    if not has_st and not (has_pickle and spec.model.allow_pickle):
+        hint = ("; pickled weights found: convert them to safetensors, or set "
+                "model.allow_pickle: true if you trust their source") if has_pickle else ""
+        return None, [pos.problem(where, f"no .safetensors weights in {local}{hint}",
+                                  value=spec.model.path, has_value=True)]
+    try:
+        return model_info(str(local), spec.model.trust_remote_code), []
+    except (OSError, ValueError) as exc:
+        return None, [pos.problem(where, f"cannot read the model config: {exc}",
+                                  value=spec.model.path, has_value=True)]
+
+
+@lru_cache(maxsize=8)
+def model_info(local: str, trust_remote_code: bool) -> ModelInfo:
+    """Module names from a meta-device instance: no weights are read or allocated."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    cfg = AutoConfig.from_pretrained(local, trust_remote_code=trust_remote_code)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg, trust_remote_code=trust_remote_code)
+    linear = {
+        name.rsplit(".", 1)[-1]
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.Linear) and name != "lm_head"
+    }
+    raw = json.loads((Path(local) / "config.json").read_text())
+    return ModelInfo(
+        model_type=cfg.model_type,
+        num_layers=int(raw.get("num_hidden_layers", 0)),
+        hidden_size=int(raw.get("hidden_size", 0)),
+        num_attention_heads=int(raw.get("num_attention_heads", 0)),
+        linear_module_names=frozenset(linear),
+    )
+
+
+def _method_checks(
+    configs: list[dict[str, Any]], info: ModelInfo, pos: Positions, spec: ExperimentFile
+) -> list[Problem]:
+    problems = []
+    seen: set[str] = set()
+    for cfg in configs:
+        key = json.dumps(cfg["method"], sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        name = cfg["method"]["name"]
+        cls = get_method(name)
+        params = cls.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
+        idx = _method_index(spec.matrix, name)
+        for param, message in cls().check(params, info):
+            path = ("matrix", "method", idx, param) if param else ("matrix", "method", idx)
+            problems.append(pos.problem(path, f"{name}: {message}",
+                                        value=getattr(params, param, None) if param else None,
+                                        has_value=bool(param)))
+    return problems
+
+
+def _method_index(matrix: dict[str, Any], name: str) -> int:
+    for i, entry in enumerate(matrix.get("method") or []):
+        if (entry if isinstance(entry, str) else entry.get("name")) == name:
+            return i
+    return 0

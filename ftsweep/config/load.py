@@ -1,0 +1,213 @@
+"""Load an experiment file into validated run specs, collecting every problem at once.
+
+Stages, each adding to one list of problems (STYLE 3): YAML → schema → matrix
+expansion → per-run resolution (defaults deep-merged with the point's values, then the
+whole config validated again) → deep checks (files, model, evaluators, each method's
+own check such as building its peft config). Any problem → ConfigError (exit code 2),
+and nothing has been written.
+
+Relative paths in the file resolve against the file's own directory, so an experiment
+means the same thing whatever directory ftsweep is started from.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from ftsweep.config.checks import deep_checks, resolve_model_path
+from ftsweep.config.schema import OVERRIDABLE_BLOCKS, ExperimentFile
+from ftsweep.config.yamlpos import Positions, load_yaml
+from ftsweep.errors import ConfigError, Problem, did_you_mean
+from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint
+from ftsweep.matrix import Point, expand, nested_get, nested_set
+from ftsweep.methods import get_method
+
+# Blocks of the resolved config that change what a run computes, hence its run_id.
+HASHED_KEYS = ("model", "data", "training", "eval", "method", "seed", "num_processes")
+
+
+@dataclass
+class RunSpec:
+    experiment: str
+    method: str
+    seed: int
+    params: dict[str, Any]  # the values the matrix set for this run (method params + dotted)
+    config: dict[str, Any]  # fully resolved: model, data, training, eval, method, seed, ...
+    paths: dict[str, str]  # absolute paths of model and data files (not hashed: machine-specific)
+    fingerprints: dict[str, str]
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            hashed = {k: self.config[k] for k in HASHED_KEYS if k in self.config}
+            self.run_id = content_hash(
+                {"experiment": self.experiment, "config": hashed, "fp": self.fingerprints}
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "experiment": self.experiment,
+            "method": self.method,
+            "seed": self.seed,
+            "params": self.params,
+            "config": self.config,
+            "paths": self.paths,
+            "fingerprints": self.fingerprints,
+            "created_at": time.time(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunSpec:
+        keys = ("experiment", "method", "seed", "params", "config", "paths", "fingerprints")
+        return cls(**{k: data[k] for k in keys}, run_id=data["run_id"])
+
+
+@dataclass
+class Experiment:
+    file: Path
+    spec: ExperimentFile
+    runs: list[RunSpec] = field(default_factory=list)
+
+
+def _pydantic_problems(
+    exc: ValidationError, pos: Positions, prefix: tuple = (), model: Any = None
+) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = prefix + tuple(err["loc"])
+        msg = err["msg"]
+        valid = ""
+        if err["type"] == "extra_forbidden":
+            known = _known_keys(model, tuple(err["loc"])[:-1])
+            msg = f"unknown key{did_you_mean(str(loc[-1]), known)}"
+            valid = ", ".join(sorted(known))
+        elif err["type"] == "literal_error":
+            valid = err.get("ctx", {}).get("expected", "")
+        out.append(pos.problem(loc, msg, value=err.get("input"),
+                               has_value=err["type"] != "missing", valid=valid))
+    return out
+
+
+def _known_keys(model: Any, loc: tuple) -> list[str]:
+    """Field names of the (nested) pydantic model at ``loc``, for 'did you mean'."""
+    for part in loc:
+        if model is None or isinstance(part, int):
+            return []
+        f = model.model_fields.get(part)
+        model = f.annotation if f is not None else None
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
+    """Parse, validate and expand; raise ConfigError listing every problem."""
+    data, pos = load_yaml(path)
+    if not isinstance(data, dict):
+        raise ConfigError([pos.problem((), "an experiment file is a mapping at the top level",
+                                       value=data, has_value=True)])
+    try:
+        spec = ExperimentFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_pydantic_problems(exc, pos, model=ExperimentFile)) from None
+    base_dir = path.resolve().parent
+    problems: list[Problem] = []
+    expansion = expand(spec.matrix)
+    problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in expansion.problems]
+    points = _resolve_points(spec, expansion.points, data.get("matrix", {}), pos, problems)
+    if not problems and deep:
+        problems += deep_checks(spec, [c for _, c in points], base_dir, pos)
+    if problems:
+        raise ConfigError(_dedupe(problems))
+    paths, fingerprints = _fingerprints(spec, base_dir)
+    runs = [
+        RunSpec(spec.experiment, point.method, seed, _params(point, cfg),
+                {**copy.deepcopy(cfg), "seed": seed}, paths, fingerprints)
+        for point, cfg in points
+        for seed in spec.seeds
+    ]
+    return Experiment(file=path, spec=spec, runs=runs)
+
+
+def _resolve_points(
+    spec: ExperimentFile, points: list[Point], raw_matrix: Any, pos: Positions, problems: list
+) -> list[tuple[Point, dict[str, Any]]]:
+    base = spec.model_dump(mode="json", include=set(OVERRIDABLE_BLOCKS))
+    out = []
+    for point in points:
+        cfg = copy.deepcopy(base)
+        method_params: dict[str, Any] = {}
+        for key, value in point.values:
+            if "." in key:
+                nested_set(cfg, key, value)
+            else:
+                method_params[key] = value
+        where = _point_path(point, raw_matrix)
+        ok = True
+        for block, model in OVERRIDABLE_BLOCKS.items():
+            try:
+                cfg[block] = model.model_validate(cfg[block]).model_dump(mode="json")
+            except ValidationError as exc:
+                ok = False
+                problems += _pydantic_problems(exc, pos, where + (block,), model)
+        try:
+            cls = get_method(point.method)
+            params = cls.Params.model_validate(method_params)
+            cfg["method"] = {"name": point.method, **params.model_dump(mode="json")}
+        except ValidationError as exc:
+            ok = False
+            problems += _pydantic_problems(exc, pos, where, cls.Params)
+        cfg["num_processes"] = spec.launch.num_processes
+        if ok:
+            out.append((point, cfg))
+    return out
+
+
+def _point_path(point: Point, raw_matrix: Any) -> tuple:
+    """Best key path to blame for a point: its method entry in the matrix."""
+    methods = raw_matrix.get("method") if isinstance(raw_matrix, dict) else None
+    for i, entry in enumerate(methods or []):
+        name = entry if isinstance(entry, str) else (entry or {}).get("name")
+        if name == point.method:
+            return ("matrix", "method", i)
+    return ("matrix",)
+
+
+def _params(point: Point, cfg: dict[str, Any]) -> dict[str, Any]:
+    """The point's values as validated (so '1e-3' from YAML 1.1 reads back as 0.001)."""
+    out = {}
+    for key, _ in point.values:
+        out[key] = nested_get(cfg, key) if "." in key else cfg["method"][key]
+    return out
+
+
+def _fingerprints(spec: ExperimentFile, base_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
+    paths: dict[str, str] = {}
+    fps: dict[str, str] = {}
+    local = resolve_model_path(spec.model.path, base_dir)
+    paths["model"] = str(local) if local else spec.model.path
+    fps["model"] = model_fingerprint(local, spec.model.path, spec.model.revision)
+    for split in ("train", "eval", "test"):
+        rel = getattr(spec.data, split)
+        if rel:
+            p = (base_dir / rel).resolve()
+            paths[f"data.{split}"] = str(p)
+            fps[f"data.{split}"] = file_fingerprint(p)
+    return paths, fps
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen = set()
+    out = []
+    for p in problems:
+        key = (p.line, p.key_path, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

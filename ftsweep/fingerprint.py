@@ -1,0 +1,55 @@
+"""Content fingerprints of data files and base models: part of every run_id (invariant 1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+# Files above this size are fingerprinted by size + head + tail: hashing tens of GB of
+# weights on every `plan` would make planning slower than a short training run.
+FULL_HASH_LIMIT = 256 * 1024 * 1024
+_CHUNK = 4 * 1024 * 1024
+
+
+def file_fingerprint(path: Path) -> str:
+    st = path.stat()
+    return _file_fingerprint(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@lru_cache(maxsize=1024)
+def _file_fingerprint(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        if size <= FULL_HASH_LIMIT:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(f"size={size}".encode())
+            h.update(fh.read(_CHUNK))
+            fh.seek(size - _CHUNK)
+            h.update(fh.read(_CHUNK))
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def dir_fingerprint(path: Path) -> str:
+    """Fingerprint of every regular file under ``path`` (names and contents)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(file_fingerprint(f).encode())
+    return "sha256:" + h.hexdigest()[:32]
+
+
+def model_fingerprint(local_path: Path | None, hub_id: str, revision: str | None) -> str:
+    if local_path is not None:
+        return dir_fingerprint(local_path)
+    # A hub model is pinned by name and revision; without a revision it can change upstream.
+    return f"hub:{hub_id}@{revision or 'main'}"
+
+
+def content_hash(obj: Any, length: int = 12) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:length]

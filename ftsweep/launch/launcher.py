@@ -1,0 +1,164 @@
+"""Launch: plan, then run what is missing through an executor, ingesting as runs finish.
+
+The launcher holds the workspace lock for the whole sweep (it is the store's only
+writer, invariant 3). Each run is one ``accelerate launch`` process group writing into
+its own run directory; after each one ends, its directory is ingested and a store
+snapshot published, so `status`, `query` and `report` see progress while it runs.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ftsweep.config.load import Experiment
+from ftsweep.config.schema import LaunchBlock
+from ftsweep.launch.executor import Executor, Job
+from ftsweep.launch.live import LiveView
+from ftsweep.launch.local import LocalExecutor
+from ftsweep.plan import Action, PlanItem, plan
+from ftsweep.rundir import SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
+from ftsweep.store import Store
+from ftsweep.workspace import Workspace
+
+LOG_TAIL_CHARS = 4000
+
+
+@dataclass
+class LaunchSummary:
+    total: int = 0
+    skipped: int = 0
+    complete: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: bool) -> list[str]:
+    """The `accelerate launch` command line for one run."""
+    n = launch.num_processes
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--quiet",
+            "--num_machines", "1", "--num_processes", str(n),
+            "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    if launch.accelerate_config:
+        argv += ["--config_file", str((base_dir / launch.accelerate_config).resolve())]
+    elif n > 1:
+        argv += ["--multi_gpu"]  # on CPU this is gloo DDP
+    elif not cuda:
+        argv += ["--cpu"]
+    if not launch.accelerate_config:
+        argv += ["--mixed_precision", "no"]  # the worker's Trainer sets precision itself
+    return argv + ["-m", "ftsweep.worker", str(run_dir)]
+
+
+def worker_env(launch: LaunchBlock, offline: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    cores = os.cpu_count() or 1
+    threads = launch.threads_per_process or max(1, cores // (launch.max_parallel * launch.num_processes))
+    env.update({
+        "FTSWEEP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
+        "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+    })
+    if offline:  # a local model never needs the hub; don't let a library try it
+        env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
+    return env
+
+
+def _prepare(item: PlanItem) -> None:
+    rd = item.run_dir
+    if item.action == Action.TRAIN:
+        rd.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(rd.file(SPEC), item.run.to_json())
+    elif item.action == Action.RETRY:
+        rd.reset_for_retry()
+    elif item.action == Action.RELAUNCH:
+        rd.prepare_resume()
+
+
+def _log_tail(rd: RunDir) -> str:
+    p = rd.file(WORKER_LOG)
+    if not p.exists():
+        return ""
+    with open(p, "rb") as fh:
+        fh.seek(max(0, p.stat().st_size - LOG_TAIL_CHARS))
+        return fh.read().decode("utf-8", errors="replace")
+
+
+def _settle(rd: RunDir, rc: int) -> RunState:
+    """Record the outcome of a finished process group; the failure cause first."""
+    if rd.file("result.json").exists() and rc == 0:
+        return RunState.COMPLETE
+    failure = rd.failure()
+    tail = _log_tail(rd)
+    if failure is None:
+        cause = (f"worker exited with code {rc}" if rc != 0
+                 else "worker exited without writing a result")
+        rd.write_failure(cause, tail)
+    elif not failure.get("log_tail"):
+        rd.write_failure(failure["cause"], tail)
+    return RunState.FAILED
+
+
+def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
+           executor: Executor | None = None, console: Any = None) -> LaunchSummary:
+    started = time.time()
+    with ws.lock():
+        items = plan(exp, ws, retry_failed)
+        todo = [i for i in items if i.will_train]
+        summary = LaunchSummary(total=len(items), skipped=len(items) - len(todo))
+        with Store.writer(ws) as store:
+            store.ingest_all(exp.spec.experiment)
+        lb = exp.spec.launch
+        executor = executor or LocalExecutor(lb.max_parallel)
+        cuda = _cuda()
+        env = worker_env(lb, offline=Path(exp.runs[0].paths["model"]).is_dir() if exp.runs else True)
+        base_dir = exp.file.resolve().parent
+        by_id = {i.run.run_id: i for i in todo}
+        queue = list(todo)
+        with LiveView(console, items, summary) as view:
+            try:
+                while queue or executor.running():
+                    while queue and executor.running() < executor.capacity:
+                        item = queue.pop(0)
+                        _prepare(item)
+                        executor.submit(Job(item.run.run_id,
+                                            worker_command(item.run_dir.path, lb, base_dir, cuda),
+                                            env, Path.cwd(), item.run_dir.file(WORKER_LOG)))
+                        view.started(item)
+                    for job, rc in executor.poll():
+                        item = by_id[job.run_id]
+                        state = _settle(item.run_dir, rc)
+                        (summary.complete if state == RunState.COMPLETE else summary.failed).append(job.run_id)
+                        with Store.writer(ws) as store:
+                            store.ingest_runs([item.run_dir])
+                        view.finished(item, state)
+                    view.refresh()
+                    time.sleep(0.3)
+            except KeyboardInterrupt:
+                executor.cancel_all()
+                raise
+            finally:
+                with Store.writer(ws) as store:
+                    store.ingest_all(exp.spec.experiment)
+    summary.wall_s = time.time() - started
+    return summary

@@ -1,0 +1,79 @@
+"""The live view of a sweep: done / failed / total, and step, loss, ETA per running run.
+
+On a terminal it is a rich Live table redrawn from the runs' heartbeats; elsewhere
+(CI, pipes) it prints one line per started and finished run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from ftsweep.plan import PlanItem
+from ftsweep.rundir import RunState
+
+
+def _fmt_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items())
+
+
+class LiveView:
+    def __init__(self, console: Console | None, items: list[PlanItem], summary: Any):
+        self.console = console or Console()
+        self.summary = summary
+        self.running: dict[str, PlanItem] = {}
+        self._live: Live | None = None
+        self._label = {i.run.run_id: f"{i.run.method} {_fmt_params(i.run.params)} seed={i.run.seed}"
+                       for i in items}
+
+    def __enter__(self) -> LiveView:
+        s = self.summary
+        self.console.print(f"[bold]{s.total}[/] runs: {s.total - s.skipped} to train, "
+                           f"{s.skipped} already done or skipped")
+        if self.console.is_terminal:
+            self._live = Live(self._table(), console=self.console, refresh_per_second=2)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._live:
+            self._live.update(self._table())
+            self._live.__exit__(*exc)
+
+    def started(self, item: PlanItem) -> None:
+        self.running[item.run.run_id] = item
+        if not self._live:
+            self.console.print(f"start  {item.run.run_id}  {escape(self._label[item.run.run_id])}")
+
+    def finished(self, item: PlanItem, state: RunState) -> None:
+        self.running.pop(item.run.run_id, None)
+        if not self._live:
+            mark = "[green]done[/]  " if state == RunState.COMPLETE else "[red]failed[/]"
+            extra = ""
+            if state != RunState.COMPLETE:
+                failure = item.run_dir.failure() or {}
+                extra = f"  ({escape(str(failure.get('cause', ''))[:200])})"
+            self.console.print(f"{mark} {item.run.run_id}  "
+                               f"{escape(self._label[item.run.run_id])}{extra}")
+
+    def refresh(self) -> None:
+        if self._live:
+            self._live.update(self._table())
+
+    def _table(self) -> Table:
+        s = self.summary
+        done = len(s.complete)
+        t = Table(title=f"done {done}  failed {len(s.failed)}  skipped {s.skipped}  total {s.total}")
+        for col in ("run", "config", "step", "loss", "eta"):
+            t.add_column(col)
+        for run_id, item in self.running.items():
+            hb = item.run_dir.heartbeat() or {}
+            step = f"{hb.get('step', 0)}/{hb.get('max_steps') or '?'}"
+            loss = f"{hb['loss']:.3f}" if hb.get("loss") is not None else "-"
+            eta = f"{hb['eta_s']:.0f}s" if hb.get("eta_s") is not None else hb.get("phase", "-")
+            t.add_row(run_id, escape(self._label[run_id]), step, loss, str(eta))
+        return t

@@ -1,0 +1,285 @@
+"""Pure, deterministic expansion of an experiment's matrix into points.
+
+Syntax (see docs/experiments.md for examples)::
+
+    matrix:
+      method:                       # one entry per method, each with its own space
+        - base                      # a bare name: the method with its defaults
+        - {name: lora, r: [4, 16], alpha: 32, target_modules: [q_proj, v_proj],
+           training.lr: [1e-3, 3e-3]}
+      training.batch_size: [16]     # shared axes: dotted keys into the base blocks
+      zip:                          # values that vary together (one axis per group)
+        - {training.lr: [1e-4, 3e-4], training.warmup_steps: [0, 10]}
+      include:                      # extra single points, on top of the base config
+        - {method: lora, r: 64, training.lr: 1e-3}
+      exclude:                      # drop every point matching all the given values
+        - {method: full, training.lr: 3e-4}
+
+A list is an axis of values, except for a parameter whose value is itself a list
+(``target_modules``): there a list is one value and a list of lists is an axis.
+A method's own value for a key replaces the shared axis for that method, so each
+method can be tuned on its own scale. Keys are expanded in sorted order with
+``itertools.product``; the same file always gives the same points in the same order.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ftsweep.config.schema import OVERRIDABLE_BLOCKS
+from ftsweep.errors import did_you_mean
+from ftsweep.methods import METHODS
+from ftsweep.methods.base import annotation_is_list
+
+Path_ = tuple[str | int, ...]
+RESERVED = ("method", "zip", "include", "exclude")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One cell of the matrix before seeds: a method and the values set for it."""
+
+    method: str
+    values: tuple[tuple[str, Any], ...]  # (key, value), sorted; keys are params or dotted
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.values)
+
+
+@dataclass
+class Expansion:
+    points: list[Point]
+    problems: list[tuple[Path_, str, Any]]  # (path, message, bad value)
+
+
+def dotted_field(key: str) -> tuple[Any, str | None]:
+    """(annotation, error) for a dotted key such as ``training.early_stopping.patience``."""
+    block, _, rest = key.partition(".")
+    model: Any = OVERRIDABLE_BLOCKS.get(block)
+    if model is None or not rest:
+        valid = ", ".join(f"{b}.<key>" for b in OVERRIDABLE_BLOCKS)
+        return None, f"unknown matrix key {key!r}{did_you_mean(key, _all_dotted())}; valid: {valid}"
+    annotation: Any = None
+    for part in rest.split("."):
+        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        if part not in fields:
+            return None, (
+                f"unknown key {key!r}{did_you_mean(key, _all_dotted())}; "
+                f"valid keys of {block}: {', '.join(sorted(fields)) or '(none)'}"
+            )
+        annotation = fields[part].annotation
+        model = annotation
+    return annotation, None
+
+
+def _all_dotted() -> list[str]:
+    out = []
+    for block, model in OVERRIDABLE_BLOCKS.items():
+        out += [f"{block}.{f}" for f in model.model_fields]
+    return out
+
+
+def _is_axis(value: Any, list_valued: bool) -> bool:
+    if not isinstance(value, list):
+        return False
+    if list_valued:  # a list of lists is an axis; a flat list is one value
+        return bool(value) and all(isinstance(v, list) for v in value)
+    return True
+
+
+def _key_is_list_valued(key: str, method: str | None) -> tuple[bool, str | None]:
+    if "." in key:
+        annotation, err = dotted_field(key)
+        return (annotation_is_list(annotation) if annotation is not None else False), err
+    cls = METHODS.get(method or "")
+    if cls is None:
+        return False, None  # reported elsewhere
+    if key not in cls.Params.model_fields:
+        valid = sorted(cls.Params.model_fields)
+        return False, (
+            f"unknown parameter {key!r} for method {method!r}{did_you_mean(key, valid)}; "
+            f"valid: {', '.join(valid) or '(none: this method has no parameters)'}"
+            " or a dotted key such as training.lr"
+        )
+    return cls.Params.model_fields[key].annotation is not None and annotation_is_list(
+        cls.Params.model_fields[key].annotation
+    ), None
+
+
+def _axes(
+    mapping: dict[str, Any], method: str | None, path: Path_, problems: list
+) -> list[list[tuple[tuple[str, Any], ...]]]:
+    """Each axis as the list of its options; an option is a tuple of (key, value)."""
+    axes: list[list[tuple[tuple[str, Any], ...]]] = []
+    for key in sorted(k for k in mapping if k not in RESERVED and k != "name"):
+        value = mapping[key]
+        list_valued, err = _key_is_list_valued(key, method)
+        if err:
+            problems.append((path + (key,), err, value))
+            continue
+        if _is_axis(value, list_valued):
+            if not value:
+                problems.append((path + (key,), "an axis needs at least one value", value))
+                continue
+            axes.append([((key, v),) for v in value])
+        else:
+            axes.append([((key, value),)])
+    for gi, group in enumerate(mapping.get("zip") or []):
+        axes += _zip_axis(group, method, path + ("zip", gi), problems)
+    return axes
+
+
+def _zip_axis(group: Any, method: str | None, path: Path_, problems: list) -> list:
+    if not isinstance(group, dict) or not group:
+        problems.append((path, "a zip group is a mapping of key: [values...]", group))
+        return []
+    lengths = {k: len(v) for k, v in group.items() if isinstance(v, list)}
+    if len(lengths) != len(group) or len(set(lengths.values())) != 1:
+        problems.append((
+            path, f"zipped keys need lists of equal length; got lengths {lengths or '(none)'}", group
+        ))
+        return []
+    keys = sorted(group)
+    for k in keys:
+        _, err = _key_is_list_valued(k, method)
+        if err:
+            problems.append((path + (k,), err, group[k]))
+            return []
+    n = next(iter(lengths.values()))
+    return [[tuple((k, group[k][i]) for k in keys) for i in range(n)]]
+
+
+def _method_entries(raw: Any, problems: list) -> list[tuple[Path_, dict[str, Any]]]:
+    path: Path_ = ("matrix", "method")
+    if not isinstance(raw, list) or not raw:
+        problems.append((path, "matrix.method must be a non-empty list of methods", raw))
+        return []
+    out = []
+    for i, entry in enumerate(raw):
+        entry = {"name": entry} if isinstance(entry, str) else entry
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            problems.append((path + (i,), "each method is a name or a mapping with 'name'", entry))
+            continue
+        if entry["name"] not in METHODS:
+            problems.append((
+                path + (i, "name"),
+                f"unknown method{did_you_mean(entry['name'], METHODS)}",
+                entry["name"],
+            ))
+            continue
+        out.append((path + (i,), entry))
+    return out
+
+
+def _point(method: str, combo: tuple[tuple[tuple[str, Any], ...], ...]) -> Point:
+    values: dict[str, Any] = {}
+    for option in combo:
+        values.update(dict(option))
+    return Point(method, tuple(sorted(values.items())))
+
+
+def expand(matrix: dict[str, Any]) -> Expansion:
+    """Expand a raw matrix mapping into points (no seeds). Never raises for bad input."""
+    problems: list[tuple[Path_, str, Any]] = []
+    shared = {k: v for k, v in matrix.items() if k not in ("method", "include", "exclude")}
+    points: list[Point] = []
+    for path, entry in _method_entries(matrix.get("method"), problems):
+        method = entry["name"]
+        own = {k: v for k, v in entry.items() if k != "name"}
+        own_keys = set(own) | {k for g in own.get("zip") or [] if isinstance(g, dict) for k in g}
+        inherited = {k: v for k, v in shared.items() if k != "zip" and k not in own_keys}
+        inherited["zip"] = [
+            g for g in shared.get("zip") or [] if not (isinstance(g, dict) and set(g) & own_keys)
+        ]
+        axes = _axes(inherited, method, ("matrix",), problems) + _axes(own, method, path, problems)
+        points += [_point(method, combo) for combo in itertools.product(*axes)]
+    points += _includes(matrix.get("include") or [], problems)
+    points = _apply_excludes(points, matrix.get("exclude") or [], problems)
+    return Expansion(_unique(points), problems)
+
+
+def _unique(points: list[Point]) -> list[Point]:
+    """Drop repeated points (an include may repeat an axis point), keeping the first."""
+    seen: set[str] = set()
+    out = []
+    for p in points:
+        key = json.dumps([p.method, p.values], sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _includes(raw: Any, problems: list) -> list[Point]:
+    out = []
+    for i, entry in enumerate(raw if isinstance(raw, list) else [raw]):
+        path: Path_ = ("matrix", "include", i)
+        if not isinstance(entry, dict) or entry.get("method") not in METHODS:
+            got = entry.get("method") if isinstance(entry, dict) else entry
+            problems.append((
+                path, f"an include entry needs a known 'method'{did_you_mean(str(got), METHODS)}", got
+            ))
+            continue
+        body = {k: v for k, v in entry.items() if k != "method"}
+        axes = _axes(body, entry["method"], path, problems)
+        if any(len(a) > 1 for a in axes):
+            problems.append((path, "include adds single points; use a method entry for axes", entry))
+            continue
+        out += [_point(entry["method"], combo) for combo in itertools.product(*axes)]
+    return out
+
+
+def _apply_excludes(points: list[Point], raw: Any, problems: list) -> list[Point]:
+    entries = raw if isinstance(raw, list) else [raw]
+    keep = list(points)
+    for i, entry in enumerate(entries):
+        path: Path_ = ("matrix", "exclude", i)
+        if not isinstance(entry, dict) or not entry:
+            problems.append((path, "an exclude entry is a mapping of key: value", entry))
+            continue
+
+        def matches(p: Point, entry: dict[str, Any] = entry) -> bool:
+            values = {**p.as_dict(), "method": p.method}
+            return all(k in values and _same(values[k], v) for k, v in entry.items())
+
+        before = len(keep)
+        keep = [p for p in keep if not matches(p)]
+        if len(keep) == before:
+            problems.append((path, "this exclude entry matches no run (a typo?)", entry))
+    return keep
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equality that treats YAML's '1e-3' (a string in YAML 1.1) and 0.001 as equal."""
+    if a == b:
+        return True
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
+
+
+def nested_set(target: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``a.b.c`` inside nested dicts. Only the leaf changes: siblings are kept (deep merge)."""
+    parts = dotted.split(".")
+    node = target
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def nested_get(source: dict[str, Any], dotted: str) -> Any:
+    node: Any = source
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+

@@ -1,0 +1,76 @@
+"""The Method interface: how a fine-tuning method validates itself and changes a model.
+
+Contract for implementations:
+
+- ``Params`` is a pydantic model with ``extra="forbid"``; every field has a default or
+  is required, and its annotation tells the matrix whether a YAML list is one value
+  (``list[...]`` fields such as ``target_modules``) or an axis of values.
+- ``check`` is pure and cheap: it may inspect the model's config and module names
+  (``ModelInfo``) but never loads weights. It returns every problem it finds, as
+  (param path, message) pairs; it must never raise for bad user input.
+- ``apply`` runs in the worker, in every process of the run, and returns the model to
+  train. After it, exactly the parameters the method trains have requires_grad=True.
+- ``save`` writes only safetensors into ``out_dir``.
+- ``trains = False`` marks a method that only evaluates (the untrained baseline).
+"""
+
+from __future__ import annotations
+
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class MethodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What ``check`` may know about the base model without loading its weights."""
+
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    num_attention_heads: int
+    linear_module_names: frozenset[str] = field(default_factory=frozenset)  # leaf names
+
+
+class Method(ABC):
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Params: ClassVar[type[MethodParams]] = MethodParams
+    trains: ClassVar[bool] = True
+    # True when `save` writes a peft adapter rather than full weights.
+    saves_adapter: ClassVar[bool] = False
+
+    def check(self, params: MethodParams, info: ModelInfo) -> list[tuple[str, str]]:
+        """Problems with these params on this model: [(param, message)]. Default: none."""
+        return []
+
+    @abstractmethod
+    def apply(self, model: Any, params: MethodParams) -> Any:
+        """Return the model prepared for training with this method."""
+
+    def save(self, model: Any, out_dir: Path) -> None:
+        model.save_pretrained(out_dir, safe_serialization=True)
+
+    @classmethod
+    def list_fields(cls) -> frozenset[str]:
+        """Params whose value is itself a list: a YAML list there is one value, not an axis."""
+        return frozenset(
+            name for name, f in cls.Params.model_fields.items() if annotation_is_list(f.annotation)
+        )
+
+
+def annotation_is_list(annotation: Any) -> bool:
+    origin = typing.get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        return any(annotation_is_list(a) for a in typing.get_args(annotation))
+    return annotation in (list, tuple)

@@ -1,0 +1,76 @@
+"""Reports: queries (SQL) → view-models (pure Python) → Jinja templates → HTML / Markdown.
+
+``render_report`` is the one entry point; see its docstring for where files go.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftsweep.report import queries
+from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
+from ftsweep.report.render import render_template as _render
+from ftsweep.report.viewmodel import CURVE_METRICS, ReportView, build_view, eval_spec
+from ftsweep.store import open_reader
+from ftsweep.workspace import Workspace, safe_name
+
+__all__ = ["ReportError", "ReportView", "render_report"]
+
+
+def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView]:
+    con = open_reader(workspace)
+    try:
+        names = [experiment] if experiment is not None else queries.experiments(con)
+        views = []
+        for name in names:
+            runs = queries.runs(con, name)
+            if not runs:
+                raise ReportError(f"no runs of experiment {name!r} in the store")
+            metric, split = eval_spec(runs)
+            views.append(
+                build_view(
+                    name,
+                    runs,
+                    queries.eval_metrics(con, name),
+                    queries.curves(con, name, CURVE_METRICS),
+                    queries.example_scores(con, name, metric, split),
+                )
+            )
+        return views
+    finally:
+        con.close()
+
+
+def render_report(
+    workspace: Workspace,
+    experiment: str | None = None,
+    out_dir: Path | None = None,
+    template_dir: Path | None = None,
+) -> list[Path]:
+    """Write ``index.html`` and ``report.md`` per experiment; return the paths written.
+
+    Files go to ``<workspace.reports_dir>/<safe experiment>/``. With ``experiment``
+    given, ``out_dir`` replaces that directory; with ``experiment=None`` (every
+    experiment in the store) each one gets ``<out_dir>/<safe experiment>/``. Raises
+    ``ReportError`` for an unknown experiment or a broken template.
+    """
+    from ftsweep.report.plots import curve_svg  # matplotlib is slow to import
+
+    env = make_env(template_dir)
+    written: list[Path] = []
+    for view in _load_views(workspace, experiment):
+        if out_dir is not None and experiment is not None:
+            dest = Path(out_dir)
+        else:
+            dest = Path(out_dir or workspace.reports_dir) / safe_name(view.experiment)
+        svgs = {c.metric: curve_svg(c, f"fig{i}") for i, c in enumerate(view.curves)}
+        html = _render(env, HTML_TEMPLATE, view=view, svgs=svgs)
+        md = _render(env, MD_TEMPLATE, view=view)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name, text in ((HTML_TEMPLATE, html), (MD_TEMPLATE, md)):
+            path = dest / name
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)  # a reader never sees half a report
+            written.append(path)
+    return written

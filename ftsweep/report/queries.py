@@ -1,0 +1,82 @@
+"""Every SQL statement the report runs. Templates and view-models never see SQL.
+
+Each function takes a read-only connection and returns plain Python rows (dicts),
+with JSON columns already decoded.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+_JSON_COLS = ("params", "config", "final_eval", "fingerprints", "provenance")
+
+
+def _dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    cols = [d[0] for d in cursor.description or []]
+    return [dict(zip(cols, row, strict=True)) for row in cursor.fetchall()]
+
+
+def experiments(con: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = con.execute(
+        "SELECT DISTINCT experiment FROM runs WHERE experiment IS NOT NULL ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def runs(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]]:
+    rows = _dicts(
+        con.execute(
+            """SELECT run_id, method, status, seed, params, config, final_eval, fingerprints,
+                  provenance, trainable_params, total_params, trainable_pct, peak_memory_mb,
+                  wall_time_s, tokens_per_s, failure_cause, failure_log_tail
+           FROM runs WHERE experiment = ? ORDER BY method, run_id""",
+            [experiment],
+        )
+    )
+    for row in rows:
+        for col in _JSON_COLS:
+            row[col] = json.loads(row[col]) if row[col] is not None else None
+    return rows
+
+
+def eval_metrics(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]]:
+    """Aggregate final-eval metrics of complete runs: run_id, metric, value."""
+    return _dicts(
+        con.execute(
+            """SELECT e.run_id, e.metric, e.value FROM evals e JOIN runs r USING (run_id)
+           WHERE r.experiment = ? AND r.status = 'complete' ORDER BY 1, 2""",
+            [experiment],
+        )
+    )
+
+
+def curves(
+    con: duckdb.DuckDBPyConnection, experiment: str, names: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Logged metrics named ``names``: run_id, name, step, value (ordered by step)."""
+    return _dicts(
+        con.execute(
+            """SELECT m.run_id, m.name, m.step, m.value FROM metrics m JOIN runs r USING (run_id)
+           WHERE r.experiment = ? AND list_contains(?, m.name) AND m.value IS NOT NULL
+           ORDER BY m.run_id, m.name, m.step""",
+            [experiment, list(names)],
+        )
+    )
+
+
+def example_scores(
+    con: duckdb.DuckDBPyConnection, experiment: str, metric: str, split: str | None
+) -> list[dict[str, Any]]:
+    """Per-example scores of one metric (and split, if known): run_id, example_id, value."""
+    return _dicts(
+        con.execute(
+            """SELECT e.run_id, e.example_id, e.value FROM eval_examples e JOIN runs r USING (run_id)
+           WHERE r.experiment = ? AND r.status = 'complete' AND e.metric = ?
+             AND (? IS NULL OR e.split = ?) AND e.value IS NOT NULL
+           ORDER BY 1, 2""",
+            [experiment, metric, split, split],
+        )
+    )

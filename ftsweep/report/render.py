@@ -1,0 +1,99 @@
+"""Rendering: view-models → Jinja templates → HTML / Markdown files.
+
+The Jinja environment is sandboxed (templates cannot reach Python internals), uses
+StrictUndefined (a missing value is an error, not an empty cell), autoescapes ``.html``
+templates, and looks in the user's template dir before the packaged templates
+(datasette's loader chain), so a user overrides a template by giving it the same name.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from ftsweep.report.stats import Stat
+
+PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
+HTML_TEMPLATE = "index.html"
+MD_TEMPLATE = "report.md"
+
+
+class ReportError(RuntimeError):
+    """A report that cannot be rendered; the message names the template or experiment."""
+
+
+def md_escape(value: Any) -> str:
+    """Make any value safe inside a Markdown table cell (no |, no raw HTML, one line)."""
+    text = str(value)
+    for raw, safe in (
+        ("\\", "\\\\"),
+        ("&", "&amp;"),
+        ("<", "&lt;"),
+        (">", "&gt;"),
+        ("|", "\\|"),
+        ("`", "\\`"),
+        ("*", "\\*"),
+        ("_", "\\_"),
+        ("[", "\\["),
+        ("]", "\\]"),
+    ):
+        text = text.replace(raw, safe)
+    return " ".join(text.split())
+
+
+def fmt_num(value: float | int | None, digits: int = 4) -> str:
+    """Compact number: 4 significant digits, thousands separators for large ints."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    if isinstance(value, int) or (abs(value) >= 1e4 and float(value).is_integer()):
+        return f"{int(value):,}"
+    return f"{value:.{digits}g}"
+
+
+def fmt_stat(stat: Stat, digits: int = 4) -> str:
+    """ "mean ± std (n=k)"; std omitted for a single seed, "—" when there is no value."""
+    if stat.mean is None:
+        return "—"
+    spread = f" ± {fmt_num(stat.std, digits)}" if stat.std is not None else ""
+    return f"{fmt_num(stat.mean, digits)}{spread} (n={stat.n})"
+
+
+def fmt_p(p: float | None) -> str:
+    if p is None:
+        return "—"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _autoescape(name: str | None) -> bool:
+    # .html (and .htm/.xml) are escaped; Markdown is not HTML and uses the md filter.
+    return name is None or name.rsplit(".", 1)[-1].lower() in ("html", "htm", "xml")
+
+
+def make_env(template_dir: Path | None = None) -> SandboxedEnvironment:
+    """The report's Jinja environment; ``template_dir`` (if any) wins over the package."""
+    loaders = [FileSystemLoader(str(template_dir))] if template_dir is not None else []
+    loaders.append(FileSystemLoader(str(PACKAGE_TEMPLATES)))
+    env = SandboxedEnvironment(
+        loader=ChoiceLoader(loaders),
+        autoescape=_autoescape,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters.update(md=md_escape, num=fmt_num, stat=fmt_stat, pval=fmt_p)
+    return env
+
+
+def render_template(env: SandboxedEnvironment, name: str, **context: Any) -> str:
+    """Render one template; any template problem becomes a ``ReportError`` naming it."""
+    try:
+        return env.get_template(name).render(**context)
+    except TemplateError as exc:
+        lineno = getattr(exc, "lineno", None)  # syntax and sandbox errors carry one
+        where = f" (line {lineno})" if lineno else ""
+        raise ReportError(f"template {name}{where}: {exc}") from exc

@@ -1,0 +1,321 @@
+"""View-models of a report: plain dataclasses built from query rows, in pure Python.
+
+Contract: ``build_view`` takes the rows returned by ``queries`` and returns a
+``ReportView`` that templates render without any further computation or lookup.
+Every mapping a template indexes (``row.metrics[name]``) has a value for every name it
+is indexed with, because templates run with StrictUndefined.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+from ftsweep.report.stats import TEST_NAME, Stat, paired_sign_flip_p, summarize
+
+CURVE_METRICS = ("loss", "eval_loss")
+PROBLEM_STATES = ("failed", "pruned", "lost")
+_PROVENANCE_DEPTH = 3
+_PROVENANCE_SHOWN = 5
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric: the evaluators' registry first, then a name heuristic."""
+    try:  # imported lazily: evaluators may pull in heavy libraries the report never needs
+        evaluators = importlib.import_module("ftsweep.evaluators")
+    except ImportError:
+        evaluators = None
+    metric_direction = getattr(evaluators, "metric_direction", None)
+    if metric_direction is not None:
+        direction = metric_direction(metric)
+        if direction is not None:
+            return bool(direction)
+    lowered = metric.lower()
+    return not ("loss" in lowered or "perplexity" in lowered)
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    rank: int
+    method: str
+    config: str  # the varied values of the best config, "k=v, ..."
+    primary: Stat
+    metrics: dict[str, Stat]
+    trainable_params: Stat
+    trainable_pct: Stat
+    peak_memory_mb: Stat
+    wall_time_s: Stat
+    tokens_per_s: Stat
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EffectRow:
+    method: str
+    param: str
+    value: str
+    stat: Stat
+
+
+@dataclass(frozen=True)
+class PairRow:
+    a: str
+    b: str
+    diff: float | None  # mean(a) - mean(b) of the primary metric
+    spread: float | None  # the larger seed-to-seed std of the two
+    exceeds_spread: bool | None
+    better: str | None
+    n_examples: int
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class CurveSeries:
+    method: str
+    steps: tuple[int, ...]
+    values: tuple[float, ...]  # mean over the best config's seeds at each step
+
+
+@dataclass(frozen=True)
+class CurveSet:
+    metric: str
+    series: tuple[CurveSeries, ...]
+
+
+@dataclass(frozen=True)
+class FailedRow:
+    run_id: str
+    method: str
+    config: str
+    status: str
+    cause: str
+    log_tail: str
+
+
+@dataclass(frozen=True)
+class ProvenanceRow:
+    key: str
+    values: tuple[str, ...]  # most common first, at most 5
+    n_distinct: int
+
+
+@dataclass(frozen=True)
+class ReportView:
+    experiment: str
+    primary_metric: str
+    higher_is_better: bool
+    metric_names: tuple[str, ...]
+    leaderboard: tuple[LeaderRow, ...]
+    effects: tuple[EffectRow, ...]
+    pairs: tuple[PairRow, ...]
+    curves: tuple[CurveSet, ...]
+    failed: tuple[FailedRow, ...]
+    provenance: tuple[ProvenanceRow, ...]
+    status_counts: dict[str, int]
+    test_name: str = TEST_NAME
+
+
+def fmt_params(params: dict[str, Any] | None) -> str:
+    """Deterministic "k=v, k=v" of the varied values ("—" when nothing varies)."""
+    items = sorted((params or {}).items())
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in items if k != "seed") or "—"
+
+
+def eval_spec(runs: list[dict[str, Any]]) -> tuple[str, str | None]:
+    """The experiment's primary metric and eval split (most common across runs)."""
+    seen = Counter(
+        (
+            (r["config"] or {}).get("eval", {}).get("primary_metric"),
+            (r["config"] or {}).get("eval", {}).get("split"),
+        )
+        for r in runs
+    )
+    for (metric, split), _ in seen.most_common():
+        if metric:
+            return str(metric), split
+    return "eval_loss", None  # every run lacks one: eval_loss is what any trainer logs
+
+
+def _stat(runs: Iterable[dict[str, Any]], key: str) -> Stat:
+    return summarize([r[key] for r in runs])
+
+
+def _leader_rows(
+    complete: list[dict[str, Any]],
+    per_run: dict[str, dict[str, float | None]],
+    metric_names: tuple[str, ...],
+    primary: str,
+    higher: bool,
+) -> list[LeaderRow]:
+    """Best config per method (by mean primary metric over seeds), best method first."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in complete:
+        groups[(run["method"], fmt_params(run["params"]))].append(run)
+    best: dict[str, tuple[float, str]] = {}
+    for (method, config), members in groups.items():
+        mean = summarize([per_run[r["run_id"]].get(primary) for r in members]).mean
+        score = float("-inf") if mean is None else (mean if higher else -mean)
+        if method not in best or (score, config) > best[method]:
+            best[method] = (score, config)
+    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    rows = []
+    for rank, (method, (_, config)) in enumerate(ordered, 1):
+        members = groups[(method, config)]
+        metrics = {
+            m: summarize([per_run[r["run_id"]].get(m) for r in members]) for m in metric_names
+        }
+        rows.append(
+            LeaderRow(
+                rank=rank,
+                method=method,
+                config=config,
+                primary=metrics[primary],
+                metrics=metrics,
+                trainable_params=_stat(members, "trainable_params"),
+                trainable_pct=_stat(members, "trainable_pct"),
+                peak_memory_mb=_stat(members, "peak_memory_mb"),
+                wall_time_s=_stat(members, "wall_time_s"),
+                tokens_per_s=_stat(members, "tokens_per_s"),
+                run_ids=tuple(sorted(r["run_id"] for r in members)),
+            )
+        )
+    return rows
+
+
+def _effects(
+    complete: list[dict[str, Any]], per_run: dict[str, dict[str, float | None]], primary: str
+) -> list[EffectRow]:
+    """Marginal mean ± std of the primary metric per value of each varied parameter."""
+    cells: dict[tuple[str, str, str], list[float | None]] = defaultdict(list)
+    for run in complete:
+        for param, value in (run["params"] or {}).items():
+            if param != "seed":
+                key = (run["method"], param, json.dumps(value, sort_keys=True))
+                cells[key].append(per_run[run["run_id"]].get(primary))
+    values_per_param = Counter((m, p) for (m, p, _) in cells)
+    return [
+        EffectRow(method=m, param=p, value=v, stat=summarize(vals))
+        for (m, p, v), vals in sorted(cells.items())
+        if values_per_param[(m, p)] > 1  # a parameter with one value has no effect to show
+    ]
+
+
+def _per_example(rows: list[dict[str, Any]], run_ids: Iterable[str]) -> dict[str, float]:
+    """Per-example mean over the given runs (seeds) of one config."""
+    wanted = set(run_ids)
+    acc: dict[str, list[float]] = defaultdict(list)
+    for row in rows:
+        if row["run_id"] in wanted:
+            acc[str(row["example_id"])].append(float(row["value"]))
+    return {ex: sum(v) / len(v) for ex, v in acc.items()}
+
+
+def _pair(a: LeaderRow, b: LeaderRow, examples: list[dict[str, Any]], higher: bool) -> PairRow:
+    diff = None
+    if a.primary.mean is not None and b.primary.mean is not None:
+        diff = a.primary.mean - b.primary.mean
+    stds = [s for s in (a.primary.std, b.primary.std) if s is not None]
+    spread = max(stds) if stds else None
+    exceeds = None if diff is None or spread is None else abs(diff) > spread
+    better = None
+    if diff:
+        better = a.method if (diff > 0) == higher else b.method
+    sa, sb = _per_example(examples, a.run_ids), _per_example(examples, b.run_ids)
+    shared = sorted(set(sa) & set(sb))
+    p = paired_sign_flip_p([sa[ex] - sb[ex] for ex in shared])
+    return PairRow(a.method, b.method, diff, spread, exceeds, better, len(shared), p)
+
+
+def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[CurveSet]:
+    owner = {rid: row.method for row in leaders for rid in row.run_ids}
+    acc: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in curve_rows:
+        if r["run_id"] in owner:
+            acc[(r["name"], owner[r["run_id"]])][int(r["step"])].append(float(r["value"]))
+    sets = []
+    for metric in CURVE_METRICS:
+        series = []
+        for row in leaders:
+            points = acc.get((metric, row.method))
+            if points:
+                steps = tuple(sorted(points))
+                means = tuple(sum(points[s]) / len(points[s]) for s in steps)
+                series.append(CurveSeries(row.method, steps, means))
+        sets.append(CurveSet(metric, tuple(series)))
+    return sets
+
+
+def _flatten(prefix: str, value: Any, depth: int, out: dict[str, str]) -> None:
+    if isinstance(value, dict) and depth < _PROVENANCE_DEPTH:
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, depth + 1, out)
+    else:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+        out[prefix] = text if len(text) <= 80 else text[:77] + "..."
+
+
+def _provenance(runs: list[dict[str, Any]]) -> list[ProvenanceRow]:
+    """Distinct values of every provenance / fingerprint field across the runs."""
+    seen: dict[str, Counter[str]] = defaultdict(Counter)
+    for run in runs:
+        flat: dict[str, str] = {}
+        _flatten(
+            "",
+            {"provenance": run["provenance"] or {}, "fingerprints": run["fingerprints"] or {}},
+            0,
+            flat,
+        )
+        for key, text in flat.items():
+            seen[key][text] += 1
+    return [
+        ProvenanceRow(key, tuple(v for v, _ in c.most_common(_PROVENANCE_SHOWN)), len(c))
+        for key, c in sorted(seen.items())
+    ]
+
+
+def build_view(
+    experiment: str,
+    runs: list[dict[str, Any]],
+    evals: list[dict[str, Any]],
+    curve_rows: list[dict[str, Any]],
+    examples: list[dict[str, Any]],
+) -> ReportView:
+    """Assemble the whole report of one experiment from query rows."""
+    primary, _ = eval_spec(runs)
+    higher = higher_is_better(primary)
+    complete = [r for r in runs if r["status"] == "complete"]
+    per_run: dict[str, dict[str, float | None]] = {r["run_id"]: {} for r in complete}
+    for e in evals:
+        per_run.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
+    names = {m for metrics in per_run.values() for m in metrics} | {primary}
+    metric_names = (primary, *sorted(names - {primary}))
+    leaders = _leader_rows(complete, per_run, metric_names, primary, higher)
+    return ReportView(
+        experiment=experiment,
+        primary_metric=primary,
+        higher_is_better=higher,
+        metric_names=metric_names,
+        leaderboard=tuple(leaders),
+        effects=tuple(_effects(complete, per_run, primary)),
+        pairs=tuple(_pair(a, b, examples, higher) for a, b in combinations(leaders, 2)),
+        curves=tuple(_curves(leaders, curve_rows)),
+        failed=tuple(
+            FailedRow(
+                r["run_id"],
+                r["method"] or "?",
+                fmt_params(r["params"]),
+                r["status"],
+                r["failure_cause"] or "(no cause recorded)",
+                r["failure_log_tail"] or "",
+            )
+            for r in runs
+            if r["status"] in PROBLEM_STATES
+        ),
+        provenance=tuple(_provenance(runs)),
+        status_counts=dict(sorted(Counter(r["status"] for r in runs).items())),
+    )

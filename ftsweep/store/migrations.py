@@ -1,0 +1,116 @@
+"""Named, ordered, recorded schema migrations for the store (STYLE item 10).
+
+Contract: ``MIGRATIONS`` is append-only. A migration, once released, is never edited
+or reordered; a schema change is a new entry at the end. ``migrate`` applies each
+missing migration in order, each in its own transaction together with the row that
+records it, so a crash leaves either both or neither. Re-running applies nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+# The tables are the public surface users write SQL against (DESIGN "The store").
+_CREATE_CORE = """
+CREATE TABLE runs (
+    run_id VARCHAR PRIMARY KEY,
+    experiment VARCHAR,
+    method VARCHAR,
+    status VARCHAR,
+    seed INTEGER,
+    params JSON,            -- the varied values only
+    config JSON,            -- the fully resolved config
+    fingerprints JSON,
+    run_dir VARCHAR,
+    created_at TIMESTAMP,   -- all timestamps are naive UTC
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    failure_cause VARCHAR,
+    failure_log_tail VARCHAR,
+    trainable_params BIGINT,
+    total_params BIGINT,
+    trainable_pct DOUBLE,
+    peak_memory_mb DOUBLE,
+    wall_time_s DOUBLE,
+    train_time_s DOUBLE,
+    tokens_seen BIGINT,
+    tokens_per_s DOUBLE,
+    steps INTEGER,
+    artifact_size_mb DOUBLE,
+    final_eval JSON,
+    best_eval JSON,
+    best_step INTEGER,
+    ingested_at TIMESTAMP
+);
+CREATE TABLE metrics (
+    run_id VARCHAR, step INTEGER, epoch DOUBLE, name VARCHAR, value DOUBLE, time DOUBLE
+);
+CREATE TABLE evals (run_id VARCHAR, split VARCHAR, metric VARCHAR, value DOUBLE);
+CREATE TABLE eval_examples (
+    run_id VARCHAR, split VARCHAR, example_id VARCHAR, metric VARCHAR, value DOUBLE,
+    prediction VARCHAR, reference VARCHAR
+);
+"""
+
+# provenance.json (versions, git commit, host, device) feeds the report's provenance
+# section; the first schema had nowhere to keep it.
+_ADD_PROVENANCE = "ALTER TABLE runs ADD COLUMN provenance JSON;"
+
+
+@dataclass(frozen=True)
+class Migration:
+    name: str
+    apply: Callable[[duckdb.DuckDBPyConnection], None]
+
+
+def _sql(statements: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
+    def run(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(statements)
+
+    return run
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("0001_core_tables", _sql(_CREATE_CORE)),
+    Migration("0002_runs_provenance", _sql(_ADD_PROVENANCE)),
+)
+
+
+def applied_migrations(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations recorded in this database, in the order applied."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)"
+    )
+    rows = con.execute("SELECT name FROM migrations ORDER BY applied_at, name").fetchall()
+    return [r[0] for r in rows]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every migration not yet recorded; return the names applied now."""
+    done = set(applied_migrations(con))
+    unknown = done - {m.name for m in MIGRATIONS}
+    if unknown:
+        # A store written by a newer ftsweep: refuse rather than guess at its schema.
+        raise RuntimeError(
+            f"store has migrations this ftsweep does not know: {sorted(unknown)}; upgrade ftsweep"
+        )
+    applied: list[str] = []
+    for migration in MIGRATIONS:
+        if migration.name in done:
+            continue
+        con.execute("BEGIN TRANSACTION")
+        try:
+            migration.apply(con)
+            # naive UTC, like every timestamp in the store
+            now = datetime.now(UTC).replace(tzinfo=None)
+            con.execute("INSERT INTO migrations VALUES (?, ?)", [migration.name, now])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(migration.name)
+    return applied

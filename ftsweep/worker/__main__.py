@@ -1,0 +1,141 @@
+"""The worker: trains and evaluates one run. Started by the launcher as
+
+    accelerate launch [...] -m ftsweep.worker RUN_DIR
+
+It reads spec.json and writes only inside RUN_DIR (invariant 2). The story:
+setup → load → apply method → train → evaluate → save → result. Any exception is
+recorded in failure.json first, then re-raised so the process exits non-zero.
+
+Why the transformers Trainer and not a hand-written Accelerate loop: it already gives
+DDP/FSDP/DeepSpeed through `accelerate launch`, schedulers, gradient accumulation,
+checkpoint/resume and token counting; our hooks (callbacks.py) add what it lacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ftsweep.methods import get_method
+from ftsweep.rundir import ARTIFACTS, PROVENANCE, RESULT, RunDir, atomic_write_json, finite_or_none
+from ftsweep.worker import setup
+from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
+from ftsweep.worker.dataset import TokenDataset
+from ftsweep.worker.evaluate import evaluate
+from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_metrics
+
+
+def run(run_dir: Path) -> dict[str, Any]:
+    started = time.time()
+    run = RunDir(run_dir)
+    spec = run.spec()
+    cfg, paths = spec["config"], spec["paths"]
+    rank, world = setup.dist_info()
+    is_main = rank == 0
+    setup.configure_threads()
+
+    from transformers import set_seed
+
+    set_seed(cfg["seed"])
+    progress = Progress()
+    with Heartbeat(run, progress) if is_main else contextlib.nullcontext():
+        return _train_and_evaluate(run, spec, cfg, paths, progress, started, is_main, world)
+
+
+def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progress: Progress,
+                        started: float, is_main: bool, world: int) -> dict[str, Any]:
+    model, tok = setup.load_model_and_tokenizer(cfg, paths["model"])
+    method = get_method(cfg["method"]["name"])()
+    params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
+    model = method.apply(model, params)
+    trainable, total = setup.count_params(model)
+
+    eval_split = cfg["eval"]["split"]
+    final_examples, dropped_eval = setup.load_split(cfg, paths, eval_split, tok,
+                                                   cfg["eval"]["max_examples"])
+    stopper = EarlyStopping(cfg["training"]["early_stopping"]["patience"],
+                            cfg["training"]["early_stopping"]["threshold"])
+    train_time, steps, tokens_seen, dropped_train = 0.0, 0, 0, 0
+    if method.trains:
+        train_ex, dropped_train = setup.load_split(cfg, paths, "train", tok,
+                                                  cfg["data"]["max_train_samples"])
+        eval_ds = None
+        if cfg["training"]["eval_every"] and "data.eval" in paths:
+            ev_ex, _ = setup.load_split(cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"])
+            eval_ds = TokenDataset(ev_ex)
+        trainer = build_trainer(model, tok, cfg, run, TokenDataset(train_ex), eval_ds,
+                                [MetricsCallback(run, progress, is_main), stopper])
+        resume = latest_checkpoint(run)
+        if resume and is_main:
+            truncate_metrics(run, resume)
+        t0 = time.time()
+        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        train_time = time.time() - t0
+        steps = trainer.state.global_step
+        tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+    if not is_main:
+        return {}
+    device = next(model.parameters()).device
+    progress.phase = "evaluate"
+    outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device)
+    art = run.file(ARTIFACTS)
+    _save(method, model, tok, cfg, art)
+    shutil.rmtree(run.file("checkpoints"), ignore_errors=True)
+    result = {
+        "status": "complete", "started_at": started, "finished_at": time.time(),
+        "trainable_params": trainable, "total_params": total,
+        "trainable_pct": 100.0 * trainable / total if total else 0.0,
+        "peak_memory_mb": setup.peak_memory_mb(device),
+        "wall_time_s": time.time() - started, "train_time_s": train_time,
+        "tokens_seen": tokens_seen,
+        "tokens_per_s": tokens_seen / train_time if train_time > 0 else 0.0,
+        "steps": steps, "artifact_size_mb": setup.dir_size_mb(art),
+        "eval_split": eval_split,
+        "final_eval": {k: finite_or_none(v) for k, v in outcome.aggregate.items()},
+        "best_eval": stopper.best_metrics, "best_step": stopper.best_step,
+        "stopped_early": stopper.stopped_early,
+        "dropped_records": {"train": dropped_train, eval_split: dropped_eval},
+        "world_size": world,
+    }
+    atomic_write_json(run.file(PROVENANCE), setup.provenance(spec, device, world))
+    atomic_write_json(run.file(RESULT), result)  # last: its presence means complete
+    return result
+
+
+def _save(method: Any, model: Any, tok: Any, cfg: dict[str, Any], art: Path) -> None:
+    art.mkdir(exist_ok=True)
+    if method.trains:
+        method.save(model, art)
+    tok.save_pretrained(art)
+    atomic_write_json(art / "training_config.json", cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m ftsweep.worker RUN_DIR", file=sys.stderr)
+        return 2
+    run_dir = Path(args[0])
+    try:
+        run(run_dir)
+    except BaseException as exc:  # record first, then let the process fail (STYLE 6)
+        rank, _ = setup.dist_info()
+        if rank == 0:
+            tail = "".join(traceback.format_exception(exc))[-4000:]
+            RunDir(run_dir).write_failure(f"{type(exc).__name__}: {exc}"[:2000], tail)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""Records → token ids with loss masks, and the padding collator.
+
+Loss is on the completion only (prompt tokens carry label -100): for instruction and
+code records the completion is the answer, for dialogue every assistant turn. The
+tokenizer's EOS ends each example so that the model learns to stop, which greedy
+generation at eval time depends on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ftsweep.data import formats
+
+IGNORE = -100
+
+
+@dataclass
+class Example:
+    example_id: str
+    input_ids: list[int]
+    labels: list[int]
+    prompt: str  # generation prompt (for eval)
+    reference: str  # expected completion (for eval)
+    record: dict[str, Any]
+
+
+def segments(record: dict[str, Any], family: str, template: str, tok: Any) -> list[tuple[str, bool]]:
+    """The example as text segments, each flagged True where it carries loss."""
+    if family == "instruction":
+        prompt, completion = formats.render_instruction(record, template)
+        return [(prompt, False), (completion, True)]
+    if family == "code":
+        prompt, completion = formats.render_code(record)
+        return [(prompt, False), (completion, True)]
+    return formats.render_dialogue(record, tok)
+
+
+def eval_pair(record: dict[str, Any], family: str, template: str, tok: Any) -> tuple[str, str]:
+    if family == "instruction":
+        return formats.render_instruction(record, template)
+    if family == "code":
+        return formats.render_code(record)
+    return formats.dialogue_prompt(record, tok)
+
+
+def encode(
+    record: dict[str, Any], idx: int, split: str, family: str, template: str, tok: Any,
+    max_length: int, truncation_side: str,
+) -> Example:
+    ids: list[int] = []
+    labels: list[int] = []
+    if tok.bos_token_id is not None:
+        ids.append(tok.bos_token_id)
+        labels.append(IGNORE)
+    for text, trained in segments(record, family, template, tok):
+        piece = tok(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        labels += piece if trained else [IGNORE] * len(piece)
+    if family != "dialogue":  # the chat template already closes each assistant turn
+        ids.append(tok.eos_token_id)
+        labels.append(tok.eos_token_id)
+    if len(ids) > max_length:
+        cut = slice(len(ids) - max_length, None) if truncation_side == "left" else slice(max_length)
+        ids, labels = ids[cut], labels[cut]
+    prompt, reference = eval_pair(record, family, template, tok)
+    return Example(str(record.get("id", f"{split}-{idx}")), ids, labels, prompt, reference, record)
+
+
+class TokenDataset(torch.utils.data.Dataset):
+    def __init__(self, examples: list[Example]):
+        # Examples whose completion was truncated away would contribute no loss at all.
+        self.examples = [e for e in examples if any(lab != IGNORE for lab in e.labels)]
+        self.skipped = len(examples) - len(self.examples)
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        e = self.examples[i]
+        return {"input_ids": e.input_ids, "labels": e.labels}
+
+
+@dataclass
+class PadCollator:
+    pad_token_id: int
+
+    def __call__(self, batch: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        width = max(len(b["input_ids"]) for b in batch)
+        ids = torch.full((len(batch), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for i, b in enumerate(batch):
+            n = len(b["input_ids"])
+            ids[i, :n] = torch.tensor(b["input_ids"])
+            labels[i, :n] = torch.tensor(b["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}

@@ -1,0 +1,104 @@
+"""Final evaluation: per-example loss, greedy generation, and the evaluator plugins.
+
+Runs on the main process only, after training, on the unwrapped model. Each
+evaluator returns an aggregate and per-example scores; both are written to the run
+directory (result.json and evals.jsonl) so the report can run paired statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ftsweep import evaluators as ev
+from ftsweep.rundir import EVALS, JsonlAppender, RunDir
+from ftsweep.worker.dataset import IGNORE, Example, PadCollator
+
+
+@dataclass
+class EvalOutcome:
+    aggregate: dict[str, float] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _batches(items: list[Any], size: int) -> Any:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@torch.no_grad()
+def per_example_loss(model: Any, examples: list[Example], pad_id: int, batch_size: int,
+                     device: torch.device) -> dict[str, tuple[float, int]]:
+    """(summed NLL, number of target tokens) per example id."""
+    out: dict[str, tuple[float, int]] = {}
+    collate = PadCollator(pad_id)
+    for chunk in _batches(examples, batch_size):
+        batch = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in chunk])
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        logits = logits[:, -batch["labels"].shape[1]:, :]  # prompt-learning methods prepend tokens
+        shift_logits = logits[:, :-1, :].float()
+        shift_labels = batch["labels"][:, 1:]
+        nll = torch.nn.functional.cross_entropy(
+            shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
+            ignore_index=IGNORE, reduction="none",
+        ).view(shift_labels.shape)
+        mask = shift_labels != IGNORE
+        for e, row_nll, row_mask in zip(chunk, nll, mask, strict=True):
+            out[e.example_id] = (float(row_nll[row_mask].sum()), int(row_mask.sum()))
+    return out
+
+
+@torch.no_grad()
+def generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, batch_size: int,
+             device: torch.device) -> list[str]:
+    """Greedy continuations of ``prompts``, cut at EOS; left padding for batched decoding."""
+    tok.padding_side = "left"
+    outputs: list[str] = []
+    for chunk in _batches(prompts, batch_size):
+        enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=True).to(device)
+        gen = model.generate(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
+            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+        )
+        new = gen[:, enc["input_ids"].shape[1]:]
+        outputs += tok.batch_decode(new, skip_special_tokens=True)
+    return outputs
+
+
+def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any], split: str,
+             run: RunDir, device: torch.device) -> EvalOutcome:
+    ecfg = cfg["eval"]
+    model.eval()
+    outcome = EvalOutcome()
+    names = ecfg["evaluators"]
+    built = {n: ev.build_evaluator(n, ecfg.get("evaluator_params", {}).get(n, {})) for n in names}
+    scores = []
+    if any(not b.needs_generation for b in built.values()):
+        losses = per_example_loss(model, examples, tok.pad_token_id, ecfg["batch_size"], device)
+        scores += [ev.get_evaluator(n).from_losses(losses) for n, b in built.items()
+                   if not b.needs_generation]
+    predictions: dict[str, str] = {}
+    gen_names = [n for n, b in built.items() if b.needs_generation]
+    if gen_names:
+        texts = generate(model, tok, [e.prompt for e in examples], ecfg["max_new_tokens"],
+                         ecfg["batch_size"], device)
+        predictions = {e.example_id: t for e, t in zip(examples, texts, strict=True)}
+        items = [ev.EvalExample(e.example_id, e.prompt, e.reference, predictions[e.example_id],
+                                e.record) for e in examples]
+        scores += [built[n].score(items) for n in gen_names]
+    refs = {e.example_id: e.reference for e in examples}
+    for s in scores:
+        outcome.aggregate.update(s.aggregate)
+        for example_id, metric, value in s.per_example:
+            outcome.rows.append({"split": split, "example_id": example_id, "metric": metric,
+                                 "value": value, "prediction": predictions.get(example_id, ""),
+                                 "reference": refs.get(example_id, "")})
+    log = JsonlAppender(run.file(EVALS))
+    for row in outcome.rows:
+        log.write(row)
+    log.close()
+    return outcome

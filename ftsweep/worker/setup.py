@@ -1,0 +1,109 @@
+"""Worker set-up: determinism, threads, model and tokenizer loading, data, provenance."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ftsweep.data.records import read_records
+from ftsweep.worker.dataset import Example, encode
+
+PACKAGES = ("ftsweep", "torch", "transformers", "peft", "accelerate", "tokenizers",
+            "safetensors", "duckdb", "optuna")
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world size) from the environment that `accelerate launch` sets."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def configure_threads() -> None:
+    n = os.environ.get("FTSWEEP_THREADS")
+    if n:
+        torch.set_num_threads(int(n))
+
+
+def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    m = cfg["model"]
+    common = {"trust_remote_code": m["trust_remote_code"], "revision": m["revision"]}
+    tok = AutoTokenizer.from_pretrained(model_path, **common)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # padding positions are masked; any id works
+    precision = cfg["training"]["precision"]
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_path, dtype=torch.float32 if precision == "fp16" else dtype,
+        use_safetensors=not m["allow_pickle"], **common,
+    )
+    return model, tok
+
+
+def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
+               limit: int | None) -> tuple[list[Example], int]:
+    """Encoded examples of one split and how many malformed records were dropped."""
+    d = cfg["data"]
+    recs = read_records(Path(paths[f"data.{split}"]), d["family"], d["on_bad_record"])
+    records = recs.records[:limit] if limit else recs.records
+    examples = [encode(r, i, split, d["family"], d["template"], tok, d["max_length"],
+                       d["truncation_side"]) for i, r in enumerate(records)]
+    return examples, len(recs.dropped)
+
+
+def count_params(model: Any) -> tuple[int, int]:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _git(args: list[str]) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[str, Any]:
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    status = _git(["status", "--porcelain"])
+    return {
+        "packages": versions,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "world_size": world,
+        "threads": torch.get_num_threads(),
+        "git_commit": _git(["rev-parse", "HEAD"]),
+        "git_dirty": bool(status) if status is not None else None,
+        "fingerprints": spec["fingerprints"],
+        "cwd": os.getcwd(),
+    }
+
+
+def dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20

@@ -1,0 +1,92 @@
+"""Building the Trainer from a resolved config, and resuming a killed run."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainingArguments
+
+from ftsweep.rundir import METRICS, RunDir, read_jsonl
+from ftsweep.worker.callbacks import GuardedTrainer
+from ftsweep.worker.dataset import PadCollator, TokenDataset
+
+OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
+
+
+def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> TrainingArguments:
+    t = cfg["training"]
+    ckpt = t["checkpoint_every"]
+    warmup: float | int = t["warmup_ratio"] or t["warmup_steps"]
+    return TrainingArguments(
+        output_dir=str(run.file("checkpoints")),
+        learning_rate=t["lr"],
+        num_train_epochs=t["epochs"],
+        max_steps=t["max_steps"] or -1,
+        per_device_train_batch_size=t["batch_size"],
+        per_device_eval_batch_size=cfg["eval"]["batch_size"],
+        gradient_accumulation_steps=t["grad_accum"],
+        warmup_steps=warmup,
+        weight_decay=t["weight_decay"],
+        lr_scheduler_type=t["scheduler"],
+        optim=OPTIMIZERS[t["optimizer"]],
+        max_grad_norm=t["max_grad_norm"] or 0.0,
+        bf16=t["precision"] == "bf16",
+        fp16=t["precision"] == "fp16",
+        gradient_checkpointing=t["gradient_checkpointing"],
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=t["eval_every"] if has_eval else None,
+        logging_strategy="steps",
+        logging_steps=t["logging_every"],
+        logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="steps" if ckpt else "no",
+        save_steps=ckpt or 500,
+        save_total_limit=1,
+        seed=cfg["seed"],
+        data_seed=cfg["seed"],
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not _cuda(),
+        # gloo is the only CPU backend; setting it for a single process makes accelerate
+        # expect a process group that `--cpu` never creates.
+        ddp_backend="gloo" if not _cuda() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+    )
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def build_trainer(model: Any, tok: Any, cfg: dict[str, Any], run: RunDir, train: TokenDataset,
+                  eval_ds: TokenDataset | None, callbacks: list[Any]) -> GuardedTrainer:
+    args = training_arguments(cfg, run, has_eval=eval_ds is not None)
+    return GuardedTrainer(
+        model=model, args=args, train_dataset=train, eval_dataset=eval_ds,
+        data_collator=PadCollator(tok.pad_token_id), callbacks=callbacks,
+    )
+
+
+def latest_checkpoint(run: RunDir) -> Path | None:
+    """The newest complete Trainer checkpoint of an earlier, interrupted attempt."""
+    root = run.file("checkpoints")
+    if not root.is_dir():
+        return None
+    ckpts = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def truncate_metrics(run: RunDir, checkpoint: Path) -> None:
+    """Drop metric rows logged after the checkpoint we resume from: they will be logged again."""
+    step = int(checkpoint.name.split("-")[1])
+    rows = [r for r in read_jsonl(run.file(METRICS)) if r["step"] <= step]
+    tmp = run.file(METRICS + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    os.replace(tmp, run.file(METRICS))
