@@ -1,0 +1,49 @@
+"""Evaluators: plugins that turn eval items into metrics, registered by name.
+
+Importing this package registers every built-in evaluator. To add one:
+
+1. write ``ftsweep/evaluators/<name>.py`` with an ``Evaluator`` subclass declaring
+   ``name``, ``needs_generation``, ``metrics`` (name -> higher is better) and a
+   ``Params`` model, decorated with ``@register``;
+2. import the module below;
+3. add it to the conformance cases in ``tests/test_evaluators.py``.
+"""
+
+# Each built-in registers itself on import; plugins import ``registry`` directly, so
+# the order of these imports does not matter.
+from ftsweep.evaluators import bleu, chrf, exact_match, loss, pass_at_1, token_f1
+from ftsweep.evaluators.base import (
+    EvalExample,
+    EvalScores,
+    Evaluator,
+    check_examples,
+    mean_scores,
+)
+from ftsweep.evaluators.registry import (
+    EVALUATORS,
+    UnknownEvaluatorError,
+    build_evaluator,
+    get_evaluator,
+    metric_direction,
+    register,
+)
+
+__all__ = [
+    "EVALUATORS",
+    "EvalExample",
+    "EvalScores",
+    "Evaluator",
+    "UnknownEvaluatorError",
+    "bleu",
+    "build_evaluator",
+    "check_examples",
+    "chrf",
+    "exact_match",
+    "get_evaluator",
+    "loss",
+    "mean_scores",
+    "metric_direction",
+    "pass_at_1",
+    "register",
+    "token_f1",
+]

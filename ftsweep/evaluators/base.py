@@ -1,0 +1,125 @@
+"""The evaluator interface: what one eval item looks like, and what scoring returns.
+
+An evaluator turns a batch of eval items into metrics. Most evaluators score text
+the model generated (exact match, F1, BLEU, chrF, pass@1); the loss evaluator is the
+exception and works from per-example losses the worker computes itself
+(``needs_generation = False``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+@dataclass(frozen=True)
+class EvalExample:
+    """One eval item after generation.
+
+    ``prediction`` is the model's greedy generation, already cut at eos or a stop
+    string; evaluators score it as given. ``extra`` is the raw data record, for the
+    evaluators that need more than text (code tests, entry point, language).
+    """
+
+    example_id: str
+    prompt: str
+    reference: str
+    prediction: str
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalScores:
+    """What one evaluator returns for one batch.
+
+    ``aggregate`` maps each of the evaluator's metric names to its corpus value.
+    ``per_example`` holds ``(example_id, metric, value)`` rows, in input order, so
+    that two runs can be compared example by example (paired statistics).
+    """
+
+    aggregate: dict[str, float]
+    per_example: list[tuple[str, str, float]]
+
+
+class Evaluator(ABC):
+    """Scores a batch of eval items.
+
+    A subclass declares, as class attributes:
+
+    * ``name`` — the registry key used in experiment files;
+    * ``needs_generation`` — False for evaluators that do not read ``prediction``
+      (the worker then skips generation for them);
+    * ``metrics`` — metric name -> True when higher is better;
+    * ``Params`` — a pydantic model of its parameters (subclass ``Evaluator.Params``,
+      so unknown keys are rejected).
+
+    Every implementation guarantees:
+
+    * **Deterministic**: the same examples and params give the same scores.
+      (pass@1 is deterministic except for a program whose run time sits right at its
+      timeout.)
+    * **Never raises on a bad prediction**: empty, malformed or crashing output
+      scores as a failure (0 for pass@1). It does raise ``ValueError`` on bad *input*
+      — no examples, duplicate ids, a record missing what the evaluator needs —
+      because that is a data bug, and scoring it would hide the bug.
+    * **Complete, ordered per-example rows**: for each input example, in input order,
+      one row per per-example metric, carrying the input's ``example_id``.
+    * ``aggregate`` has exactly the keys of ``metrics``.
+    """
+
+    name: ClassVar[str]
+    needs_generation: ClassVar[bool] = True
+    metrics: ClassVar[dict[str, bool]]
+
+    class Params(BaseModel):
+        """Parameters shared by all evaluators: none. Subclasses add theirs."""
+
+        model_config = ConfigDict(extra="forbid", frozen=True)
+
+    params: Params
+
+    def __init__(self, params: Evaluator.Params | None = None) -> None:
+        expected = type(self).Params
+        if params is None:
+            params = expected()
+        elif not isinstance(params, expected):
+            # A Params of another evaluator would silently drop its settings.
+            raise TypeError(
+                f"{type(self).__name__} needs {expected.__qualname__}, "
+                f"got {type(params).__qualname__}"
+            )
+        self.params = params
+
+    @abstractmethod
+    def score(self, examples: Sequence[EvalExample]) -> EvalScores:
+        """Score ``examples``; see the class docstring for the contract."""
+
+
+def check_examples(examples: Sequence[EvalExample]) -> None:
+    """Raise ValueError when a batch cannot be scored meaningfully.
+
+    An empty batch has no mean, and duplicate ids would make per-example rows
+    ambiguous for paired statistics.
+    """
+    if not examples:
+        raise ValueError("no examples to score")
+    counts = Counter(example.example_id for example in examples)
+    duplicates = sorted(example_id for example_id, n in counts.items() if n > 1)
+    if duplicates:
+        shown = ", ".join(repr(d) for d in duplicates[:5])
+        more = f" and {len(duplicates) - 5} more" if len(duplicates) > 5 else ""
+        raise ValueError(f"duplicate example ids: {shown}{more}")
+
+
+def mean_scores(metric: str, values: Sequence[tuple[str, float]]) -> EvalScores:
+    """EvalScores for a metric whose corpus value is the mean of per-example values."""
+    total = sum(value for _, value in values)
+    return EvalScores(
+        aggregate={metric: total / len(values)},
+        per_example=[(example_id, metric, value) for example_id, value in values],
+    )

@@ -1,0 +1,52 @@
+"""chrf: corpus chrF (0..100) through sacrebleu, with sentence chrF per example.
+
+Character n-grams need no word segmentation, which makes chrF a sound choice for
+Chinese and other languages written without spaces. ``word_order: 2`` gives chrF++.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ConfigDict, Field
+from sacrebleu.metrics import CHRF
+
+from ftsweep.evaluators.base import EvalExample, EvalScores, Evaluator, check_examples
+from ftsweep.evaluators.registry import register
+
+
+@register
+class Chrf(Evaluator):
+    """Corpus chrF against one reference per example."""
+
+    name = "chrf"
+    needs_generation = True
+    metrics = {"chrf": True}
+
+    class Params(Evaluator.Params):
+        model_config = ConfigDict(title="chrf params")
+
+        # sacrebleu's defaults, i.e. the standard chrF2.
+        char_order: int = Field(default=6, ge=1, le=12)
+        word_order: int = Field(default=0, ge=0, le=4)
+        beta: int = Field(default=2, ge=1)
+        lowercase: bool = False
+        whitespace: bool = False
+        eps_smoothing: bool = False
+
+    params: Params
+
+    def __init__(self, params: Chrf.Params | None = None) -> None:
+        super().__init__(params)
+        self._metric = CHRF(**self.params.model_dump())
+
+    def score(self, examples: Sequence[EvalExample]) -> EvalScores:
+        check_examples(examples)
+        predictions = [e.prediction for e in examples]
+        references = [e.reference for e in examples]
+        corpus = self._metric.corpus_score(predictions, [references]).score
+        per_example = [
+            (e.example_id, "chrf", self._metric.sentence_score(e.prediction, [e.reference]).score)
+            for e in examples
+        ]
+        return EvalScores(aggregate={"chrf": corpus}, per_example=per_example)
