@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import socket
+
+import psutil
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -37,12 +38,13 @@ def _alive_here(hb: dict | None) -> bool:
     if not hb or hb.get("host") != socket.gethostname():
         return bool(hb)  # another host's heartbeat: trust its freshness
     try:
-        os.kill(int(hb["pid"]), 0)
-    except (ProcessLookupError, KeyError, ValueError):
+        proc = psutil.Process(int(hb["pid"]))
+        # A killed worker whose parent died too can linger as a zombie until reaped.
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, KeyError, ValueError):
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
 
 
 def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[PlanItem]:

@@ -14,8 +14,10 @@ A worker writes only here; the store is rebuilt from these files. Layout of
                        {"time": float, "pid": int, "step": int, "max_steps": int,
                         "loss": float|null, "eta_s": float|null}
     result.json        written atomically once, last, on success (see ``write_result``)
-    failure.json       {"cause": str, "log_tail": str, "time": float}, on failure
+    failure.json       {"cause": str, "log_tail": str, "time": float, "pruned": bool}, on failure
     worker.log         stdout + stderr of the ``accelerate launch`` process group
+    launch.json        written by the launcher when the process group exits:
+                       {"submitted_at", "exited_at", "returncode", "process_wall_s", "argv"}
     artifacts/         trained adapter or model (safetensors), tokenizer, training_config.json
 
 A run's state is derived from which files exist (``read_state``); nothing else
@@ -44,6 +46,7 @@ FAILURE = "failure.json"
 WORKER_LOG = "worker.log"
 ARTIFACTS = "artifacts"
 CHECKPOINTS = "checkpoints"
+LAUNCH = "launch.json"
 
 # A heartbeat older than this means the worker is gone (killed, OOM, machine lost).
 HEARTBEAT_STALE_S = 60.0

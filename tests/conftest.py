@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL = REPO / "models" / "tiny-base"
+# FTSWEEP_TEST_MODEL lets a developer point the suite at another local model directory.
+MODEL = Path(os.environ.get("FTSWEEP_TEST_MODEL", REPO / "models" / "tiny-base"))
 DATA = REPO / "data"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

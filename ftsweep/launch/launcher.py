@@ -22,7 +22,7 @@ from ftsweep.launch.executor import Executor, Job
 from ftsweep.launch.live import LiveView
 from ftsweep.launch.local import LocalExecutor
 from ftsweep.plan import Action, PlanItem, plan
-from ftsweep.rundir import SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
+from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
 from ftsweep.store import Store
 from ftsweep.workspace import Workspace
 
@@ -104,6 +104,14 @@ def _log_tail(rd: RunDir) -> str:
         return fh.read().decode("utf-8", errors="replace")
 
 
+def _record_process(rd: RunDir, job: Job, rc: int) -> None:
+    now = time.time()
+    atomic_write_json(rd.file(LAUNCH), {
+        "submitted_at": job.started_at, "exited_at": now, "returncode": rc,
+        "process_wall_s": now - job.started_at, "argv": job.argv,
+    })
+
+
 def _settle(rd: RunDir, rc: int) -> RunState:
     """Record the outcome of a finished process group; the failure cause first."""
     if rd.file("result.json").exists() and rc == 0:
@@ -147,6 +155,7 @@ def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
                         view.started(item)
                     for job, rc in executor.poll():
                         item = by_id[job.run_id]
+                        _record_process(item.run_dir, job, rc)
                         state = _settle(item.run_dir, rc)
                         (summary.complete if state == RunState.COMPLETE else summary.failed).append(job.run_id)
                         with Store.writer(ws) as store:

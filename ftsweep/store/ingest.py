@@ -26,7 +26,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ftsweep.rundir import EVALS, METRICS, PROVENANCE, RunDir, finite_or_none, read_json
+from ftsweep.rundir import EVALS, LAUNCH, METRICS, PROVENANCE, RunDir, finite_or_none, read_json
 
 TABLES = ("runs", "metrics", "evals", "eval_examples")
 
@@ -63,6 +63,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("best_step", pa.int32()),
             ("ingested_at", _TS),
             ("provenance", pa.string()),
+            ("process_wall_s", pa.float64()),
         ]
     ),
     "metrics": pa.schema(
@@ -195,6 +196,7 @@ def _run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> di
     result = rd.result() or {}
     failure = rd.failure() or {}
     prov_path = rd.file(PROVENANCE)
+    launch = read_json(rd.file(LAUNCH)) if rd.file(LAUNCH).exists() else {}
     row: dict[str, Any] = {
         "run_id": run_id,
         "experiment": spec.get("experiment"),
@@ -214,6 +216,7 @@ def _run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> di
         "best_eval": clean_json(result.get("best_eval")),
         "ingested_at": now,
         "provenance": clean_json(read_json(prov_path)) if prov_path.exists() else None,
+        "process_wall_s": finite_or_none(launch.get("process_wall_s")),
     }
     for key in _RESULT_FLOATS:
         value = result.get(key)

@@ -60,6 +60,10 @@ CREATE TABLE eval_examples (
 # section; the first schema had nowhere to keep it.
 _ADD_PROVENANCE = "ALTER TABLE runs ADD COLUMN provenance JSON;"
 
+# launch.json (written by the launcher) gives the wall time of the whole
+# `accelerate launch` process group, so per-run overhead = process_wall_s - train_time_s.
+_ADD_PROCESS_WALL = "ALTER TABLE runs ADD COLUMN process_wall_s DOUBLE;"
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -77,6 +81,7 @@ def _sql(statements: str) -> Callable[[duckdb.DuckDBPyConnection], None]:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_core_tables", _sql(_CREATE_CORE)),
     Migration("0002_runs_provenance", _sql(_ADD_PROVENANCE)),
+    Migration("0003_runs_process_wall", _sql(_ADD_PROCESS_WALL)),
 )
 
 

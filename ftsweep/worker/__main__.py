@@ -21,6 +21,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+import psutil
 import torch
 
 from ftsweep.methods import get_method
@@ -33,7 +34,8 @@ from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_me
 
 
 def run(run_dir: Path) -> dict[str, Any]:
-    started = time.time()
+    # Wall time counts from process start, so heavy imports are included in it.
+    started = psutil.Process().create_time()
     run = RunDir(run_dir)
     spec = run.spec()
     cfg, paths = spec["config"], spec["paths"]
@@ -70,11 +72,11 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         if cfg["training"]["eval_every"] and "data.eval" in paths:
             ev_ex, _ = setup.load_split(cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"])
             eval_ds = TokenDataset(ev_ex)
+        resume = latest_checkpoint(run)
+        if resume and is_main:  # before the metrics log opens its file handle
+            truncate_metrics(run, resume)
         trainer = build_trainer(model, tok, cfg, run, TokenDataset(train_ex), eval_ds,
                                 [MetricsCallback(run, progress, is_main), stopper])
-        resume = latest_checkpoint(run)
-        if resume and is_main:
-            truncate_metrics(run, resume)
         t0 = time.time()
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         train_time = time.time() - t0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import threading
 import time
 from typing import Any
@@ -74,7 +75,7 @@ class Heartbeat:
     def beat(self) -> None:
         p = self.progress
         atomic_write_json(self.run.file(HEARTBEAT), {
-            "time": time.time(), "pid": os.getpid(), "host": os.uname().nodename,
+            "time": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
             "step": p.step, "max_steps": p.max_steps, "loss": p.loss, "eta_s": p.eta(),
             "phase": p.phase,
         })
