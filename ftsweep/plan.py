@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import socket
-
-import psutil
 from dataclasses import dataclass
 from enum import StrEnum
+
+import psutil
 
 from ftsweep.config.load import Experiment, RunSpec
 from ftsweep.rundir import RunDir, RunState

@@ -11,6 +11,10 @@ Contract for implementations:
 - ``apply`` runs in the worker, in every process of the run, and returns the model to
   train. After it, exactly the parameters the method trains have requires_grad=True.
 - ``save`` writes only safetensors into ``out_dir``.
+- ``callbacks`` may return Trainer callbacks that change the model during training
+  (progressive unfreezing); ``param_groups`` may return optimizer parameter groups
+  (layer-wise learning rates). A method returning groups must include every parameter
+  it will ever train, even those frozen at the start: the optimizer is built once.
 - ``trains = False`` marks a method that only evaluates (the untrained baseline).
 """
 
@@ -58,6 +62,14 @@ class Method(ABC):
 
     def save(self, model: Any, out_dir: Path) -> None:
         model.save_pretrained(out_dir, safe_serialization=True)
+
+    def callbacks(self, params: MethodParams, model: Any) -> list[Any]:
+        """Trainer callbacks this method needs during training. Default: none."""
+        return []
+
+    def param_groups(self, params: MethodParams, model: Any, lr: float) -> list[dict] | None:
+        """Optimizer parameter groups, or None to let the Trainer build them."""
+        return None
 
     @classmethod
     def list_fields(cls) -> frozenset[str]:

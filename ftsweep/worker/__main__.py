@@ -75,8 +75,11 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         resume = latest_checkpoint(run)
         if resume and is_main:  # before the metrics log opens its file handle
             truncate_metrics(run, resume)
+        callbacks = [MetricsCallback(run, progress, is_main), stopper,
+                     *method.callbacks(params, model)]
+        groups = method.param_groups(params, model, cfg["training"]["lr"])
         trainer = build_trainer(model, tok, cfg, run, TokenDataset(train_ex), eval_ds,
-                                [MetricsCallback(run, progress, is_main), stopper])
+                                callbacks, groups)
         t0 = time.time()
         trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         train_time = time.time() - t0

@@ -65,12 +65,32 @@ def _cuda() -> bool:
 
 
 def build_trainer(model: Any, tok: Any, cfg: dict[str, Any], run: RunDir, train: TokenDataset,
-                  eval_ds: TokenDataset | None, callbacks: list[Any]) -> GuardedTrainer:
+                  eval_ds: TokenDataset | None, callbacks: list[Any],
+                  param_groups: list[dict] | None = None) -> GuardedTrainer:
     args = training_arguments(cfg, run, has_eval=eval_ds is not None)
+    optimizers: tuple[Any, Any] = (None, None)
+    if param_groups is not None:
+        optimizers = (build_optimizer(param_groups, cfg["training"]), None)
     return GuardedTrainer(
         model=model, args=args, train_dataset=train, eval_dataset=eval_ds,
         data_collator=PadCollator(tok.pad_token_id), callbacks=callbacks,
+        optimizers=optimizers,
     )
+
+
+def build_optimizer(groups: list[dict], t: dict[str, Any]) -> Any:
+    """The configured optimizer over a method's own parameter groups (its lr per group)."""
+    import torch
+
+    wd = t["weight_decay"]
+    if t["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=t["lr"], weight_decay=wd)
+    if t["optimizer"] == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(groups, lr=t["lr"], weight_decay=wd, scale_parameter=False,
+                         relative_step=False, warmup_init=False)
+    return torch.optim.AdamW(groups, lr=t["lr"], weight_decay=wd)
 
 
 def latest_checkpoint(run: RunDir) -> Path | None:
