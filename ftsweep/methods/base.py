@@ -63,6 +63,23 @@ class Method(ABC):
     def save(self, model: Any, out_dir: Path) -> None:
         model.save_pretrained(out_dir, safe_serialization=True)
 
+    def load_kwargs(self, params: MethodParams) -> dict[str, Any]:
+        """Extra ``from_pretrained`` arguments (e.g. a quantization_config). Default: none."""
+        return {}
+
+    def load(self, model: Any, params: MethodParams, art_dir: Path) -> Any:
+        """Rebuild the trained model from the base model and what ``save`` wrote.
+
+        Default: a peft adapter when ``saves_adapter``, else full weights in art_dir.
+        """
+        if self.saves_adapter:
+            from peft import PeftModel
+
+            return PeftModel.from_pretrained(model, art_dir)
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(art_dir, use_safetensors=True)
+
     def callbacks(self, params: MethodParams, model: Any) -> list[Any]:
         """Trainer callbacks this method needs during training. Default: none."""
         return []

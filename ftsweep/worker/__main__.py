@@ -53,9 +53,9 @@ def run(run_dir: Path) -> dict[str, Any]:
 
 def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progress: Progress,
                         started: float, is_main: bool, world: int) -> dict[str, Any]:
-    model, tok = setup.load_model_and_tokenizer(cfg, paths["model"])
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
+    model, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
     model = method.apply(model, params)
     trainable, total = setup.count_params(model)
 

@@ -31,7 +31,8 @@ def configure_threads() -> None:
         torch.set_num_threads(int(n))
 
 
-def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str) -> tuple[Any, Any]:
+def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str,
+                             extra: dict[str, Any] | None = None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     m = cfg["model"]
@@ -43,7 +44,7 @@ def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str) -> tuple[Any,
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=torch.float32 if precision == "fp16" else dtype,
-        use_safetensors=not m["allow_pickle"], **common,
+        use_safetensors=not m["allow_pickle"], **common, **(extra or {}),
     )
     return model, tok
 
