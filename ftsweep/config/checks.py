@@ -42,15 +42,15 @@ def deep_checks(
 
 
 def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[Problem]:
-    from ftsweep.data.records import check_file
+    from ftsweep.data.records import check_file, has_split
 
     problems = []
-    needed = {"train": spec.data.train, "eval": spec.data.eval, "test": spec.data.test}
-    if needed.get(spec.eval.split) is None:
+    if not has_split(spec.data.model_dump(), spec.eval.split):
         problems.append(pos.problem(("eval", "split"),
                                     f"evaluates on the {spec.eval.split!r} split, but data."
                                     f"{spec.eval.split} is not set", value=spec.eval.split,
                                     has_value=True, valid="a split that data names"))
+    needed = {"train": spec.data.train, "eval": spec.data.eval, "test": spec.data.test}
     for split, rel in needed.items():
         if rel is None:
             continue
@@ -115,11 +115,33 @@ def _hardware_checks(
                                         f"{prec} mixed precision needs a CUDA GPU and none is "
                                         "visible on this machine", value=prec, has_value=True,
                                         valid="fp32 on CPU"))
+    if not torch.cuda.is_available():
+        if any(c["training"]["optimizer"] == "adamw_8bit" for c in configs):
+            problems.append(pos.problem(("training", "optimizer"), "8-bit AdamW (bitsandbytes) "
+                                        "needs a CUDA GPU and none is visible on this machine",
+                                        value="adamw_8bit", has_value=True,
+                                        valid="adamw, sgd, adafactor"))
+        strategy = spec.launch.distributed.strategy
+        if strategy != "ddp":
+            problems.append(pos.problem(("launch", "distributed", "strategy"),
+                                        f"{strategy} shards a model across GPUs and none is "
+                                        "visible on this machine", value=strategy,
+                                        has_value=True, valid="ddp (gloo on CPU)"))
+    if spec.launch.distributed.strategy == "deepspeed" and not _importable("deepspeed"):
+        problems.append(pos.problem(("launch", "distributed", "strategy"),
+                                    "deepspeed is not installed: pip install deepspeed",
+                                    value="deepspeed", has_value=True))
     cfg_path = spec.launch.accelerate_config
     if cfg_path and not (base_dir / cfg_path).is_file():
         problems.append(pos.problem(("launch", "accelerate_config"), "file not found",
                                     value=cfg_path, has_value=True))
     return problems
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 def _model_checks(

@@ -193,6 +193,11 @@ def _fingerprints(spec: ExperimentFile, base_dir: Path) -> tuple[dict[str, str],
     local = resolve_model_path(spec.model.path, base_dir)
     paths["model"] = str(local) if local else spec.model.path
     fps["model"] = model_fingerprint(local, spec.model.path, spec.model.revision)
+    if spec.data.hub is not None:
+        h = spec.data.hub
+        # Unpinned hub data can change upstream; pin `revision` for reproducible run ids.
+        fps["data.hub"] = f"hub:{h.name}/{h.config or ''}@{h.revision or 'main'}"
+        return paths, fps
     for split in ("train", "eval", "test"):
         rel = getattr(spec.data, split)
         if rel:

@@ -23,11 +23,43 @@ class ModelBlock(Strict):
     allow_pickle: bool = False
 
 
+class Cleaning(Strict):
+    """Applied to the text fields of every record before tokenisation; counts are recorded."""
+
+    strip_control: bool = True  # control characters break tokenizers and leak from scraping
+    normalize_whitespace: bool = False  # off: code and poems care about their whitespace
+    drop_empty: bool = True
+    drop_duplicates: bool = True  # exact duplicates of train records inflate their weight
+    max_chars: int | None = Field(None, ge=1, description="drop records longer than this")
+
+
+class HubSource(Strict):
+    """A data set on the Hugging Face hub, read through `datasets` (needs a network)."""
+
+    name: str
+    config: str | None = None
+    revision: str | None = None
+    train_split: str = "train"
+    eval_split: str | None = None
+    test_split: str | None = None
+
+
 class DataBlock(Strict):
     family: Literal["instruction", "dialogue", "code"] = "instruction"
-    train: str
+    # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file...
+    train: str | None = None
     eval: str | None = None
     test: str | None = None
+    # ...or a hub data set instead of local files.
+    hub: HubSource | None = None
+    # With no eval file: hold out this fraction of train as eval, with a fixed seed.
+    eval_fraction: float | None = Field(None, gt=0.0, lt=1.0)
+    split_seed: int = 0
+    clean: Cleaning = Cleaning()
+    # Concatenate examples into max_length blocks: fewer pad tokens, faster epochs.
+    packing: bool = False
+    # Loss on the answer only (prompt tokens masked); false trains on every token.
+    completion_only_loss: bool = True
     # "auto" picks alpaca or alpaca_zh per record from its "lang" field.
     template: str = "auto"
     max_length: int = Field(256, ge=8, description="tokens per example after truncation")
@@ -37,6 +69,14 @@ class DataBlock(Strict):
     # "error": the first malformed record stops validation with file:line.
     # "drop": malformed records are skipped and counted in the run's result.
     on_bad_record: Literal["error", "drop"] = "error"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataBlock:
+        if (self.train is None) == (self.hub is None):
+            raise ValueError("set data.train (a local file) or data.hub (a hub data set), one of them")
+        if self.eval_fraction is not None and (self.eval or (self.hub and self.hub.eval_split)):
+            raise ValueError("eval_fraction splits train when there is no eval set; one is given")
+        return self
 
 
 class EarlyStopping(Strict):
@@ -57,7 +97,12 @@ class TrainingBlock(Strict):
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
-    optimizer: Literal["adamw", "sgd", "adafactor"] = "adamw"
+    # adamw_8bit needs bitsandbytes and a CUDA GPU.
+    optimizer: Literal["adamw", "sgd", "adafactor", "adamw_8bit"] = "adamw"
+    # Batches of similar lengths waste less compute on padding.
+    group_by_length: bool = False
+    # NEFTune: uniform noise on input embeddings, scaled alpha/sqrt(L*d); None disables it.
+    neftune_alpha: float | None = Field(None, gt=0.0)
     max_grad_norm: float = Field(1.0, ge=0.0)
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
@@ -87,6 +132,16 @@ class EvalBlock(Strict):
     evaluator_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class Distributed(Strict):
+    """How a multi-process run shards itself; written into an accelerate config per run."""
+
+    # ddp replicates the model; fsdp and deepspeed shard it (GPU only).
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = "ddp"
+    zero_stage: Literal[2, 3] = 2  # deepspeed only
+    offload: bool = False  # optimizer state (and ZeRO-3 params) to CPU memory
+    fsdp_sharding: Literal["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD"] = "FULL_SHARD"
+
+
 class LaunchBlock(Strict):
     max_parallel: int = Field(1, ge=1, description="runs at once")
     num_processes: int = Field(1, ge=1, description="processes per run (DDP when > 1)")
@@ -94,8 +149,9 @@ class LaunchBlock(Strict):
     threads_per_process: int | None = Field(None, ge=1)
     # Seconds without a heartbeat after which a run counts as lost.
     heartbeat_timeout_s: float = Field(60.0, gt=0)
+    distributed: Distributed = Distributed()
     accelerate_config: str | None = Field(
-        None, description="path to an `accelerate config` YAML (FSDP / DeepSpeed)"
+        None, description="path to your own `accelerate config` YAML; replaces `distributed`"
     )
 
 

@@ -104,3 +104,61 @@ def check_file(path: Path, family: str, policy: str) -> list[tuple[int, str]]:
     except (BadRecordError, OSError, json.JSONDecodeError) as exc:
         return [(1, str(exc))]
     return [(line, r) for line, rec in rows if (r := _problem(rec, family)) is not None]
+
+
+def _hub_records(hub: dict[str, Any], split_name: str) -> list[tuple[int, Any]]:
+    """Rows of a hub data set split, numbered like file lines (1-based)."""
+    try:
+        import datasets
+    except ImportError as exc:
+        raise BadRecordError("data.hub needs the `datasets` package: pip install datasets") from exc
+    ds = datasets.load_dataset(hub["name"], hub["config"], split=split_name,
+                               revision=hub["revision"])
+    return [(i, dict(row)) for i, row in enumerate(ds, start=1)]
+
+
+def _source_rows(data: dict[str, Any], paths: dict[str, str], split: str) -> tuple[str, list]:
+    hub = data.get("hub")
+    if hub:
+        split_name = hub[f"{split}_split"] if split != "train" else hub["train_split"]
+        return f"hub:{hub['name']}[{split_name}]", _hub_records(hub, split_name)
+    path = Path(paths[f"data.{split}"])
+    return str(path), _raw_rows(path)
+
+
+def has_split(data: dict[str, Any], split: str) -> bool:
+    """Whether the data block provides this split (a file, a hub split or a holdout)."""
+    if split == "train":
+        return True
+    if split == "eval" and data.get("eval_fraction"):
+        return True
+    hub = data.get("hub")
+    return bool(hub[f"{split}_split"]) if hub else bool(data.get(split))
+
+
+def load_split_records(
+    data: dict[str, Any], paths: dict[str, str], split: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """One split's records after the malformed-record policy, cleaning and holdout.
+
+    Returns the records and counts (kept, malformed, dropped_<reason>) for the result.
+    """
+    from ftsweep.data.clean import clean_records, split_holdout
+
+    holdout = bool(data.get("eval_fraction")) and split in ("train", "eval")
+    where, rows = _source_rows(data, paths, "train" if holdout else split)
+    family, good, malformed = data["family"], [], 0
+    for line, rec in rows:
+        reason = _problem(rec, family)
+        if reason is None:
+            good.append(rec)
+        elif data["on_bad_record"] == "drop":
+            malformed += 1
+        else:
+            raise BadRecordError(f"{where}:{line}: {reason} (set data.on_bad_record: drop to "
+                                 "skip and count malformed records)")
+    records, stats = clean_records(good, family, data["clean"])
+    if holdout:
+        train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])
+        records = train if split == "train" else held
+    return records, {**stats.as_dict(), "malformed": malformed, "kept": len(records)}

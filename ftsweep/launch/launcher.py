@@ -18,6 +18,7 @@ from typing import Any
 
 from ftsweep.config.load import Experiment
 from ftsweep.config.schema import LaunchBlock
+from ftsweep.launch.accel_config import write_accelerate_config
 from ftsweep.launch.executor import Executor, Job
 from ftsweep.launch.live import LiveView
 from ftsweep.launch.local import LocalExecutor
@@ -54,19 +55,26 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: bool) -> list[str]:
+def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: bool,
+                   cfg: dict[str, Any] | None = None) -> list[str]:
     """The `accelerate launch` command line for one run."""
     n = launch.num_processes
     argv = [sys.executable, "-m", "accelerate.commands.launch", "--quiet",
             "--num_machines", "1", "--num_processes", str(n),
             "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    config_file = None
     if launch.accelerate_config:
-        argv += ["--config_file", str((base_dir / launch.accelerate_config).resolve())]
+        config_file = (base_dir / launch.accelerate_config).resolve()
+    elif launch.distributed.strategy != "ddp" and cfg is not None:
+        config_file = write_accelerate_config(run_dir / "accelerate_config.yaml", cfg,
+                                              launch.distributed.model_dump(), n)
+    if config_file is not None:
+        argv += ["--config_file", str(config_file)]
     elif n > 1:
         argv += ["--multi_gpu"]  # on CPU this is gloo DDP
     elif not cuda:
         argv += ["--cpu"]
-    if not launch.accelerate_config:
+    if config_file is None:
         argv += ["--mixed_precision", "no"]  # the worker's Trainer sets precision itself
     return argv + ["-m", "ftsweep.worker", str(run_dir)]
 
@@ -150,7 +158,8 @@ def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
                         item = queue.pop(0)
                         _prepare(item)
                         executor.submit(Job(item.run.run_id,
-                                            worker_command(item.run_dir.path, lb, base_dir, cuda),
+                                            worker_command(item.run_dir.path, lb, base_dir, cuda,
+                                                           item.run.config),
                                             env, Path.cwd(), item.run_dir.file(WORKER_LOG)))
                         view.started(item)
                     for job, rc in executor.poll():

@@ -24,11 +24,12 @@ from typing import Any
 import psutil
 import torch
 
+from ftsweep.data.records import has_split
 from ftsweep.methods import get_method
 from ftsweep.rundir import ARTIFACTS, PROVENANCE, RESULT, RunDir, atomic_write_json, finite_or_none
 from ftsweep.worker import setup
 from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
-from ftsweep.worker.dataset import TokenDataset
+from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
 from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_metrics
 
@@ -60,16 +61,19 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     trainable, total = setup.count_params(model)
 
     eval_split = cfg["eval"]["split"]
-    final_examples, dropped_eval = setup.load_split(cfg, paths, eval_split, tok,
+    final_examples, counts_eval = setup.load_split(cfg, paths, eval_split, tok,
                                                    cfg["eval"]["max_examples"])
     stopper = EarlyStopping(cfg["training"]["early_stopping"]["patience"],
                             cfg["training"]["early_stopping"]["threshold"])
-    train_time, steps, tokens_seen, dropped_train = 0.0, 0, 0, 0
+    train_time, steps, tokens_seen = 0.0, 0, 0
+    data_counts = {eval_split: counts_eval}
     if method.trains:
-        train_ex, dropped_train = setup.load_split(cfg, paths, "train", tok,
-                                                  cfg["data"]["max_train_samples"])
+        train_ex, data_counts["train"] = setup.load_split(cfg, paths, "train", tok,
+                                                         cfg["data"]["max_train_samples"])
+        if cfg["data"]["packing"]:
+            train_ex = pack(train_ex, cfg["data"]["max_length"])
         eval_ds = None
-        if cfg["training"]["eval_every"] and "data.eval" in paths:
+        if cfg["training"]["eval_every"] and has_split(cfg["data"], "eval"):
             ev_ex, _ = setup.load_split(cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"])
             eval_ds = TokenDataset(ev_ex)
         resume = latest_checkpoint(run)
@@ -109,7 +113,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         "final_eval": {k: finite_or_none(v) for k, v in outcome.aggregate.items()},
         "best_eval": stopper.best_metrics, "best_step": stopper.best_step,
         "stopped_early": stopper.stopped_early,
-        "dropped_records": {"train": dropped_train, eval_split: dropped_eval},
+        "data_counts": data_counts,
         "world_size": world,
     }
     atomic_write_json(run.file(PROVENANCE), setup.provenance(spec, device, world))

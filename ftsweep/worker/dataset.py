@@ -47,10 +47,8 @@ def eval_pair(record: dict[str, Any], family: str, template: str, tok: Any) -> t
     return formats.dialogue_prompt(record, tok)
 
 
-def encode(
-    record: dict[str, Any], idx: int, split: str, family: str, template: str, tok: Any,
-    max_length: int, truncation_side: str,
-) -> Example:
+def encode(record: dict[str, Any], idx: int, split: str, data: dict[str, Any], tok: Any) -> Example:
+    family, template = data["family"], data["template"]
     ids: list[int] = []
     labels: list[int] = []
     if tok.bos_token_id is not None:
@@ -59,15 +57,39 @@ def encode(
     for text, trained in segments(record, family, template, tok):
         piece = tok(text, add_special_tokens=False)["input_ids"]
         ids += piece
-        labels += piece if trained else [IGNORE] * len(piece)
+        keep = trained or not data["completion_only_loss"]
+        labels += piece if keep else [IGNORE] * len(piece)
     if family != "dialogue":  # the chat template already closes each assistant turn
         ids.append(tok.eos_token_id)
         labels.append(tok.eos_token_id)
+    max_length = data["max_length"]
     if len(ids) > max_length:
-        cut = slice(len(ids) - max_length, None) if truncation_side == "left" else slice(max_length)
+        left = data["truncation_side"] == "left"
+        cut = slice(len(ids) - max_length, None) if left else slice(max_length)
         ids, labels = ids[cut], labels[cut]
     prompt, reference = eval_pair(record, family, template, tok)
     return Example(str(record.get("id", f"{split}-{idx}")), ids, labels, prompt, reference, record)
+
+
+def pack(examples: list[Example], max_length: int) -> list[Example]:
+    """Concatenate examples into blocks of ``max_length`` tokens (the last may be shorter).
+
+    Attention crosses example boundaries inside a block (plain packing): the price of
+    fewer pad tokens. Each example keeps its own loss mask.
+    """
+    blocks: list[Example] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    for e in examples:
+        ids += e.input_ids
+        labels += e.labels
+        while len(ids) >= max_length:
+            blocks.append(Example(f"block-{len(blocks)}", ids[:max_length], labels[:max_length],
+                                  "", "", {}))
+            ids, labels = ids[max_length:], labels[max_length:]
+    if ids:
+        blocks.append(Example(f"block-{len(blocks)}", ids, labels, "", "", {}))
+    return blocks
 
 
 class TokenDataset(torch.utils.data.Dataset):

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ftsweep.data.records import read_records
+from ftsweep.data.records import load_split_records
 from ftsweep.worker.dataset import Example, encode
 
 PACKAGES = ("ftsweep", "torch", "transformers", "peft", "accelerate", "tokenizers",
@@ -50,14 +50,13 @@ def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str,
 
 
 def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
-               limit: int | None) -> tuple[list[Example], int]:
-    """Encoded examples of one split and how many malformed records were dropped."""
+               limit: int | None) -> tuple[list[Example], dict[str, int]]:
+    """Encoded examples of one split, and the record counts (kept, dropped by reason)."""
     d = cfg["data"]
-    recs = read_records(Path(paths[f"data.{split}"]), d["family"], d["on_bad_record"])
-    records = recs.records[:limit] if limit else recs.records
-    examples = [encode(r, i, split, d["family"], d["template"], tok, d["max_length"],
-                       d["truncation_side"]) for i, r in enumerate(records)]
-    return examples, len(recs.dropped)
+    records, counts = load_split_records(d, paths, split)
+    records = records[:limit] if limit else records
+    examples = [encode(r, i, split, d, tok) for i, r in enumerate(records)]
+    return examples, counts
 
 
 def count_params(model: Any) -> tuple[int, int]:

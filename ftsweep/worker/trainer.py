@@ -13,7 +13,8 @@ from ftsweep.rundir import METRICS, RunDir, read_jsonl
 from ftsweep.worker.callbacks import GuardedTrainer
 from ftsweep.worker.dataset import PadCollator, TokenDataset
 
-OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor"}
+OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor",
+              "adamw_8bit": "adamw_bnb_8bit"}
 
 
 def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> TrainingArguments:
@@ -36,6 +37,8 @@ def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> Trai
         bf16=t["precision"] == "bf16",
         fp16=t["precision"] == "fp16",
         gradient_checkpointing=t["gradient_checkpointing"],
+        train_sampling_strategy="group_by_length" if t["group_by_length"] else "random",
+        neftune_noise_alpha=t["neftune_alpha"],
         eval_strategy="steps" if has_eval else "no",
         eval_steps=t["eval_every"] if has_eval else None,
         logging_strategy="steps",
