@@ -95,18 +95,20 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    t = Table(title="runs")
-    for col in ("run_id", "experiment", "method", "params", "seed", "status", "progress",
-                "metric", "wall s", "cause"):
-        t.add_column(col)
+    experiments = sorted({str(r["experiment"]) for r in rows})
+    t = Table(title=f"runs: {escape(', '.join(experiments))}")
+    for col in ("run_id", "method", "params", "seed", "status", "progress / metric", "wall s"):
+        t.add_column(col, no_wrap=col in ("run_id", "status"))
     for r in rows:
-        progress = f"{r.get('step') or 0}/{r.get('max_steps') or '?'}" if r["status"] == "running" else ""
-        metric = r.get("primary_value")
-        metric_s = f"{r.get('primary_metric')}={metric:.4g}" if isinstance(metric, (int, float)) else ""
+        if r["status"] == "running":
+            detail = f"step {r.get('step') or 0}/{r.get('max_steps') or '?'}"
+        elif isinstance(r.get("primary_value"), (int, float)):
+            detail = f"{r.get('primary_metric')}={r['primary_value']:.4g}"
+        else:
+            detail = str(r.get("failure_cause") or "")[:60]
         wall = f"{r['wall_time_s']:.1f}" if r.get("wall_time_s") is not None else ""
-        t.add_row(r["run_id"], escape(str(r["experiment"])), escape(str(r["method"])),
-                  escape(_params(r.get("params") or {})), str(r.get("seed")), r["status"],
-                  progress, escape(metric_s), wall, escape(str(r.get("failure_cause") or ""))[:80])
+        t.add_row(r["run_id"], escape(str(r["method"])), escape(_params(r.get("params") or {})),
+                  str(r.get("seed")), r["status"], escape(detail), wall)
     console.print(t)
     return 0
 
