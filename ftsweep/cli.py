@@ -157,6 +157,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write a trained run as a standalone model directory (--merge folds LoRA-family adapters in)."""
+    from ftsweep.export import export
+
+    ws = _workspace(args)
+    matches = [rd for rd in ws.iter_run_dirs() if rd.run_id.startswith(args.run_id)]
+    if len(matches) != 1:
+        found = ", ".join(rd.run_id for rd in matches[:5]) or "none"
+        raise FtsweepError(f"run id {args.run_id!r} matches {len(matches)} runs ({found}); "
+                           "give more of it (see `ftsweep status`)")
+    out = export(matches[0].path, Path(args.out or f"exports/{matches[0].run_id}"), args.merge)
+    console.print(f"wrote {escape(str(out))}")
+    return 0
+
+
 def cmd_methods(args: argparse.Namespace) -> int:
     """List fine-tuning methods with their parameters and defaults."""
     from ftsweep.methods import METHODS
@@ -212,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("ingest", cmd_ingest)
     sp.add_argument("--rebuild", action="store_true", help="recreate the store from run directories")
     sp.add_argument("--experiment", help="only this experiment")
+    sp = add("export", cmd_export)
+    sp.add_argument("run_id", help="a run id or a unique prefix of one")
+    sp.add_argument("--out", help="output directory (default: exports/<run_id>)")
+    sp.add_argument("--merge", action="store_true",
+                    help="merge a LoRA-family adapter into the base weights")
     sp = add("methods", cmd_methods)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     return p
