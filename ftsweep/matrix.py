@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -46,6 +46,8 @@ class Point:
 
     method: str
     values: tuple[tuple[str, Any], ...]  # (key, value), sorted; keys are params or dotted
+    # Where the point came from (its method entry or include), to blame in errors.
+    origin: Path_ = field(default=(), compare=False)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.values)
@@ -176,11 +178,11 @@ def _method_entries(raw: Any, problems: list) -> list[tuple[Path_, dict[str, Any
     return out
 
 
-def _point(method: str, combo: tuple[tuple[tuple[str, Any], ...], ...]) -> Point:
+def _point(method: str, combo: tuple[tuple[tuple[str, Any], ...], ...], origin: Path_) -> Point:
     values: dict[str, Any] = {}
     for option in combo:
         values.update(dict(option))
-    return Point(method, tuple(sorted(values.items())))
+    return Point(method, tuple(sorted(values.items())), origin)
 
 
 def expand(matrix: dict[str, Any]) -> Expansion:
@@ -197,7 +199,7 @@ def expand(matrix: dict[str, Any]) -> Expansion:
             g for g in shared.get("zip") or [] if not (isinstance(g, dict) and set(g) & own_keys)
         ]
         axes = _axes(inherited, method, ("matrix",), problems) + _axes(own, method, path, problems)
-        points += [_point(method, combo) for combo in itertools.product(*axes)]
+        points += [_point(method, combo, path) for combo in itertools.product(*axes)]
     points += _includes(matrix.get("include") or [], problems)
     points = _apply_excludes(points, matrix.get("exclude") or [], problems)
     return Expansion(_unique(points), problems)
@@ -230,7 +232,7 @@ def _includes(raw: Any, problems: list) -> list[Point]:
         if any(len(a) > 1 for a in axes):
             problems.append((path, "include adds single points; use a method entry for axes", entry))
             continue
-        out += [_point(entry["method"], combo) for combo in itertools.product(*axes)]
+        out += [_point(entry["method"], combo, path) for combo in itertools.product(*axes)]
     return out
 
 

@@ -28,16 +28,17 @@ def resolve_model_path(path: str, base_dir: Path) -> Path | None:
 
 
 def deep_checks(
-    spec: ExperimentFile, configs: list[dict[str, Any]], base_dir: Path, pos: Positions
+    spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
+    """Checks that need files, the model or the hardware; ``points`` are (Point, config)."""
     problems = _data_checks(spec, base_dir, pos)
     problems += _eval_checks(spec, pos)
-    problems += _hardware_checks(spec, configs, base_dir, pos)
+    problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
     local = resolve_model_path(spec.model.path, base_dir)
     info, model_problems = _model_checks(spec, local, pos)
     problems += model_problems
     if info is not None:
-        problems += _method_checks(configs, info, pos, spec)
+        problems += _method_checks(points, info, pos, spec)
     return problems
 
 
@@ -191,15 +192,25 @@ def model_info(local: str, trust_remote_code: bool) -> ModelInfo:
         hidden_size=int(raw.get("hidden_size", 0)),
         num_attention_heads=int(raw.get("num_attention_heads", 0)),
         linear_module_names=frozenset(linear),
+        param_names=frozenset(n for n, _ in model.named_parameters()),
     )
 
 
 def _method_checks(
-    configs: list[dict[str, Any]], info: ModelInfo, pos: Positions, spec: ExperimentFile
+    points: list[tuple[Any, dict[str, Any]]], info: ModelInfo, pos: Positions, spec: ExperimentFile
 ) -> list[Problem]:
     problems = []
     seen: set[str] = set()
-    for cfg in configs:
+    configs = [c for _, c in points]
+    if spec.launch.num_processes > 1 and any(c["method"]["name"] == "progressive" for c in configs):
+        # DDP/FSDP register gradient sync only for parameters trainable when the model is
+        # wrapped; blocks unfrozen later would silently diverge across ranks.
+        problems.append(pos.problem(("launch", "num_processes"),
+                                    "progressive unfreezing changes which parameters train "
+                                    "during training, which multi-process (DDP/FSDP) training "
+                                    "cannot follow", value=spec.launch.num_processes,
+                                    has_value=True, valid="1"))
+    for point, cfg in points:
         key = json.dumps(cfg["method"], sort_keys=True)
         if key in seen:
             continue
@@ -207,17 +218,9 @@ def _method_checks(
         name = cfg["method"]["name"]
         cls = get_method(name)
         params = cls.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
-        idx = _method_index(spec.matrix, name)
+        where = tuple(point.origin) or ("matrix",)
         for param, message in cls().check(params, info):
-            path = ("matrix", "method", idx, param) if param else ("matrix", "method", idx)
-            problems.append(pos.problem(path, f"{name}: {message}",
+            problems.append(pos.problem(where + ((param,) if param else ()), f"{name}: {message}",
                                         value=getattr(params, param, None) if param else None,
                                         has_value=bool(param)))
     return problems
-
-
-def _method_index(matrix: dict[str, Any], name: str) -> int:
-    for i, entry in enumerate(matrix.get("method") or []):
-        if (entry if isinstance(entry, str) else entry.get("name")) == name:
-            return i
-    return 0

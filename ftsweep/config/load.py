@@ -115,14 +115,18 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_pydantic_problems(exc, pos, model=ExperimentFile)) from None
+        problems = _pydantic_problems(exc, pos, model=ExperimentFile)
+        if isinstance(data.get("matrix"), dict):  # the matrix's problems are independent
+            problems += [pos.problem(p, m, value=v, has_value=True)
+                         for p, m, v in expand(data["matrix"]).problems]
+        raise ConfigError(_dedupe(problems)) from None
     base_dir = path.resolve().parent
-    problems: list[Problem] = []
+    problems = []
     expansion = expand(spec.matrix)
     problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in expansion.problems]
-    points = _resolve_points(spec, expansion.points, data.get("matrix", {}), pos, problems)
-    if not problems and deep:
-        problems += deep_checks(spec, [c for _, c in points], base_dir, pos)
+    points = _resolve_points(spec, expansion.points, pos, problems)
+    if points and deep:
+        problems += deep_checks(spec, points, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
     paths, fingerprints = _fingerprints(spec, base_dir)
@@ -136,7 +140,7 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
 
 
 def _resolve_points(
-    spec: ExperimentFile, points: list[Point], raw_matrix: Any, pos: Positions, problems: list
+    spec: ExperimentFile, points: list[Point], pos: Positions, problems: list
 ) -> list[tuple[Point, dict[str, Any]]]:
     base = spec.model_dump(mode="json", include=set(OVERRIDABLE_BLOCKS))
     out = []
@@ -148,7 +152,7 @@ def _resolve_points(
                 nested_set(cfg, key, value)
             else:
                 method_params[key] = value
-        where = _point_path(point, raw_matrix)
+        where = point.origin or ("matrix",)
         ok = True
         for block, model in OVERRIDABLE_BLOCKS.items():
             try:
@@ -167,16 +171,6 @@ def _resolve_points(
         if ok:
             out.append((point, cfg))
     return out
-
-
-def _point_path(point: Point, raw_matrix: Any) -> tuple:
-    """Best key path to blame for a point: its method entry in the matrix."""
-    methods = raw_matrix.get("method") if isinstance(raw_matrix, dict) else None
-    for i, entry in enumerate(methods or []):
-        name = entry if isinstance(entry, str) else (entry or {}).get("name")
-        if name == point.method:
-            return ("matrix", "method", i)
-    return ("matrix",)
 
 
 def _params(point: Point, cfg: dict[str, Any]) -> dict[str, Any]:

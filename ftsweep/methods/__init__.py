@@ -37,4 +37,23 @@ def get_method(name: str) -> type[Method]:
 __all__ = ["METHODS", "Method", "MethodParams", "ModelInfo", "get_method", "register"]
 
 # Built-in methods register themselves on import.
-from ftsweep.methods import base_model, full, lora, prefix  # noqa: E402,F401
+from ftsweep.methods import (  # noqa: E402,F401
+    adalora,
+    adapter,
+    base_model,
+    dora,
+    freeze,
+    full,
+    ia3,
+    llama_adapter,
+    loha,
+    lokr,
+    lora,
+    prefix,
+    progressive,
+    prompt,
+    ptuning,
+    qlora,
+    rslora,
+    vera,
+)

@@ -16,6 +16,10 @@ Contract for implementations:
   (layer-wise learning rates). A method returning groups must include every parameter
   it will ever train, even those frozen at the start: the optimizer is built once.
 - ``trains = False`` marks a method that only evaluates (the untrained baseline).
+- ``export_as`` tells ``ftsweep.export`` what the trained model can become: ``"model"``
+  (``load`` already returns a plain transformers model), ``"merged"`` (a peft adapter
+  that ``merge_and_unload`` folds into plain weights) or ``"adapter"`` (extra modules or
+  virtual tokens that cannot become plain weights).
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+# What ftsweep.export can turn a trained model into (see the contract above).
+ExportAs = Literal["model", "merged", "adapter"]
 
 
 class MethodParams(BaseModel):
@@ -42,6 +49,9 @@ class ModelInfo:
     hidden_size: int
     num_attention_heads: int
     linear_module_names: frozenset[str] = field(default_factory=frozenset)  # leaf names
+    # Full dotted parameter names ("model.layers.0.mlp.up_proj.weight"). Empty when the
+    # builder did not collect them: checks that need them then skip, never fail.
+    param_names: frozenset[str] = field(default_factory=frozenset)
 
 
 class Method(ABC):
@@ -51,6 +61,7 @@ class Method(ABC):
     trains: ClassVar[bool] = True
     # True when `save` writes a peft adapter rather than full weights.
     saves_adapter: ClassVar[bool] = False
+    export_as: ClassVar[ExportAs] = "model"
 
     def check(self, params: MethodParams, info: ModelInfo) -> list[tuple[str, str]]:
         """Problems with these params on this model: [(param, message)]. Default: none."""

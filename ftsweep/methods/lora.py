@@ -1,14 +1,17 @@
-"""LoRA through peft: low-rank updates on chosen linear layers."""
+"""LoRA through peft: low-rank updates on chosen linear layers.
+
+``dora`` and ``rslora`` (their own modules) reuse these params and this config builder,
+each switching on one peft flag, so a matrix names them as methods of their own.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from ftsweep.errors import did_you_mean
 from ftsweep.methods import register
-from ftsweep.methods.base import MethodParams, ModelInfo
+from ftsweep.methods.base import MethodParams
 from ftsweep.methods.peft_common import PeftMethod
 
 
@@ -27,7 +30,10 @@ class LoraParams(MethodParams):
 class Lora(PeftMethod):
     name = "lora"
     description = "LoRA (peft): low-rank adapters on chosen linear layers"
-    Params = LoraParams
+    Params: ClassVar[type[MethodParams]] = LoraParams
+    export_as = "merged"
+    # peft LoraConfig flags that distinguish a variant (dora: use_dora, rslora: use_rslora).
+    variant: ClassVar[dict[str, Any]] = {}
 
     def peft_config(self, params: Any) -> Any:
         from peft import LoraConfig, TaskType
@@ -39,17 +45,5 @@ class Lora(PeftMethod):
             lora_dropout=params.dropout,
             target_modules=params.target_modules,
             bias=params.bias,
+            **self.variant,
         )
-
-    def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
-        problems = self.check_peft(params)
-        if params.target_modules != "all-linear" and info.linear_module_names:
-            valid = sorted(info.linear_module_names)
-            for name in params.target_modules:
-                if name not in info.linear_module_names:
-                    problems.append((
-                        "target_modules",
-                        f"no linear module named {name!r} in this {info.model_type} model"
-                        f"{did_you_mean(name, valid)}; valid: {', '.join(valid)} or 'all-linear'",
-                    ))
-        return problems

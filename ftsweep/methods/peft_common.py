@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from ftsweep.methods.base import Method, MethodParams
+from ftsweep.errors import did_you_mean
+from ftsweep.methods.base import ExportAs, Method, MethodParams, ModelInfo
 
 
 class PeftMethod(Method):
-    """A method defined by a peft config; subclasses implement ``peft_config``."""
+    """A method defined by a peft config; subclasses implement ``peft_config``.
+
+    By default the result cannot be folded into plain weights (``export_as="adapter"``);
+    the LoRA family and the other weight-delta methods set ``export_as="merged"``.
+    """
 
     saves_adapter = True
+    export_as: ClassVar[ExportAs] = "adapter"
 
     def peft_config(self, params: MethodParams) -> Any:  # pragma: no cover - interface
         raise TypeError(f"{type(self).__name__} must define peft_config()")
@@ -23,6 +29,12 @@ class PeftMethod(Method):
             return [("", f"peft rejects these parameters: {exc}")]
         return []
 
+    def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
+        problems = self.check_peft(params)
+        if hasattr(params, "target_modules"):
+            problems += check_targets(params.target_modules, info)
+        return problems
+
     def apply(self, model: Any, params: MethodParams) -> Any:
         from peft import get_peft_model
 
@@ -30,3 +42,23 @@ class PeftMethod(Method):
 
     def save(self, model: Any, out_dir: Any) -> None:
         model.save_pretrained(out_dir, safe_serialization=True)
+
+
+def check_targets(
+    targets: list[str] | Literal["all-linear"], info: ModelInfo, field: str = "target_modules"
+) -> list[tuple[str, str]]:
+    """Every target name that is not a linear module of this model, with a suggestion.
+
+    Skipped when the model's linear names are unknown (a hub model checked in the worker).
+    """
+    if targets == "all-linear" or not info.linear_module_names:
+        return []
+    if not targets:
+        return [(field, "is empty: name at least one linear module, or use 'all-linear'")]
+    valid = sorted(info.linear_module_names)
+    return [
+        (field, f"no linear module named {name!r} in this {info.model_type} model"
+                f"{did_you_mean(name, valid)}; valid: {', '.join(valid)} or 'all-linear'")
+        for name in targets
+        if name not in info.linear_module_names
+    ]

@@ -1,0 +1,82 @@
+"""Rebuild a trained run's model, and export it as a standalone transformers model.
+
+``load_trained(run_dir)`` reads the run's spec (base model path, method and params) and
+rebuilds the model with the method's own ``load`` from ``run_dir/artifacts``.
+``export(run_dir, out_dir, merge=True)`` writes a directory that plain
+``AutoModelForCausalLM.from_pretrained(out_dir)`` loads: safetensors weights, config and
+tokenizer. peft weight-delta methods are merged into the base (``merge_and_unload``);
+methods that add modules or virtual tokens cannot be, and ``merge=True`` refuses them.
+``merge=False`` writes the method's own artefacts (an adapter) plus the tokenizer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ftsweep.errors import FtsweepError
+from ftsweep.methods import METHODS, get_method
+from ftsweep.rundir import ARTIFACTS, RunDir
+
+
+def _method_and_params(spec: dict[str, Any]) -> tuple[Any, Any]:
+    cfg = spec["config"]["method"]
+    method = get_method(cfg["name"])()
+    return method, method.Params.model_validate({k: v for k, v in cfg.items() if k != "name"})
+
+
+def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
+    """(model, tokenizer) of a complete run, in eval mode.
+
+    ``quantized=False`` loads the base without the method's quantization (QLoRA): the
+    LoRA weights are full precision, so merging them into an unquantised base is exact.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    run = RunDir(Path(run_dir))
+    spec = run.spec()
+    art = run.file(ARTIFACTS)
+    if not art.is_dir():
+        raise FtsweepError(f"{run_dir} has no {ARTIFACTS}/ directory: the run is not complete")
+    method, params = _method_and_params(spec)
+    model_cfg = spec["config"].get("model", {})
+    extra = method.load_kwargs(params) if quantized else {}
+    base = AutoModelForCausalLM.from_pretrained(
+        spec["paths"]["model"], use_safetensors=True,
+        trust_remote_code=bool(model_cfg.get("trust_remote_code", False)), **extra)
+    model = method.load(base, params, art) if method.trains else base
+    tok_dir = art if (art / "tokenizer_config.json").is_file() else spec["paths"]["model"]
+    tok = AutoTokenizer.from_pretrained(tok_dir)
+    return model.eval(), tok
+
+
+def mergeable_methods() -> list[str]:
+    return sorted(n for n, cls in METHODS.items() if cls.export_as in ("model", "merged"))
+
+
+def export(run_dir: Path, out_dir: Path, merge: bool) -> Path:
+    """Write the run's trained model to ``out_dir`` and return it.
+
+    merge=True: a standalone model (safetensors + tokenizer). Raises FtsweepError for
+    methods whose training cannot become plain weights, naming those that can.
+    """
+    spec = RunDir(Path(run_dir)).spec()
+    method, _ = _method_and_params(spec)
+    if merge and method.export_as == "adapter":
+        raise FtsweepError(
+            f"method {method.name!r} adds modules or virtual tokens that cannot be merged "
+            f"into the base weights; export it with merge=False (adapter + tokenizer), or "
+            f"train one of: {', '.join(mergeable_methods())}")
+    model, tok = load_trained(run_dir, quantized=not merge)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if merge:
+        if method.export_as == "merged":
+            model = model.merge_and_unload()
+        model.save_pretrained(out_dir, safe_serialization=True)
+    elif method.trains:
+        method.save(model, out_dir)
+    else:
+        model.save_pretrained(out_dir, safe_serialization=True)
+    tok.save_pretrained(out_dir)
+    return out_dir
