@@ -134,7 +134,7 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
         RunSpec(spec.experiment, point.method, seed, _params(point, cfg),
                 {**copy.deepcopy(cfg), "seed": seed}, paths, fingerprints)
         for point, cfg in points
-        for seed in spec.seeds
+        for seed in _seeds_for(point.method, spec.seeds)
     ]
     return Experiment(file=path, spec=spec, runs=runs)
 
@@ -171,6 +171,12 @@ def _resolve_points(
         if ok:
             out.append((point, cfg))
     return out
+
+
+def _seeds_for(method: str, seeds: list[int]) -> list[int]:
+    """A method that does not train (the base model) gives the same scores for any seed:
+    greedy decoding is deterministic, so it runs once, with the first seed."""
+    return seeds if get_method(method).trains else seeds[:1]
 
 
 def _params(point: Point, cfg: dict[str, Any]) -> dict[str, Any]:
