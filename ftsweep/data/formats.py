@@ -8,7 +8,8 @@ Three record families (see data/README.md and scripts/make_data.py):
 
 Contract for the worker: the loss goes on the completion (or the segments flagged True)
 only; the worker appends the tokenizer's eos to an instruction/code completion. Dialogue
-segments already end with the chat template's end marker, so nothing is appended there.
+segments already end with the chat template's end-of-reply marker (eos for
+models/tiny-base), so nothing is appended there.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def render_dialogue(record: Mapping[str, Any], tokenizer: ChatTokenizer) -> list
     """The conversation rendered with the tokenizer's chat template, as segments.
 
     Concatenated, the segments are exactly the full rendering. A segment is flagged True
-    when it is an assistant reply that carries loss: the reply text plus the template's
-    end-of-turn marker, so the model learns to stop. Role headers are never trained.
+    when it is an assistant reply that carries loss: the reply text plus whatever the
+    template puts after it (tiny-base: ``</s>\n``), so the model learns to stop. Role
+    headers, system and user turns are never trained.
     Requires a template whose renderings of successive prefixes extend one another.
     """
     messages = _messages(record)

@@ -51,10 +51,50 @@ def per_example_loss(model: Any, examples: list[Example], pad_id: int, batch_siz
     return out
 
 
+def _prompt_learning(model: Any) -> bool:
+    cfg = getattr(model, "active_peft_config", None)
+    return bool(getattr(cfg, "is_prompt_learning", False))
+
+
+@torch.no_grad()
+def greedy_without_cache(model: Any, tok: Any, prompts: list[str], max_new_tokens: int,
+                         batch_size: int, device: torch.device) -> list[str]:
+    """Greedy decoding by full forward passes, for prompt-learning models.
+
+    With peft 0.21 and transformers 5.x, ``generate`` on a prefix-tuned model silently
+    drops the prefix (its first-step logits equal the base model's), while a plain
+    forward pass uses it. Re-running the whole sequence each step costs more, but only
+    these methods pay it, and it scores what the model actually learned.
+    """
+    outputs: list[str] = []
+    for chunk in _batches(prompts, batch_size):
+        rows = [tok(p, add_special_tokens=True)["input_ids"] for p in chunk]
+        new: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
+        for _ in range(max_new_tokens):
+            seqs = [r + n for r, n in zip(rows, new, strict=True)]
+            batch = PadCollator(tok.pad_token_id)([{"input_ids": q, "labels": q} for q in seqs])
+            logits = model(input_ids=batch["input_ids"].to(device),
+                           attention_mask=batch["attention_mask"].to(device)).logits
+            offset = logits.shape[1] - batch["input_ids"].shape[1]  # virtual tokens first
+            for i, q in enumerate(seqs):
+                if not done[i]:
+                    token = int(logits[i, offset + len(q) - 1].argmax())
+                    done[i] = token == tok.eos_token_id
+                    if not done[i]:
+                        new[i].append(token)
+            if all(done):
+                break
+        outputs += tok.batch_decode(new, skip_special_tokens=True)
+    return outputs
+
+
 @torch.no_grad()
 def generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, batch_size: int,
              device: torch.device) -> list[str]:
     """Greedy continuations of ``prompts``, cut at EOS; left padding for batched decoding."""
+    if _prompt_learning(model):
+        return greedy_without_cache(model, tok, prompts, max_new_tokens, batch_size, device)
     tok.padding_side = "left"
     outputs: list[str] = []
     for chunk in _batches(prompts, batch_size):
