@@ -128,3 +128,14 @@ def test_deepspeed_and_fsdp_accelerate_configs():
                                    "fsdp_sharding": "SHARD_GRAD_OP"}, 4)
     assert fsdp["distributed_type"] == "FSDP" and fsdp["num_processes"] == 4
     assert fsdp["fsdp_config"]["fsdp_sharding_strategy"] == "SHARD_GRAD_OP"
+
+
+def test_duplicates_are_dropped_from_train_only(tmp_path):
+    rows = [{"instruction": "q", "output": "a"}] * 3 + [{"instruction": "r", "output": "b"}]
+    f = _write(tmp_path / "t.jsonl", rows)
+    paths = {"data.train": str(f), "data.test": str(f)}
+    data = _data(test="t.jsonl", clean={"drop_duplicates": True})
+    train, counts = load_split_records(data, paths, "train")
+    test, _ = load_split_records(data, paths, "test")
+    assert len(train) == 2 and counts["dropped_duplicate"] == 2
+    assert len(test) == 4  # a test set is scored as published

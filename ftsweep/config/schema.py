@@ -29,7 +29,9 @@ class Cleaning(Strict):
     strip_control: bool = True  # control characters break tokenizers and leak from scraping
     normalize_whitespace: bool = False  # off: code and poems care about their whitespace
     drop_empty: bool = True
-    drop_duplicates: bool = True  # exact duplicates of train records inflate their weight
+    # Off by default: in small task spaces repeats are the intended frequency (75% of the
+    # shipped instruction train set). Applied to training data only.
+    drop_duplicates: bool = False
     max_chars: int | None = Field(None, ge=1, description="drop records longer than this")
 
 

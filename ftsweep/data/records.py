@@ -157,7 +157,12 @@ def load_split_records(
         else:
             raise BadRecordError(f"{where}:{line}: {reason} (set data.on_bad_record: drop to "
                                  "skip and count malformed records)")
-    records, stats = clean_records(good, family, data["clean"])
+    # Duplicates are dropped from training data only: an eval or test set is scored as
+    # published, or its numbers stop being comparable with anyone else's. A holdout is
+    # cut from deduplicated train, so no duplicate straddles train and eval.
+    opts = {**data["clean"], "drop_duplicates": data["clean"]["drop_duplicates"]
+            and (holdout or split == "train")}
+    records, stats = clean_records(good, family, opts)
     if holdout:
         train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])
         records = train if split == "train" else held
