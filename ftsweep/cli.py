@@ -161,15 +161,40 @@ def cmd_export(args: argparse.Namespace) -> int:
     """Write a trained run as a standalone model directory (--merge folds LoRA-family adapters in)."""
     from ftsweep.export import export
 
-    ws = _workspace(args)
-    matches = [rd for rd in ws.iter_run_dirs() if rd.run_id.startswith(args.run_id)]
-    if len(matches) != 1:
-        found = ", ".join(rd.run_id for rd in matches[:5]) or "none"
-        raise FtsweepError(f"run id {args.run_id!r} matches {len(matches)} runs ({found}); "
-                           "give more of it (see `ftsweep status`)")
-    out = export(matches[0].path, Path(args.out or f"exports/{matches[0].run_id}"), args.merge)
+    rd = _one_run(_workspace(args), args.run_id)
+    out = export(rd.path, Path(args.out or f"exports/{rd.run_id}"), args.merge)
     console.print(f"wrote {escape(str(out))}")
     return 0
+
+
+def _one_run(ws: Any, prefix: str) -> Any:
+    matches = [rd for rd in ws.iter_run_dirs() if rd.run_id.startswith(prefix)]
+    if len(matches) != 1:
+        found = ", ".join(rd.run_id for rd in matches[:5]) or "none"
+        raise FtsweepError(f"run id {prefix!r} matches {len(matches)} runs ({found}); "
+                           "give more of it (see `ftsweep status`)")
+    return matches[0]
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """Re-evaluate a finished run from its saved artefacts; exit 1 if metrics differ."""
+    from ftsweep.reevaluate import reevaluate
+
+    rd = _one_run(_workspace(args), args.run_id)
+    out = reevaluate(rd.path)
+    rec, now = out["recorded"], out["now"]
+    differs = [k for k in rec if k in now and rec[k] is not None
+               and abs(float(rec[k]) - float(now[k])) > args.tolerance * max(1.0, abs(float(rec[k])))]
+    if args.json:
+        _print_json({**out, "differs": differs})
+    else:
+        t = Table(title=f"re-evaluation of {rd.run_id}")
+        for col in ("metric", "recorded", "now"):
+            t.add_column(col)
+        for k in sorted(rec):
+            t.add_row(k, f"{rec[k]:.6g}" if rec[k] is not None else "-", f"{now.get(k, float('nan')):.6g}")
+        console.print(t)
+    return 1 if differs else 0
 
 
 def cmd_methods(args: argparse.Namespace) -> int:
@@ -232,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", help="output directory (default: exports/<run_id>)")
     sp.add_argument("--merge", action="store_true",
                     help="merge a LoRA-family adapter into the base weights")
+    sp = add("evaluate", cmd_evaluate)
+    sp.add_argument("run_id", help="a run id or a unique prefix of one")
+    sp.add_argument("--tolerance", type=float, default=1e-4,
+                    help="relative difference allowed (float sums differ in the last bits)")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = add("methods", cmd_methods)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     return p

@@ -22,7 +22,7 @@ def test_every_command_has_help_text():
 
 
 @pytest.mark.parametrize("name", ["validate", "plan", "launch", "status", "query", "report",
-                                  "ingest", "methods", "export"])
+                                  "ingest", "methods", "export", "evaluate"])
 def test_documented_commands_exist(name):
     assert name in _subcommands()
 

@@ -371,10 +371,16 @@ def test_sandbox_reports_timeouts():
 def test_pass_at_1_rejects_untestable_records_all_at_once():
     bad = [
         EvalExample("no_tests", "p", "r", ADD, {}),
-        EvalExample("rust", "p", "r", ADD, {"tests": ADD_TESTS, "lang": "rust"}),
+        EvalExample("rust", "p", "r", ADD, {"tests": ADD_TESTS, "language": "rust"}),
         EvalExample("str_tests", "p", "r", ADD, {"tests": "assert True"}),
     ]
     with pytest.raises(ValueError) as caught:
         build_evaluator("pass_at_1", {}).score(bad)
     for example_id in ("no_tests", "rust", "str_tests"):
         assert example_id in str(caught.value)
+
+
+def test_pass_at_1_ignores_the_natural_language_field():
+    """Shipped code records carry lang: en/zh (the prompt's language), not a program language."""
+    ex = EvalExample("zh", "p", "r", ADD, {"tests": ADD_TESTS, "lang": "zh"})
+    assert build_evaluator("pass_at_1").score([ex]).aggregate["pass_at_1"] == 1.0

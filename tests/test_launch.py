@@ -40,6 +40,7 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
             - base
             - {name: full, training.lr: [1e-3]}
             - {name: lora, r: [4], training.lr: [1e-2]}
+            - {name: prefix, num_virtual_tokens: 4, training.lr: [1e-1]}
         """), launch="{max_parallel: 2}", max_steps=8))
     assert cli(ws, "launch", str(exp_file)) == 0
     runs = {r.method: r for r in load_experiment(exp_file).runs}
@@ -67,10 +68,10 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
 
     # the store: one row per run, metrics in long form without duplicates
     assert sorted(query(ws, "select method, status from runs")) == [
-        ("base", "complete"), ("full", "complete"), ("lora", "complete")]
+        ("base", "complete"), ("full", "complete"), ("lora", "complete"), ("prefix", "complete")]
     assert query(ws, "select count(*) from (select run_id, step, name from metrics "
                      "group by all having count(*) > 1)") == [(0,)]
-    assert query(ws, "select count(*) from eval_examples where metric = 'exact_match'") == [(48,)]
+    assert query(ws, "select count(*) from eval_examples where metric = 'exact_match'") == [(64,)]
 
     # relaunch trains nothing and is quick
     logs = {m: Workspace(ws).run_dir("e2e", r.run_id).file("worker.log").stat().st_mtime_ns
@@ -78,7 +79,7 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
     t0 = time.time()
     assert cli(ws, "launch", str(exp_file)) == 0
     assert time.time() - t0 < 15
-    assert "0 trained, 0 failed, 3 skipped" in capsys.readouterr().out
+    assert "0 trained, 0 failed, 4 skipped" in capsys.readouterr().out
     assert logs == {m: Workspace(ws).run_dir("e2e", r.run_id).file("worker.log").stat().st_mtime_ns
                     for m, r in runs.items()}
 
@@ -87,11 +88,32 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
     assert cli(ws, "query", "--json", "select method, count(*) as n from runs group by method "
                                       "order by method") == 0
     assert json.loads(capsys.readouterr().out) == [
-        {"method": "base", "n": 1}, {"method": "full", "n": 1}, {"method": "lora", "n": 1}]
+        {"method": "base", "n": 1}, {"method": "full", "n": 1}, {"method": "lora", "n": 1},
+        {"method": "prefix", "n": 1}]
     out = tmp_path / "report"
     assert cli(ws, "report", "--experiment", "e2e", "--out", str(out)) == 0
     html = (out / "index.html").read_text()
-    assert all(m in html for m in ("base", "full", "lora")) and "<svg" in html
+    assert all(m in html for m in ("base", "full", "lora", "prefix")) and "<svg" in html
+
+    # saved results round-trip: a fresh process rebuilds each model from its artefacts
+    # and gets the recorded metrics again
+    for method in ("full", "lora", "prefix"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "evaluate",
+             runs[method].run_id, "--json"], capture_output=True, text=True, cwd=REPO)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = json.loads(proc.stdout)
+        assert out["now"]["exact_match"] == out["recorded"]["exact_match"], method
+        assert abs(out["now"]["eval_loss"] - out["recorded"]["eval_loss"]) < 1e-4, method
+
+    # export --merge writes a model that plain transformers loads
+    merged = tmp_path / "merged"
+    assert cli(ws, "export", runs["lora"].run_id[:8], "--merge", "--out", str(merged)) == 0
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(merged, use_safetensors=True)
+    assert sum(p.numel() for p in model.parameters()) == full["total_params"]
+    assert cli(ws, "export", runs["prefix"].run_id, "--merge", "--out", str(tmp_path / "x")) == 1
 
     # rebuilding the store from run directories gives the same tables
     tables = ("runs", "metrics", "evals", "eval_examples")

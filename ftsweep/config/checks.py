@@ -91,6 +91,11 @@ def _eval_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
             for err in exc.errors():
                 problems.append(pos.problem(("eval", "evaluator_params", name, *err["loc"]),
                                             err["msg"], value=err.get("input"), has_value=True))
+    if "pass_at_1" in spec.eval.evaluators and spec.data.family != "code":
+        problems.append(pos.problem(("eval", "evaluators"), "pass_at_1 runs unit tests, which "
+                                    f"only code records have; this is {spec.data.family} data",
+                                    value="pass_at_1", has_value=True,
+                                    valid="loss, exact_match, token_f1, bleu, chrf"))
     for name in spec.eval.evaluator_params:
         if name not in spec.eval.evaluators:
             problems.append(pos.problem(("eval", "evaluator_params", name),

@@ -76,10 +76,12 @@ def _check_records(examples: Sequence[EvalExample]) -> None:
     """
     problems = []
     for e in examples:
-        lang = str(e.extra.get("lang", "python")).lower()
+        # "lang" in the shipped data is the natural language of the prompt (en/zh); the
+        # programming language is "language", python when absent.
+        lang = str(e.extra.get("language", "python")).lower()
         tests = e.extra.get("tests")
         if lang not in _PYTHON_NAMES:
-            problems.append(f"{e.example_id!r}: lang {lang!r} is not supported (python only)")
+            problems.append(f"{e.example_id!r}: language {lang!r} is not supported (python only)")
         elif isinstance(tests, str) or not tests:
             problems.append(f"{e.example_id!r}: extra['tests'] must be a non-empty list of str")
         elif not all(isinstance(test, str) for test in tests):
