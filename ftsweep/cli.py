@@ -84,6 +84,9 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if summary.failed:
         console.print(f"[red]failed runs:[/] {', '.join(summary.failed)} "
                       "(see `ftsweep status` and the run's worker.log)")
+    if summary.still_failed:
+        console.print(f"[yellow]{len(summary.still_failed)} run(s) failed earlier and were not "
+                      "retried:[/] " + ", ".join(summary.still_failed) + " (use --retry-failed)")
     return summary.exit_code
 
 

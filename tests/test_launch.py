@@ -155,7 +155,9 @@ def test_failing_run_is_recorded_and_others_complete(write_exp, tmp_path, capsys
     assert rows == {"base": "complete", "full": "failed"}
     (cause, tail), = query(ws, "select failure_cause, failure_log_tail from runs where method='full'")
     assert "non-finite" in cause and tail
-    capsys.readouterr()
+    # launching again retries nothing but still reports the sweep as incomplete
+    assert cli(ws, "launch", str(exp_file)) == 1
+    assert "failed earlier and were not retried" in capsys.readouterr().out
     cli(ws, "plan", "--json", str(exp_file))
     actions = {r["method"]: r["action"] for r in json.loads(capsys.readouterr().out)}
     assert actions == {"base": "skip", "full": "skip"}

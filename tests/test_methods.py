@@ -1,8 +1,10 @@
 """One conformance suite for every CPU-capable fine-tuning method (STYLE 5), plus the
 method-specific behaviour: unfreezing schedules, layer-wise lrs, checks, export.
 
-Everything runs in-process on a tiny random Llama (3 blocks, hidden 64) built once per
-session, with a word-level tokenizer of our own; no accelerate launch.
+Everything runs in-process, no accelerate launch (tests/test_launch.py covers that). The
+conformance suite trains every method on the shipped pretrained model (models/tiny-base,
+4 blocks, tied embeddings); the method-specific tests use a tiny random Llama with 3
+blocks and untied embeddings, where head and embeddings are separate stages.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from transformers import AutoModelForCausalLM, TrainerControl, TrainerState
 from ftsweep.errors import FtsweepError
 from ftsweep.methods import METHODS, get_method
 from ftsweep.methods.base import ModelInfo
+from tests.conftest import MODEL
 
 VOCAB = 256
 LAYERS = 3
@@ -79,6 +82,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def shipped() -> Path:
+    """The shipped pretrained model: the conformance suite trains every method on it."""
+    return MODEL
 
 
 def fresh(tiny: Path) -> Any:
@@ -164,16 +173,16 @@ def tmp_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_defaults_pass_check(name: str, tiny: Path) -> None:
+def test_defaults_pass_check(name: str, shipped: Path) -> None:
     cls = get_method(name)
-    assert cls().check(cls.Params(), info_for(tiny)) == []
-    assert cls().check(cls.Params.model_validate(CASES[name][0]), info_for(tiny)) == []
+    assert cls().check(cls.Params(), info_for(shipped)) == []
+    assert cls().check(cls.Params.model_validate(CASES[name][0]), info_for(shipped)) == []
     assert "\n" not in cls.description and cls.description
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_trains_only_its_parameters(name: str, tiny: Path, tmp_root: Path) -> None:
-    t = trained(name, tiny, tmp_root)
+def test_trains_only_its_parameters(name: str, shipped: Path, tmp_root: Path) -> None:
+    t = trained(name, shipped, tmp_root)
     if name == "base":
         assert t["trainable"] == 0
     elif name in PARTIAL:
@@ -183,30 +192,30 @@ def test_trains_only_its_parameters(name: str, tiny: Path, tmp_root: Path) -> No
 
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - {"base"}))
-def test_training_lowers_loss(name: str, tiny: Path, tmp_root: Path) -> None:
-    losses = trained(name, tiny, tmp_root)["losses"]
+def test_training_lowers_loss(name: str, shipped: Path, tmp_root: Path) -> None:
+    losses = trained(name, shipped, tmp_root)["losses"]
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     assert last < first - 1e-3, (name, losses)
 
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - {"base"}))
-def test_round_trip_gives_identical_logits(name: str, tiny: Path, tmp_root: Path) -> None:
-    t = trained(name, tiny, tmp_root)
-    loaded = t["method"].load(fresh(tiny), t["params"], t["art"])
+def test_round_trip_gives_identical_logits(name: str, shipped: Path, tmp_root: Path) -> None:
+    t = trained(name, shipped, tmp_root)
+    loaded = t["method"].load(fresh(shipped), t["params"], t["art"])
     assert torch.allclose(logits(loaded), t["logits"], atol=1e-5)
 
 
 @pytest.mark.parametrize("name", sorted(set(CASES) - {"base"}))
-def test_saves_safetensors_only(name: str, tiny: Path, tmp_root: Path) -> None:
-    files = [p for p in trained(name, tiny, tmp_root)["art"].rglob("*") if p.is_file()]
+def test_saves_safetensors_only(name: str, shipped: Path, tmp_root: Path) -> None:
+    files = [p for p in trained(name, shipped, tmp_root)["art"].rglob("*") if p.is_file()]
     assert any(p.suffix == ".safetensors" for p in files)
     assert all(p.suffix in (".safetensors", ".json", ".md") for p in files), files
 
 
 @pytest.mark.parametrize("name", sorted(n for n in CASES if METHODS[n].export_as == "merged"))
-def test_merge_keeps_logits(name: str, tiny: Path, tmp_root: Path) -> None:
-    t = trained(name, tiny, tmp_root)
-    merged = t["method"].load(fresh(tiny), t["params"], t["art"]).merge_and_unload()
+def test_merge_keeps_logits(name: str, shipped: Path, tmp_root: Path) -> None:
+    t = trained(name, shipped, tmp_root)
+    merged = t["method"].load(fresh(shipped), t["params"], t["art"]).merge_and_unload()
     assert not any("lora" in n or "vera" in n for n, _ in merged.named_parameters())
     assert torch.allclose(logits(merged), t["logits"], atol=1e-4)
 
@@ -382,42 +391,42 @@ def test_params_reject_bad_values(name: str, params: dict) -> None:
 # --- export ----------------------------------------------------------------------------
 
 
-def _run_dir(tmp: Path, tiny: Path, name: str, tmp_root: Path) -> Path:
+def _run_dir(tmp: Path, shipped: Path, name: str, tmp_root: Path) -> Path:
     """A complete run directory as the worker leaves it: spec.json + artifacts/."""
     import shutil
 
     from transformers import AutoTokenizer
 
     run = tmp / name
-    shutil.copytree(trained(name, tiny, tmp_root)["art"], run / "artifacts")
-    AutoTokenizer.from_pretrained(tiny).save_pretrained(run / "artifacts")
+    shutil.copytree(trained(name, shipped, tmp_root)["art"], run / "artifacts")
+    AutoTokenizer.from_pretrained(shipped).save_pretrained(run / "artifacts")
     spec = {"config": {"method": {"name": name, **CASES[name][0]},
                        "model": {"trust_remote_code": False}},
-            "paths": {"model": str(tiny)}}
+            "paths": {"model": str(shipped)}}
     (run / "spec.json").write_text(json.dumps(spec))
     return run
 
 
 @pytest.mark.parametrize("name", ["lora", "ia3", "freeze"])
-def test_export_merged_loads_as_a_plain_model(name: str, tiny: Path, tmp_path: Path,
+def test_export_merged_loads_as_a_plain_model(name: str, shipped: Path, tmp_path: Path,
                                               tmp_root: Path) -> None:
     from ftsweep.export import export
 
-    out = export(_run_dir(tmp_path, tiny, name, tmp_root), tmp_path / "out", merge=True)
+    out = export(_run_dir(tmp_path, shipped, name, tmp_root), tmp_path / "out", merge=True)
     assert not list(out.glob("*.bin")) and list(out.glob("*.safetensors"))
     plain = AutoModelForCausalLM.from_pretrained(out)
-    assert torch.allclose(logits(plain), trained(name, tiny, tmp_root)["logits"], atol=1e-4)
+    assert torch.allclose(logits(plain), trained(name, shipped, tmp_root)["logits"], atol=1e-4)
     assert (out / "tokenizer.json").is_file()
 
 
-def test_export_refuses_to_merge_prompt_learning(tiny: Path, tmp_path: Path,
+def test_export_refuses_to_merge_prompt_learning(shipped: Path, tmp_path: Path,
                                                  tmp_root: Path) -> None:
     from ftsweep.export import export, load_trained
 
-    run = _run_dir(tmp_path, tiny, "prompt", tmp_root)
+    run = _run_dir(tmp_path, shipped, "prompt", tmp_root)
     with pytest.raises(FtsweepError, match="cannot be merged.*lora"):
         export(run, tmp_path / "out", merge=True)
     out = export(run, tmp_path / "out2", merge=False)
     assert (out / "adapter_model.safetensors").is_file()
     model, _ = load_trained(run)
-    assert torch.allclose(logits(model), trained("prompt", tiny, tmp_root)["logits"], atol=1e-5)
+    assert torch.allclose(logits(model), trained("prompt", shipped, tmp_root)["logits"], atol=1e-5)

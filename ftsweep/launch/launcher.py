@@ -36,11 +36,14 @@ class LaunchSummary:
     skipped: int = 0
     complete: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    # Failed in an earlier launch and not retried (no --retry-failed): still not complete.
+    still_failed: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """0 only when every run of the experiment is complete."""
+        return 1 if self.failed or self.still_failed else 0
 
 
 def _free_port() -> int:
@@ -141,7 +144,9 @@ def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
     with ws.lock():
         items = plan(exp, ws, retry_failed)
         todo = [i for i in items if i.will_train]
-        summary = LaunchSummary(total=len(items), skipped=len(items) - len(todo))
+        summary = LaunchSummary(total=len(items), skipped=len(items) - len(todo),
+                                still_failed=[i.run.run_id for i in items
+                                              if i.state == RunState.FAILED and not i.will_train])
         with Store.writer(ws) as store:
             store.ingest_all(exp.spec.experiment)
         lb = exp.spec.launch
