@@ -204,7 +204,7 @@ def cmd_methods(args: argparse.Namespace) -> int:
     """List fine-tuning methods with their parameters and defaults."""
     from ftsweep.methods import METHODS
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, cls in sorted(METHODS.items()):
         params = {k: {"type": str(f.annotation).replace("typing.", ""),
                       "default": f.get_default(call_default_factory=True)}

@@ -209,3 +209,19 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
     assert losses == sorted(losses) and losses[-1] == 60
     assert "Resum" in rd.file("worker.log").read_text() or rd.file("attempt-0").is_dir()
     assert query(ws, "select status from runs") == [("complete",)]
+
+
+def test_same_config_and_seed_give_the_same_metrics(write_exp, tmp_path):
+    """Invariant 8: on one machine, a run's metrics depend only on its config and seed."""
+    exp_file = write_exp(experiment_yaml("repro", matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
+                                         max_steps=6))
+    results, losses = [], []
+    for ws in (tmp_path / "a", tmp_path / "b"):
+        assert cli(ws, "launch", str(exp_file)) == 0
+        (run,) = load_experiment(exp_file).runs
+        rd = Workspace(ws).run_dir("repro", run.run_id)
+        results.append(json.loads(rd.file("result.json").read_text())["final_eval"])
+        losses.append([r["value"] for r in read_jsonl(rd.file("metrics.jsonl"))
+                       if r["name"] == "loss"])
+    assert results[0] == results[1]
+    assert losses[0] == losses[1] and len(losses[0]) == 3

@@ -6,8 +6,13 @@ import os
 import signal
 import subprocess
 import time
+from typing import cast
 
 from ftsweep.launch.executor import Executor, Job
+
+
+def _proc(job: Job) -> subprocess.Popen[bytes]:
+    return cast("subprocess.Popen[bytes]", job.handle)
 
 
 class LocalExecutor(Executor):
@@ -40,7 +45,7 @@ class LocalExecutor(Executor):
         done, self._failed_to_start = self._failed_to_start, []
         still = []
         for job in self._jobs:
-            rc = job.handle.poll()  # type: ignore[union-attr]
+            rc = _proc(job).poll()
             if rc is None:
                 still.append(job)
             else:
@@ -54,13 +59,13 @@ class LocalExecutor(Executor):
     def cancel_all(self) -> None:
         for job in self._jobs:
             try:
-                os.killpg(job.handle.pid, signal.SIGTERM)  # type: ignore[union-attr]
+                os.killpg(_proc(job).pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.time() + 10
         for job in self._jobs:
             try:
-                job.handle.wait(timeout=max(0.1, deadline - time.time()))  # type: ignore[union-attr]
+                _proc(job).wait(timeout=max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                os.killpg(job.handle.pid, signal.SIGKILL)  # type: ignore[union-attr]
+                os.killpg(_proc(job).pid, signal.SIGKILL)
         self._jobs = []

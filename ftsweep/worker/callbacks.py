@@ -36,9 +36,11 @@ class GuardedTrainer(Trainer):
     (``logging_nan_inf_filter``), which hides a diverged run; we check every step.
     """
 
-    def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False, **kw: Any) -> Any:
-        out = super().compute_loss(model, inputs, return_outputs=return_outputs, **kw)
-        loss = out[0] if return_outputs else out
+    def compute_loss(  # type: ignore[override]
+        self, model: Any, inputs: Any, return_outputs: bool = False, **kw: Any
+    ) -> Any:
+        out: Any = super().compute_loss(model, inputs, return_outputs=return_outputs, **kw)
+        loss: torch.Tensor = out[0] if return_outputs else out
         if not torch.isfinite(loss.detach()).all():
             raise NonFiniteLossError(
                 f"non-finite training loss ({loss.item()}) at step {self.state.global_step + 1}; "

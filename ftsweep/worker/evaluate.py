@@ -119,7 +119,8 @@ def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any],
     scores = []
     if any(not b.needs_generation for b in built.values()):
         losses = per_example_loss(model, examples, tok.pad_token_id, ecfg["batch_size"], device)
-        scores += [ev.get_evaluator(n).from_losses(losses) for n, b in built.items()
+        # Loss-based evaluators score the per-example NLL, not generated text.
+        scores += [type(b).from_losses(losses) for b in built.values()  # type: ignore[attr-defined]
                    if not b.needs_generation]
     predictions: dict[str, str] = {}
     gen_names = [n for n, b in built.items() if b.needs_generation]

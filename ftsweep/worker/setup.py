@@ -82,7 +82,7 @@ def _git(args: list[str]) -> str | None:
 
 
 def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in PACKAGES:
         try:
             versions[pkg] = metadata.version(pkg)
