@@ -132,3 +132,17 @@ def test_every_shipped_experiment_validates(path):
     assert exp.runs
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# ftsweep launch experiments/"), "each file starts with its command"
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
+def test_gpu_only_choices_are_rejected_before_anything_runs(write_exp, tmp_path, capsys):
+    text = experiment_yaml(matrix="matrix:\n  method: [{name: qlora, r: 4}]\n").replace(
+        "logging_every: 2", "logging_every: 2\n  optimizer: adamw_8bit").replace(
+        "launch: {}", "launch: {num_processes: 2, distributed: {strategy: deepspeed}}")
+    ws = tmp_path / "ws"
+    assert main(["--workspace", str(ws), "launch", str(write_exp(text))]) == 2
+    err = capsys.readouterr().err
+    assert "QLoRA needs a CUDA GPU" in err
+    assert "8-bit AdamW (bitsandbytes) needs a CUDA GPU" in err
+    assert "deepspeed shards a model across GPUs" in err
+    assert not ws.exists()
