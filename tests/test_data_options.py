@@ -139,3 +139,31 @@ def test_duplicates_are_dropped_from_train_only(tmp_path):
     test, _ = load_split_records(data, paths, "test")
     assert len(train) == 2 and counts["dropped_duplicate"] == 2
     assert len(test) == 4  # a test set is scored as published
+
+
+def test_hub_source_reads_the_named_splits(monkeypatch):
+    """The hub path through `datasets` (no network here: load_dataset is replaced)."""
+    import datasets
+
+    calls = []
+
+    def fake_load(name, config, split, revision):
+        calls.append((name, config, split, revision))
+        return [{"instruction": f"{split}-q", "output": "a"}]
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    data = DataBlock(hub={"name": "org/set", "revision": "abc", "test_split": "validation"}
+                     ).model_dump()
+    train, _ = load_split_records(data, {}, "train")
+    test, _ = load_split_records(data, {}, "test")
+    assert [r["instruction"] for r in train + test] == ["train-q", "validation-q"]
+    assert calls == [("org/set", None, "train", "abc"), ("org/set", None, "validation", "abc")]
+
+
+def test_data_block_needs_exactly_one_source():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="one of them"):
+        DataBlock(train="a.jsonl", hub={"name": "org/set"})
+    with pytest.raises(ValidationError, match="one of them"):
+        DataBlock()

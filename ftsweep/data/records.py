@@ -111,7 +111,7 @@ def _hub_records(hub: dict[str, Any], split_name: str) -> list[tuple[int, Any]]:
     try:
         import datasets
     except ImportError as exc:
-        raise BadRecordError("data.hub needs the `datasets` package: pip install datasets") from exc
+        raise BadRecordError("data.hub needs the `datasets` package: pip install 'ftsweep[hub]'") from exc
     ds = datasets.load_dataset(hub["name"], hub["config"], split=split_name,
                                revision=hub["revision"])
     return [(i, dict(row)) for i, row in enumerate(ds, start=1)]
