@@ -146,3 +146,14 @@ def test_gpu_only_choices_are_rejected_before_anything_runs(write_exp, tmp_path,
     assert "8-bit AdamW (bitsandbytes) needs a CUDA GPU" in err
     assert "deepspeed shards a model across GPUs" in err
     assert not ws.exists()
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
+@pytest.mark.parametrize("name", ["gpu.yaml", "zero2.yaml"])
+def test_the_gpu_check_files_are_rejected_here_with_reasons(name):
+    with pytest.raises(ConfigError) as info:
+        load_experiment(REPO / "benchmarks" / "gpu" / name)
+    text = str(info.value)
+    assert "bf16 mixed precision needs a CUDA GPU" in text
+    assert ("QLoRA needs a CUDA GPU" in text) == (name == "gpu.yaml")
+    assert ("deepspeed shards a model across GPUs" in text) == (name == "zero2.yaml")
