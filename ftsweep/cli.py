@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -161,7 +162,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write a trained run as a standalone model directory (--merge folds LoRA-family adapters in)."""
+    """Write a trained run's model: with --merge a standalone model (LoRA family), else its
+    own artefacts (full weights, or the adapter plus tokenizer)."""
     from ftsweep.export import export
 
     rd = _one_run(_workspace(args), args.run_id)
@@ -225,12 +227,17 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ftsweep", description="Declarative fine-tuning sweeps.")
-    p.add_argument("--workspace", default=".ftsweep",
-                   help="workspace directory: run directories and the store (default: .ftsweep)")
+    ws_help = "workspace directory: run directories and the store (default: .ftsweep)"
+    p.add_argument("--workspace", default=".ftsweep", help=ws_help)
+    # Accepted after the command too (`ftsweep status --workspace W`); SUPPRESS keeps a
+    # value given before the command when it is not repeated after it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--workspace", default=argparse.SUPPRESS, help=ws_help)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Any, **kw: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=fn.__doc__.strip().splitlines()[0], description=fn.__doc__)
+        sp = sub.add_parser(name, help=fn.__doc__.strip().splitlines()[0], description=fn.__doc__,
+                            parents=[common])
         sp.set_defaults(fn=fn)
         return sp
 
@@ -250,7 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="rows as JSON objects")
     sp = add("report", cmd_report)
     sp.add_argument("--experiment", help="only this experiment (default: all)")
-    sp.add_argument("--out", help="output directory (default: reports/<experiment>)")
+    sp.add_argument("--out", help="output directory (default: reports/<experiment> beside the "
+                                  "workspace directory)")
     sp.add_argument("--templates", help="directory of templates that override the built-in ones")
     sp = add("ingest", cmd_ingest)
     sp.add_argument("--rebuild", action="store_true", help="recreate the store from run directories")
@@ -283,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted: running runs were stopped; `ftsweep launch` resumes")
         return 130
+    except BrokenPipeError:  # `ftsweep query ... | head`: the reader left, not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # noqa: BLE001 - known domain errors from other layers
         from ftsweep.store import QueryError, StoreError
         from ftsweep.workspace import WorkspaceLocked

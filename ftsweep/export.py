@@ -41,8 +41,10 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     method, params = _method_and_params(spec)
     model_cfg = spec["config"].get("model", {})
     extra = method.load_kwargs(params) if quantized else {}
+    # The run's own loading rules: pickled weights only when its file opted in.
     base = AutoModelForCausalLM.from_pretrained(
-        spec["paths"]["model"], use_safetensors=True,
+        spec["paths"]["model"], use_safetensors=None if model_cfg.get("allow_pickle") else True,
+        revision=model_cfg.get("revision"),
         trust_remote_code=bool(model_cfg.get("trust_remote_code", False)), **extra)
     model = method.load(base, params, art) if method.trains else base
     tok_dir = art if (art / "tokenizer_config.json").is_file() else spec["paths"]["model"]

@@ -59,8 +59,18 @@ class Expansion:
     problems: list[tuple[Path_, str, Any]]  # (path, message, bad value)
 
 
+# Inputs are fingerprinted once per experiment (they are part of every run id), so they
+# cannot vary inside one: compare models or data sets with one experiment file each.
+NOT_AXES = frozenset({"model.path", "model.revision", "model.trust_remote_code",
+                      "model.allow_pickle", "data.train", "data.eval", "data.test", "data.hub"})
+
+
 def dotted_field(key: str) -> tuple[Any, str | None]:
     """(annotation, error) for a dotted key such as ``training.early_stopping.patience``."""
+    if key in NOT_AXES or key.startswith("data.hub."):
+        return None, (f"{key!r} cannot vary inside an experiment (model and data files are "
+                      "fingerprinted into every run id); use one experiment file per model or "
+                      "data set")
     block, _, rest = key.partition(".")
     model: Any = OVERRIDABLE_BLOCKS.get(block)
     if model is None or not rest:
@@ -118,7 +128,10 @@ def _axes(
 ) -> list[list[tuple[tuple[str, Any], ...]]]:
     """Each axis as the list of its options; an option is a tuple of (key, value)."""
     axes: list[list[tuple[tuple[str, Any], ...]]] = []
-    for key in sorted(k for k in mapping if k not in RESERVED and k != "name"):
+    for key in [k for k in mapping if not isinstance(k, str)]:
+        problems.append((path + (str(key),), "matrix keys are names such as r or training.lr",
+                         key))
+    for key in sorted(k for k in mapping if isinstance(k, str) and k not in RESERVED and k != "name"):
         value = mapping[key]
         list_valued, err = _key_is_list_valued(key, method)
         if err:
@@ -221,7 +234,8 @@ def _includes(raw: Any, problems: list) -> list[Point]:
     out = []
     for i, entry in enumerate(raw if isinstance(raw, list) else [raw]):
         path: Path_ = ("matrix", "include", i)
-        if not isinstance(entry, dict) or entry.get("method") not in METHODS:
+        method = entry.get("method") if isinstance(entry, dict) else None
+        if not isinstance(method, str) or method not in METHODS:
             got = entry.get("method") if isinstance(entry, dict) else entry
             problems.append((
                 path, f"an include entry needs a known 'method'{did_you_mean(str(got), METHODS)}", got

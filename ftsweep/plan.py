@@ -56,8 +56,13 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             items.append(PlanItem(run, "new", Action.TRAIN, rd))
             continue
         state = rd.read_state(stale_after=stale)
-        if state == RunState.RUNNING and not _alive_here(rd.heartbeat()):
+        alive = state in (RunState.RUNNING, RunState.LOST) and _alive_here(rd.heartbeat())
+        if state == RunState.RUNNING and not alive:
             state = RunState.LOST
+        elif state == RunState.LOST and alive:
+            # A late heartbeat from a worker that still exists (a stalled filesystem, a
+            # suspended machine): relaunching would put two workers in one run directory.
+            state = RunState.RUNNING
         action = {
             RunState.COMPLETE: Action.SKIP,
             RunState.PRUNED: Action.SKIP,

@@ -23,11 +23,13 @@ import fcntl
 import hashlib
 import os
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ftsweep.errors import FtsweepError
 from ftsweep.rundir import RunDir
 
 DEFAULT_ROOT = Path(".ftsweep")
@@ -41,7 +43,7 @@ _MAX_NAME = 100
 _HELD: dict[Path, LockHandle] = {}
 
 
-class WorkspaceLocked(RuntimeError):
+class WorkspaceLocked(FtsweepError):
     """Another process (or another handle in this one) holds the workspace lock."""
 
 
@@ -179,12 +181,17 @@ class Workspace:
         return int(text) if text.isdigit() else None
 
     @contextmanager
-    def lock(self) -> Iterator[LockHandle]:
+    def lock(self, wait_s: float = 0.0) -> Iterator[LockHandle]:
         """Hold the exclusive workspace lock for the ``with`` block.
 
-        Raises ``WorkspaceLocked`` at once (never waits) if it is held elsewhere.
+        Waits up to ``wait_s`` seconds (readers hold it for a moment to refresh the
+        store), then raises ``WorkspaceLocked`` if it is still held elsewhere.
         """
+        deadline = time.monotonic() + wait_s
         handle = self.try_lock()
+        while handle is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            handle = self.try_lock()
         if handle is None:
             pid = self.lock_holder_pid()
             who = f"process {pid}" if pid else "another process"

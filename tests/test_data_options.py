@@ -167,3 +167,23 @@ def test_data_block_needs_exactly_one_source():
         DataBlock(train="a.jsonl", hub={"name": "org/set"})
     with pytest.raises(ValidationError, match="one of them"):
         DataBlock()
+
+
+def test_validation_checks_what_the_worker_will_need(tmp_path):
+    from ftsweep.data.records import check_file
+
+    inst = _write(tmp_path / "i.jsonl", [{"id": "a", "instruction": "q", "output": 5},
+                                         {"id": "a", "instruction": "q", "output": "x"}])
+    found = dict(check_file(inst, "instruction", "error", evaluated=True))
+    assert "output must be text" in found[1] and "duplicate id 'a'" in found[2]
+    assert 2 not in dict(check_file(inst, "instruction", "error", evaluated=False))
+    dia = _write(tmp_path / "d.jsonl", [
+        {"conversations": [{"from": "bot", "value": "hi"}]},
+        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"},
+                           {"from": "human", "value": "bye"}]}])
+    found = dict(check_file(dia, "dialogue", "error", evaluated=True))
+    assert "'bot'" in found[1] and "must end with a 'gpt' turn" in found[2]
+    assert 2 not in dict(check_file(dia, "dialogue", "error", evaluated=False))
+    bad = tmp_path / "b.jsonl"
+    bad.write_bytes(b'{"instruction": "\xff"}\n')
+    assert "cannot read" in check_file(bad, "instruction", "error")[0][1]

@@ -166,19 +166,24 @@ def test_failing_run_is_recorded_and_others_complete(write_exp, tmp_path, capsys
     assert actions["full"] == "retry"
 
 
-def _wait_for(pred, timeout: float, what: str):
+def _wait_for(pred, timeout: float, what: str, rd=None):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = pred()
         if value:
             return value
         time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    log = rd.file("worker.log") if rd is not None else None
+    detail = (f"; heartbeat {rd.heartbeat()}; log tail {log.read_text()[-1500:]!r}"
+              if log is not None and log.exists() else "")
+    raise AssertionError(f"timed out waiting for {what}{detail}")
 
 
 def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path):
     ws = tmp_path / "ws"
-    text = experiment_yaml("kill", matrix="matrix:\n  method: [full]\n", max_steps=60)
+    # One thread: two OpenMP threads on two shared cores crawl when anything else runs.
+    text = experiment_yaml("kill", matrix="matrix:\n  method: [full]\n", max_steps=60,
+                           launch="{threads_per_process: 1}")
     text = text.replace("logging_every: 2", "logging_every: 2\n  checkpoint_every: 10")
     exp_file = write_exp(text)
     (run,) = load_experiment(exp_file).runs
@@ -187,8 +192,8 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        hb = _wait_for(lambda: (h := rd.heartbeat()) and h.get("step", 0) >= 25 and h, 240,
-                       "the run to pass step 25")
+        hb = _wait_for(lambda: (h := rd.heartbeat()) and h.get("step", 0) >= 25 and h, 180,
+                       "the run to pass step 25", rd)
         # readers work while the sweep holds the lock
         assert main(["--workspace", str(ws), "status", "--json"]) == 0
         assert query(ws, "select count(*) from runs")[0][0] >= 0

@@ -97,3 +97,12 @@ def test_nested_set_is_a_deep_merge():
     nested_set(cfg, "training.early_stopping.patience", 3)
     assert cfg["training"]["early_stopping"] == {"patience": 3, "threshold": 0.01}
     assert cfg["training"]["lr"] == 1
+
+
+def test_inputs_cannot_vary_and_bad_shapes_are_problems_not_crashes():
+    exp = expand({"method": ["full"], "data.train": ["a.jsonl", "b.jsonl"], 1: [2],
+                  "include": [{"method": ["lora", "full"]}]})
+    msgs = " | ".join(m for _, m, _ in exp.problems)
+    assert "cannot vary inside an experiment" in msgs
+    assert "matrix keys are names" in msgs
+    assert "an include entry needs a known 'method'" in msgs

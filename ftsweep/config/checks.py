@@ -31,8 +31,10 @@ def deep_checks(
     spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
     """Checks that need files, the model or the hardware; ``points`` are (Point, config)."""
-    problems = _data_checks(spec, base_dir, pos)
-    problems += _eval_checks(spec, pos)
+    problems: list[Problem] = []
+    for variant in _data_eval_variants(spec, points):  # the matrix may vary data/eval keys
+        problems += _data_checks(variant, base_dir, pos)
+        problems += _eval_checks(variant, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
     local = resolve_model_path(spec.model.path, base_dir)
     info, model_problems = _model_checks(spec, local, pos)
@@ -40,6 +42,21 @@ def deep_checks(
     if info is not None:
         problems += _method_checks(points, info, pos, spec)
     return problems
+
+
+def _data_eval_variants(
+    spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]]
+) -> list[ExperimentFile]:
+    """The spec once per distinct (data, eval) pair that the points resolve to."""
+    from ftsweep.config.schema import DataBlock, EvalBlock
+
+    seen: dict[str, ExperimentFile] = {}
+    for _, cfg in points:
+        key = json.dumps([cfg["data"], cfg["eval"]], sort_keys=True)
+        if key not in seen:
+            seen[key] = spec.model_copy(update={"data": DataBlock(**cfg["data"]),
+                                                "eval": EvalBlock(**cfg["eval"])})
+    return list(seen.values()) or [spec]
 
 
 def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[Problem]:
@@ -60,8 +77,13 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
             problems.append(pos.problem(("data", split), f"file not found: {path}",
                                         value=rel, has_value=True))
             continue
-        for line, reason in check_file(path, spec.data.family, spec.data.on_bad_record)[:5]:
+        found = check_file(path, spec.data.family, spec.data.on_bad_record,
+                           evaluated=split != "train")
+        for line, reason in found[:5]:
             problems.append(pos.problem(("data", split), f"{path}:{line}: {reason}"))
+        if len(found) > 5:
+            problems.append(pos.problem(("data", split), f"{path}: {len(found) - 5} more "
+                                        "malformed records not listed"))
     from ftsweep.data.formats import TEMPLATES
 
     if spec.data.family == "instruction" and spec.data.template not in TEMPLATES:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ftsweep.data.formats import _messages
 from ftsweep.errors import FtsweepError
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -24,12 +24,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 class BadRecordError(FtsweepError):
     exit_code = 2
-
-
-@dataclass
-class Records:
-    records: list[dict[str, Any]]
-    dropped: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
 
 
 def _raw_rows(path: Path) -> list[tuple[int, Any]]:
@@ -62,7 +56,8 @@ def _raw_rows(path: Path) -> list[tuple[int, Any]]:
                          "valid: .jsonl, .json, .csv, .parquet")
 
 
-def _problem(rec: Any, family: str) -> str | None:
+def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
+    """Why ``rec`` cannot be used (None when it can); ``evaluated``: it is an eval record."""
     if isinstance(rec, Exception):
         return str(rec)
     if not isinstance(rec, dict):
@@ -70,40 +65,43 @@ def _problem(rec: Any, family: str) -> str | None:
     missing = [k for k in REQUIRED[family] if k not in rec or rec[k] in (None, "")]
     if missing:
         return f"missing {', '.join(missing)} (a {family} record needs {', '.join(REQUIRED[family])})"
+    text_keys = {"instruction": ("instruction", "input", "output"),
+                 "code": ("problem", "solution", "entry_point")}.get(family, ())
+    for key in text_keys:
+        if key in rec and rec[key] is not None and not isinstance(rec[key], str):
+            return f"{key} must be text, got {type(rec[key]).__name__}"
     if family == "dialogue":
-        conv = rec["conversations"]
-        if not isinstance(conv, list) or not all(
-            isinstance(t, dict) and "from" in t and "value" in t for t in conv
-        ):
-            return "conversations must be a list of {from, value} turns"
-    if family == "code" and not isinstance(rec["tests"], list):
-        return "tests must be a list of assert statements"
+        try:  # the same check the worker's renderer applies (roles, turn shape)
+            messages = _messages(rec)
+        except ValueError as exc:
+            return str(exc)
+        if evaluated and messages[-1]["role"] != "assistant":
+            return "a dialogue must end with a 'gpt' turn (its reply is what is evaluated)"
+    if family == "code" and not (isinstance(rec["tests"], list)
+                                 and all(isinstance(t, str) for t in rec["tests"])):
+        return "tests must be a list of assert statements (text)"
     return None
 
 
-def read_records(path: Path, family: str, policy: str = "error") -> Records:
-    out = Records(records=[])
-    for line, rec in _raw_rows(path):
-        reason = _problem(rec, family)
-        if reason is None:
-            out.records.append(rec)
-        elif policy == "drop":
-            out.dropped.append((line, reason))
-        else:
-            raise BadRecordError(f"{path}:{line}: {reason} (set data.on_bad_record: drop to skip "
-                                 "and count malformed records)")
-    return out
-
-
-def check_file(path: Path, family: str, policy: str) -> list[tuple[int, str]]:
+def check_file(path: Path, family: str, policy: str,
+               evaluated: bool = False) -> list[tuple[int, str]]:
     """Problems validation should report: malformed records under the 'error' policy."""
     if policy == "drop":
         return []
     try:
         rows = _raw_rows(path)
-    except (BadRecordError, OSError, json.JSONDecodeError) as exc:
-        return [(1, str(exc))]
-    return [(line, r) for line, rec in rows if (r := _problem(rec, family)) is not None]
+    except (BadRecordError, OSError, ValueError) as exc:  # incl. JSON and UTF-8 errors
+        return [(1, f"cannot read: {exc}")]
+    problems = [(line, r) for line, rec in rows
+                if (r := _problem(rec, family, evaluated)) is not None]
+    seen: dict[str, int] = {}
+    for line, rec in rows if evaluated else []:  # ids key the per-example scores that paired tests compare
+        rid = rec.get("id") if isinstance(rec, dict) else None
+        if rid is not None and str(rid) in seen:
+            problems.append((line, f"duplicate id {rid!r} (first on line {seen[str(rid)]})"))
+        elif rid is not None:
+            seen[str(rid)] = line
+    return problems
 
 
 def _hub_records(hub: dict[str, Any], split_name: str) -> list[tuple[int, Any]]:
@@ -149,7 +147,7 @@ def load_split_records(
     where, rows = _source_rows(data, paths, "train" if holdout else split)
     family, good, malformed = data["family"], [], 0
     for line, rec in rows:
-        reason = _problem(rec, family)
+        reason = _problem(rec, family, evaluated=split != "train")
         if reason is None:
             good.append(rec)
         elif data["on_bad_record"] == "drop":

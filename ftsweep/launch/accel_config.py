@@ -35,7 +35,7 @@ def accelerate_config(cfg: dict[str, Any], dist: dict[str, Any], num_processes: 
             # ZeRO-2 keeps parameters on the GPU; only ZeRO-3 can offload them.
             "offload_param_device": offload if stage == 3 else "none",
             "gradient_accumulation_steps": t["grad_accum"],
-            "gradient_clipping": t["max_grad_norm"] or 1.0,
+            "gradient_clipping": t["max_grad_norm"],  # 0.0 = no clipping, as in DDP runs
             "zero3_init_flag": False,
             "zero3_save_16bit_model": stage == 3,
         }

@@ -8,13 +8,19 @@ snapshot published, so `status`, `query` and `report` see progress while it runs
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from rich.markup import escape
 
 from ftsweep.config.load import Experiment
 from ftsweep.config.schema import LaunchBlock
@@ -28,6 +34,8 @@ from ftsweep.store import Store
 from ftsweep.workspace import Workspace
 
 LOG_TAIL_CHARS = 4000
+# A reader refreshing the store holds the lock for a moment; a launch waits this long.
+LOCK_WAIT_S = 60.0
 
 
 @dataclass
@@ -40,10 +48,13 @@ class LaunchSummary:
     still_failed: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
+    # Still being trained by a worker of an earlier launch that is alive.
+    busy: list[str] = field(default_factory=list)
+
     @property
     def exit_code(self) -> int:
         """0 only when every run of the experiment is complete."""
-        return 1 if self.failed or self.still_failed else 0
+        return 1 if self.failed or self.still_failed or self.busy else 0
 
 
 def _free_port() -> int:
@@ -115,6 +126,18 @@ def _log_tail(rd: RunDir) -> str:
         return fh.read().decode("utf-8", errors="replace")
 
 
+def _warn_ingest(console: Any, stats: Any) -> None:
+    """Run directories the store could not read are reported, never silently skipped."""
+    for problem in getattr(stats, "problems", [])[:20]:
+        (console or _stderr()).print(f"[yellow]store:[/] {escape(str(problem))}")
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def _record_process(rd: RunDir, job: Job, rc: int) -> None:
     now = time.time()
     atomic_write_json(rd.file(LAUNCH), {
@@ -124,8 +147,15 @@ def _record_process(rd: RunDir, job: Job, rc: int) -> None:
 
 
 def _settle(rd: RunDir, rc: int) -> RunState:
-    """Record the outcome of a finished process group; the failure cause first."""
-    if rd.file("result.json").exists() and rc == 0:
+    """Record the outcome of a finished process group; the failure cause first.
+
+    A result.json means the worker finished everything (it is written last); a non-zero
+    exit after it (a DDP rank failing at teardown) is noted in the log, not a failure.
+    """
+    if rd.file("result.json").exists():
+        if rc != 0:
+            with open(rd.file(WORKER_LOG), "a", encoding="utf-8") as fh:
+                fh.write(f"ftsweep: exit code {rc} after the result was written; kept\n")
         return RunState.COMPLETE
     failure = rd.failure()
     tail = _log_tail(rd)
@@ -138,21 +168,46 @@ def _settle(rd: RunDir, rc: int) -> RunState:
     return RunState.FAILED
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM / SIGHUP (a closed terminal, a batch system) stop the sweep like Ctrl-C."""
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
 def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
            executor: Executor | None = None, console: Any = None) -> LaunchSummary:
+    with _stop_on_signals():
+        return _launch(exp, ws, retry_failed, executor, console)
+
+
+def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Executor | None,
+            console: Any) -> LaunchSummary:
     started = time.time()
-    with ws.lock():
+    with ws.lock(wait_s=LOCK_WAIT_S):
         items = plan(exp, ws, retry_failed)
         todo = [i for i in items if i.will_train]
         summary = LaunchSummary(total=len(items), skipped=len(items) - len(todo),
                                 still_failed=[i.run.run_id for i in items
-                                              if i.state == RunState.FAILED and not i.will_train])
+                                              if i.state == RunState.FAILED and not i.will_train],
+                                busy=[i.run.run_id for i in items if i.action == Action.BUSY])
         with Store.writer(ws) as store:
-            store.ingest_all(exp.spec.experiment)
+            _warn_ingest(console, store.ingest_all(exp.spec.experiment))
         lb = exp.spec.launch
         executor = executor or LocalExecutor(lb.max_parallel)
         cuda = _cuda()
-        env = worker_env(lb, offline=Path(exp.runs[0].paths["model"]).is_dir() if exp.runs else True)
+        local_model = Path(exp.runs[0].paths["model"]).is_dir() if exp.runs else True
+        env = worker_env(lb, offline=local_model and exp.spec.data.hub is None)
         base_dir = exp.file.resolve().parent
         by_id = {i.run.run_id: i for i in todo}
         queue = list(todo)
@@ -177,8 +232,8 @@ def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
                         view.finished(item, state)
                     view.refresh()
                     time.sleep(0.3)
-            except KeyboardInterrupt:
-                executor.cancel_all()
+            except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (see _stop_on_signals), any error
+                executor.cancel_all()  # no orphaned workers: their runs show as lost
                 raise
             finally:
                 with Store.writer(ws) as store:

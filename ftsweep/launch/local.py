@@ -26,14 +26,13 @@ class LocalExecutor(Executor):
     def submit(self, job: Job) -> None:
         job.started_at = time.time()
         try:
-            log = open(job.log_path, "ab")
-            # A new session makes the run its own process group, so cancel can kill the
-            # launcher and every rank it spawned without touching ftsweep itself.
-            job.handle = subprocess.Popen(
-                job.argv, cwd=job.cwd, env=job.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
-            log.close()
+            with open(job.log_path, "ab") as log:  # the child keeps its own copy of the fd
+                # A new session makes the run its own process group, so cancel can kill
+                # the launcher and every rank it spawned without touching ftsweep itself.
+                job.handle = subprocess.Popen(
+                    job.argv, cwd=job.cwd, env=job.env, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
         except OSError as exc:
             with open(job.log_path, "a", encoding="utf-8") as fh:
                 fh.write(f"ftsweep: could not start {job.argv[0]}: {exc}\n")

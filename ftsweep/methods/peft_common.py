@@ -40,9 +40,6 @@ class PeftMethod(Method):
 
         return get_peft_model(model, self.peft_config(params))
 
-    def save(self, model: Any, out_dir: Any) -> None:
-        model.save_pretrained(out_dir, safe_serialization=True)
-
 
 def check_targets(
     targets: list[str] | Literal["all-linear"], info: ModelInfo, field: str = "target_modules"

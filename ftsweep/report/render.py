@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from ftsweep.errors import FtsweepError
 from ftsweep.report.stats import Stat
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
@@ -22,8 +23,10 @@ HTML_TEMPLATE = "index.html"
 MD_TEMPLATE = "report.md"
 
 
-class ReportError(RuntimeError):
+class ReportError(FtsweepError):
     """A report that cannot be rendered; the message names the template or experiment."""
+
+    exit_code = 2  # an unknown experiment or a broken user template: bad input
 
 
 def md_escape(value: Any) -> str:

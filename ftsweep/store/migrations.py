@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from ftsweep.errors import FtsweepError
+
 # The tables are the public surface users write SQL against (DESIGN "The store").
 _CREATE_CORE = """
 CREATE TABLE runs (
@@ -65,6 +67,10 @@ _ADD_PROVENANCE = "ALTER TABLE runs ADD COLUMN provenance JSON;"
 _ADD_PROCESS_WALL = "ALTER TABLE runs ADD COLUMN process_wall_s DOUBLE;"
 
 
+class StoreError(FtsweepError):
+    """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
+
+
 @dataclass(frozen=True)
 class Migration:
     name: str
@@ -100,7 +106,7 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     unknown = done - {m.name for m in MIGRATIONS}
     if unknown:
         # A store written by a newer ftsweep: refuse rather than guess at its schema.
-        raise RuntimeError(
+        raise StoreError(
             f"store has migrations this ftsweep does not know: {sorted(unknown)}; upgrade ftsweep"
         )
     applied: list[str] = []

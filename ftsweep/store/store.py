@@ -25,7 +25,7 @@ import duckdb
 
 from ftsweep.rundir import RunDir
 from ftsweep.store.ingest import IngestStats, ingest
-from ftsweep.store.migrations import migrate
+from ftsweep.store.migrations import StoreError, migrate
 from ftsweep.workspace import Workspace, WorkspaceLocked
 
 # Reader connections cannot touch the file system (no read_csv('/etc/passwd'), no COPY
@@ -34,10 +34,6 @@ READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "lock_configuration": True,
 }
-
-
-class StoreError(RuntimeError):
-    """A store operation that cannot proceed; the message says why and what to do."""
 
 
 class Store:

@@ -138,6 +138,9 @@ class MetricsCallback(TrainerCallback):
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self.progress.phase = "evaluate"
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 class EarlyStopping(TrainerCallback):

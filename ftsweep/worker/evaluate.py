@@ -139,7 +139,9 @@ def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any],
                                  "value": value, "prediction": predictions.get(example_id, ""),
                                  "reference": refs.get(example_id, "")})
     log = JsonlAppender(run.file(EVALS))
-    for row in outcome.rows:
-        log.write(row)
-    log.close()
+    try:
+        for row in outcome.rows:
+            log.write(row)
+    finally:
+        log.close()
     return outcome

@@ -44,7 +44,8 @@ def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str,
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     model = AutoModelForCausalLM.from_pretrained(
         model_path, dtype=torch.float32 if precision == "fp16" else dtype,
-        use_safetensors=not m["allow_pickle"], **common, **(extra or {}),
+        # True: safetensors or fail. None (opted in): safetensors first, pickle if need be.
+        use_safetensors=None if m["allow_pickle"] else True, **common, **(extra or {}),
     )
     return model, tok
 
