@@ -349,9 +349,8 @@ def test_vera_accepts_targets_of_different_shapes(tiny: Path) -> None:
     method.apply(fresh(tiny), params)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a CPU machine")
 def test_qlora_is_rejected_on_cpu_with_a_clear_message(tiny: Path) -> None:
-    if torch.cuda.is_available():
-        pytest.skip("this machine has a GPU")
     cls = get_method("qlora")
     ((field, msg),) = cls().check(cls.Params(), info_for(tiny))
     assert field == "" and "QLoRA needs a CUDA GPU" in msg and "use lora" in msg

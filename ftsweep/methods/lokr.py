@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import Field
+from typing import Any
 
 from ftsweep.methods import register
-from ftsweep.methods.base import MethodParams
+from ftsweep.methods.loha import LohaParams
 from ftsweep.methods.peft_common import PeftMethod
 
 
-class LokrParams(MethodParams):
-    r: int = Field(8, gt=0)
-    alpha: float = Field(8, gt=0, description="scaling numerator: the update is scaled alpha/r")
-    rank_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    module_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+class LokrParams(LohaParams):
+    """LoHa's parameters, plus how LoKr factorises each weight."""
+
     # Also factor the small Kronecker factor into low rank: fewer params, less capacity.
     decompose_both: bool = False
     # -1: peft picks the most balanced factorisation of each dimension.
     decompose_factor: int = -1
-    target_modules: list[str] | Literal["all-linear"] = Field(
-        default_factory=lambda: ["q_proj", "v_proj"]
-    )
 
 
 @register
