@@ -182,9 +182,10 @@ def _wait_for(pred, timeout: float, what: str, rd=None):
 def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path):
     ws = tmp_path / "ws"
     # One thread: two OpenMP threads on two shared cores crawl when anything else runs.
-    text = experiment_yaml("kill", matrix="matrix:\n  method: [full]\n", max_steps=60,
+    # 300 steps: long enough that the kill lands mid-training even at ~17 steps/s.
+    text = experiment_yaml("kill", matrix="matrix:\n  method: [full]\n", max_steps=300,
                            launch="{threads_per_process: 1}")
-    text = text.replace("logging_every: 2", "logging_every: 2\n  checkpoint_every: 10")
+    text = text.replace("logging_every: 2", "logging_every: 2\n  checkpoint_every: 20")
     exp_file = write_exp(text)
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("kill", run.run_id)
@@ -200,6 +201,7 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
         # kill everything at once: launcher and the worker's process group
         os.killpg(launcher.pid, signal.SIGKILL)
         os.killpg(os.getpgid(int(hb["pid"])), signal.SIGKILL)
+        assert not rd.file("result.json").exists(), "the run finished before the kill"
     finally:
         launcher.wait(timeout=30)
     time.sleep(0.5)
@@ -207,11 +209,11 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
     assert item.state == "lost" and item.action == Action.RELAUNCH
     assert cli(ws, "launch", str(exp_file)) == 0
     result = json.loads(rd.file("result.json").read_text())
-    assert result["steps"] == 60
+    assert result["steps"] == 300
     rows = [(r["step"], r["name"]) for r in read_jsonl(rd.file("metrics.jsonl"))]
     assert len(rows) == len(set(rows))
     losses = [s for s, n in rows if n == "loss"]
-    assert losses == sorted(losses) and losses[-1] == 60
+    assert losses == sorted(losses) and losses[-1] == 300
     assert "Resum" in rd.file("worker.log").read_text() or rd.file("attempt-0").is_dir()
     assert query(ws, "select status from runs") == [("complete",)]
 
