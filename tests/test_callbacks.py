@@ -43,3 +43,13 @@ def test_logged_values_go_to_the_metrics_log_and_inf_grad_norm_fails(tmp_path):
     assert names["lr"] == 1e-3
     with pytest.raises(NonFiniteLossError, match="gradient norm"):
         cb.on_log(None, state, TrainerControl(), logs={"loss": 2.0, "grad_norm": float("inf")})
+
+
+def test_early_stopping_state_survives_a_checkpoint():
+    cb = EarlyStopping(patience=3, threshold=0.0)
+    _evaluate(cb, 10, 1.0)
+    _evaluate(cb, 20, 1.5)
+    restored = EarlyStopping.from_state(cb.state())
+    assert (restored.best, restored.best_step, restored.bad_evals) == (1.0, 10, 1)
+    assert not _evaluate(restored, 30, 1.2).should_training_stop
+    assert _evaluate(restored, 40, 1.2).should_training_stop  # third miss in a row

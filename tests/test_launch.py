@@ -185,7 +185,9 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
     # 300 steps: long enough that the kill lands mid-training even at ~17 steps/s.
     text = experiment_yaml("kill", matrix="matrix:\n  method: [full]\n", max_steps=300,
                            launch="{threads_per_process: 1}")
-    text = text.replace("logging_every: 2", "logging_every: 2\n  checkpoint_every: 20")
+    # eval_every: the early-stopping state (best eval) must survive the resume too
+    text = text.replace("logging_every: 2",
+                        "logging_every: 2\n  checkpoint_every: 20\n  eval_every: 20")
     exp_file = write_exp(text)
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("kill", run.run_id)
@@ -210,6 +212,10 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
     assert cli(ws, "launch", str(exp_file)) == 0
     result = json.loads(rd.file("result.json").read_text())
     assert result["steps"] == 300
+    evals = [r for r in read_jsonl(rd.file("metrics.jsonl")) if r["name"] == "eval_loss"]
+    best = min(evals, key=lambda r: r["value"])
+    assert result["best_step"] == best["step"]  # tracked across the kill
+    assert result["best_eval"]["eval_loss"] == pytest.approx(best["value"])
     rows = [(r["step"], r["name"]) for r in read_jsonl(rd.file("metrics.jsonl"))]
     assert len(rows) == len(set(rows))
     losses = [s for s, n in rows if n == "loss"]

@@ -90,6 +90,9 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         steps = trainer.state.global_step
         tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
         model = trainer.accelerator.unwrap_model(trainer.model)
+        # On resume the Trainer replaces stateful callbacks with restored copies.
+        stopper = next(cb for cb in trainer.callback_handler.callbacks
+                       if isinstance(cb, EarlyStopping))
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()
     if not is_main:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from ftsweep.rundir import HEARTBEAT, METRICS, JsonlAppender, RunDir, atomic_write_json
 
@@ -143,11 +144,19 @@ class MetricsCallback(TrainerCallback):
             self.log = None
 
 
-class EarlyStopping(TrainerCallback):
+class EarlyStopping(TrainerCallback, ExportableState):
     """Stops after ``patience`` evals whose eval_loss did not beat the best by ``threshold``.
 
-    Also remembers the best eval so the result can report best as well as final.
+    Also remembers the best eval so the result can report best as well as final. Its
+    state goes into each checkpoint (``ExportableState``), so a resumed run continues
+    the same patience count and keeps the same best.
     """
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {"patience": self.patience, "threshold": self.threshold},
+                "attributes": {"best": self.best, "best_step": self.best_step,
+                               "best_metrics": self.best_metrics, "bad_evals": self.bad_evals,
+                               "stopped_early": self.stopped_early}}
 
     def __init__(self, patience: int | None, threshold: float):
         self.patience, self.threshold = patience, threshold

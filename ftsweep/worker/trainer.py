@@ -48,6 +48,7 @@ def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> Trai
         save_strategy="steps" if ckpt else "no",
         save_steps=ckpt or 500,
         save_total_limit=1,
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience and best
         seed=cfg["seed"],
         data_seed=cfg["seed"],
         report_to="none",
