@@ -118,9 +118,7 @@ def _key_is_list_valued(key: str, method: str | None) -> tuple[bool, str | None]
             f"valid: {', '.join(valid) or '(none: this method has no parameters)'}"
             " or a dotted key such as training.lr"
         )
-    return cls.Params.model_fields[key].annotation is not None and annotation_is_list(
-        cls.Params.model_fields[key].annotation
-    ), None
+    return key in cls.list_fields(), None
 
 
 def _axes(

@@ -143,7 +143,6 @@ def _hardware_checks(
                                         f"{prec} mixed precision needs a CUDA GPU and none is "
                                         "visible on this machine", value=prec, has_value=True,
                                         valid="fp32 on CPU"))
-    if not torch.cuda.is_available():
         if any(c["training"]["optimizer"] == "adamw_8bit" for c in configs):
             problems.append(pos.problem(("training", "optimizer"), "8-bit AdamW (bitsandbytes) "
                                         "needs a CUDA GPU and none is visible on this machine",
