@@ -14,10 +14,13 @@ A worker writes only here; the store is rebuilt from these files. Layout of
                        {"time": float, "pid": int, "step": int, "max_steps": int,
                         "loss": float|null, "eta_s": float|null}
     result.json        written atomically once, last, on success (see ``write_result``)
-    failure.json       {"cause": str, "log_tail": str, "time": float, "pruned": bool}, on failure
+    failure.json       {"cause": str, "log_tail": str, "time": float, "pruned": bool}, on failure;
+                       a pruned run adds {"step": int, "value": float} (where it stopped)
     worker.log         stdout + stderr of the ``accelerate launch`` process group
     launch.json        written by the launcher when the process group exits:
                        {"submitted_at", "exited_at", "returncode", "process_wall_s", "argv"}
+    intermediate.jsonl a search trial's pruning requests (worker, rank 0): {"step", "value", "time"}
+    decisions.jsonl    the launcher's answers: {"step", "prune", "time"} (ftsweep.search.driver)
     artifacts/         trained adapter or model (safetensors), tokenizer, training_config.json
 
 A run's state is derived from which files exist (``read_state``); nothing else
@@ -47,6 +50,8 @@ WORKER_LOG = "worker.log"
 ARTIFACTS = "artifacts"
 CHECKPOINTS = "checkpoints"
 LAUNCH = "launch.json"
+INTERMEDIATE = "intermediate.jsonl"
+DECISIONS = "decisions.jsonl"
 
 # A heartbeat older than this means the worker is gone (killed, OOM, machine lost).
 HEARTBEAT_STALE_S = 60.0
@@ -173,10 +178,11 @@ class RunDir:
             return RunState.LOST
         return RunState.RUNNING
 
-    def write_failure(self, cause: str, log_tail: str = "", pruned: bool = False) -> None:
+    def write_failure(self, cause: str, log_tail: str = "", pruned: bool = False,
+                      **extra: Any) -> None:
         atomic_write_json(
             self.file(FAILURE),
-            {"cause": cause, "log_tail": log_tail, "time": time.time(), "pruned": pruned},
+            {"cause": cause, "log_tail": log_tail, "time": time.time(), "pruned": pruned, **extra},
         )
 
     def reset_for_retry(self) -> None:
@@ -186,7 +192,7 @@ class RunDir:
             if p.exists():
                 p.unlink()
         # Earlier attempts' logs are evidence; move them instead of deleting them.
-        self._set_aside((METRICS, EVALS, WORKER_LOG))
+        self._set_aside((METRICS, EVALS, WORKER_LOG, INTERMEDIATE, DECISIONS))
         shutil.rmtree(self.file(CHECKPOINTS), ignore_errors=True)
 
     def prepare_resume(self) -> None:

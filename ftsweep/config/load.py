@@ -27,6 +27,8 @@ from ftsweep.errors import ConfigError, Problem, did_you_mean
 from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint
 from ftsweep.matrix import Point, expand, nested_get, nested_set
 from ftsweep.methods import get_method
+from ftsweep.search.checks import probe_points, search_checks
+from ftsweep.search.space import parse_space
 
 # Blocks of the resolved config that change what a run computes, hence its run_id.
 HASHED_KEYS = ("model", "data", "training", "eval", "method", "seed", "num_processes")
@@ -42,6 +44,9 @@ class RunSpec:
     paths: dict[str, str]  # absolute paths of model and data files (not hashed: machine-specific)
     fingerprints: dict[str, str]
     run_id: str = ""
+    # A search trial's run: {"study", "number", "prune", "decision_timeout_s"}. Not hashed:
+    # the same values give the same run whichever trial (or grid) asks for it.
+    trial: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -61,19 +66,39 @@ class RunSpec:
             "paths": self.paths,
             "fingerprints": self.fingerprints,
             "created_at": time.time(),
+            **({"trial": self.trial} if self.trial else {}),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
         keys = ("experiment", "method", "seed", "params", "config", "paths", "fingerprints")
-        return cls(**{k: data[k] for k in keys}, run_id=data["run_id"])
+        return cls(**{k: data[k] for k in keys}, run_id=data["run_id"], trial=data.get("trial"))
 
 
 @dataclass
 class Experiment:
     file: Path
     spec: ExperimentFile
-    runs: list[RunSpec] = field(default_factory=list)
+    runs: list[RunSpec] = field(default_factory=list)  # the matrix's runs (none for a search)
+    search: Any = None  # ftsweep.search.space.SearchSpace when the file has a search block
+    paths: dict[str, str] = field(default_factory=dict)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+    def resolve(self, point: Point, seeds: list[int]) -> list[RunSpec]:
+        """RunSpecs of one point (a search trial's values) for these seeds.
+
+        The space was checked at load time with probe points at every range end and
+        choice, so a problem here is a bug or a value outside them; it raises ConfigError.
+        """
+        problems: list[Problem] = []
+        pos = Positions({}, str(self.file))
+        resolved = _resolve_points(self.spec, [point], pos, problems)
+        if problems or not resolved:
+            raise ConfigError(_dedupe(problems))
+        _, cfg = resolved[0]
+        return [RunSpec(self.spec.experiment, point.method, seed, _params(point, cfg),
+                        {**copy.deepcopy(cfg), "seed": seed}, self.paths, self.fingerprints)
+                for seed in seeds]
 
 
 def _pydantic_problems(
@@ -119,14 +144,27 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
         if isinstance(data.get("matrix"), dict):  # the matrix's problems are independent
             problems += [pos.problem(p, m, value=v, has_value=True)
                          for p, m, v in expand(data["matrix"]).problems]
+        search = data.get("search")
+        if isinstance(search, dict) and "space" in search:  # so are the space's
+            problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in
+                         parse_space(search["space"], search.get("sampler") == "grid")[1]]
         raise ConfigError(_dedupe(problems)) from None
     base_dir = path.resolve().parent
     problems = []
-    expansion = expand(spec.matrix)
-    problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in expansion.problems]
-    points = _resolve_points(spec, expansion.points, pos, problems)
-    if points and deep:
-        problems += deep_checks(spec, points, base_dir, pos)
+    points: list[tuple[Point, dict[str, Any]]] = []
+    if spec.matrix is not None:
+        expansion = expand(spec.matrix)
+        problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in expansion.problems]
+        points = _resolve_points(spec, expansion.points, pos, problems)
+    space = None
+    probes: list[tuple[Point, dict[str, Any]]] = []
+    if spec.search is not None:
+        space, space_problems = parse_space(spec.search.space, spec.search.sampler == "grid")
+        problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in space_problems]
+        probes = _resolve_points(spec, probe_points(space), pos, problems)
+        problems += search_checks(spec, pos)
+    if (points or probes) and deep:
+        problems += deep_checks(spec, points + probes, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
     paths, fingerprints = _fingerprints(spec, base_dir)
@@ -136,7 +174,8 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
         for point, cfg in points
         for seed in _seeds_for(point.method, spec.seeds)
     ]
-    return Experiment(file=path, spec=spec, runs=runs)
+    return Experiment(file=path, spec=spec, runs=runs, search=space, paths=paths,
+                      fingerprints=fingerprints)
 
 
 def _resolve_points(

@@ -157,6 +157,95 @@ class LaunchBlock(Strict):
     )
 
 
+SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsga2", "grid")
+# Samplers that can optimise several objectives at once (a Pareto front).
+MULTI_OBJECTIVE_SAMPLERS = ("tpe", "random", "gp", "qmc", "nsga2", "grid")
+PRUNERS = ("median", "percentile", "successive_halving", "hyperband", "wilcoxon", "none")
+
+
+class Objective(Strict):
+    # A metric of the final evaluation (exact_match, eval_loss, bleu, ...) or a cost the
+    # run records (peak_memory_mb, trainable_params, train_time_s, artifact_size_mb, ...).
+    metric: str
+    direction: Literal["maximize", "minimize"]
+
+
+class PrunerBlock(Strict):
+    """Stops bad trials early from their eval loss (logged every training.eval_every).
+
+    Per-method overrides (prompt-learning methods start slower) go in the method's
+    entry of the space as ``pruner: {n_warmup_steps: ...}``.
+    """
+
+    type: Literal["median", "percentile", "successive_halving", "hyperband", "wilcoxon",
+                  "none"] = "median"
+    # median / percentile / wilcoxon: trials finished before pruning may start.
+    n_startup_trials: int = Field(2, ge=0)
+    # median / percentile: steps of a trial before it may be pruned.
+    n_warmup_steps: int = Field(0, ge=0)
+    percentile: float = Field(25.0, gt=0.0, lt=100.0)  # percentile only
+    # successive_halving / hyperband: steps every trial gets (its grace period).
+    min_resource: int = Field(1, ge=1)
+    reduction_factor: int = Field(3, ge=2)
+    # wilcoxon: prune when the trial is worse than the best with this p-value.
+    p_threshold: float = Field(0.1, gt=0.0, lt=1.0)
+
+
+class PrunerOverride(Strict):
+    n_warmup_steps: int | None = Field(None, ge=0)
+    min_resource: int | None = Field(None, ge=1)
+
+
+class SearchBlock(Strict):
+    """An Optuna study over methods and their hyperparameters (docs/experiments.md)."""
+
+    sampler: Literal["tpe", "random", "gp", "cmaes", "qmc", "nsga2", "grid"] = "tpe"
+    seed: int = 0
+    # Trials per method with budget per_method (every method gets the same number);
+    # trials in all with budget shared. A relaunch with a larger value extends the study.
+    n_trials: int | None = Field(None, ge=1)
+    # Seconds after which no new trial is asked for in this launch (in-flight trials
+    # finish; with per_method the last round is completed so budgets stay equal).
+    timeout: float | None = Field(None, gt=0)
+    max_parallel: int | None = Field(None, ge=1, description="trials at once (default: "
+                                     "launch.max_parallel)")
+    objectives: list[Objective] = Field(
+        default_factory=lambda: [Objective(metric="eval_loss", direction="minimize")],
+        min_length=1)
+    budget: Literal["per_method", "shared"] = "per_method"
+    # tpe / gp: trials sampled at random before the model-based sampler takes over
+    # (Optuna's default of 10 would leave a small per-method budget all random).
+    n_startup_trials: int = Field(3, ge=0)
+    # Each seed is one run; the trial's value is the mean over its runs. The first seed
+    # decides pruning; the others train only if it completes.
+    seeds_per_trial: int = Field(1, ge=1)
+    pruner: PrunerBlock = PrunerBlock(type="none")
+    # Complete grid runs (matrix) of this experiment are told to the study first.
+    warm_start: bool = False
+    # A worker waits this long for the launcher's prune decision before going on.
+    decision_timeout_s: float = Field(300.0, gt=0)
+    # method: [ {name: lora, r: {int: [4, 32], step: 4}, training.lr: {float: [1e-4, 1e-2],
+    # log: true}}, ...] plus shared dotted keys; checked by ftsweep.search.space.
+    space: dict[str, Any]
+
+    @model_validator(mode="after")
+    def _stops(self) -> SearchBlock:
+        if self.n_trials is None and self.timeout is None and self.sampler != "grid":
+            raise ValueError("a search needs n_trials, timeout or both (when to stop)")
+        if len(self.objectives) > 1:
+            if self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
+                raise ValueError(f"sampler {self.sampler!r} optimises one objective; with "
+                                 f"{len(self.objectives)} objectives use one of "
+                                 f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+            if self.pruner.type != "none":
+                raise ValueError("pruning needs one objective (Optuna cannot prune a "
+                                 "multi-objective study); set pruner.type: none")
+        names = [o.metric for o in self.objectives]
+        if len(set(names)) != len(names):
+            raise ValueError(f"objectives repeat a metric: {names}")
+        return self
+
+
 class ExperimentFile(Strict):
     experiment: str = Field(min_length=1, max_length=120)
     description: str = ""
@@ -164,9 +253,22 @@ class ExperimentFile(Strict):
     data: DataBlock
     training: TrainingBlock = TrainingBlock()
     eval: EvalBlock = EvalBlock()
-    matrix: dict[str, Any]
+    # A grid (matrix), a search, or both: the grid's runs train first, and a search with
+    # warm_start learns from them.
+    matrix: dict[str, Any] | None = None
+    search: SearchBlock | None = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     launch: LaunchBlock = LaunchBlock()
+
+    @model_validator(mode="after")
+    def _grid_or_search(self) -> ExperimentFile:
+        if self.matrix is None and self.search is None:
+            raise ValueError("an experiment needs a matrix (a grid), a search, or both")
+        if self.search is not None and self.search.seeds_per_trial > len(self.seeds):
+            raise ValueError(f"search.seeds_per_trial is {self.search.seeds_per_trial} but "
+                             f"seeds lists only {len(self.seeds)}; a trial's runs take the first "
+                             "seeds_per_trial seeds")
+        return self
 
     @field_validator("seeds")
     @classmethod

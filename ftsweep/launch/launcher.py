@@ -50,6 +50,9 @@ class LaunchSummary:
 
     # Still being trained by a worker of an earlier launch that is alive.
     busy: list[str] = field(default_factory=list)
+    # Stopped early by a search's pruner: a decision, not a failure.
+    pruned: list[str] = field(default_factory=list)
+    trials: int = 0  # search trials finished in this launch
 
     @property
     def exit_code(self) -> int:
@@ -158,6 +161,8 @@ def _settle(rd: RunDir, rc: int) -> RunState:
                 fh.write(f"ftsweep: exit code {rc} after the result was written; kept\n")
         return RunState.COMPLETE
     failure = rd.failure()
+    if failure is not None and failure.get("pruned"):
+        return RunState.PRUNED
     tail = _log_tail(rd)
     if failure is None:
         cause = (f"worker exited with code {rc}" if rc != 0
@@ -206,16 +211,20 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         lb = exp.spec.launch
         executor = executor or LocalExecutor(lb.max_parallel)
         cuda = _cuda()
-        local_model = Path(exp.runs[0].paths["model"]).is_dir() if exp.runs else True
+        local_model = Path(exp.paths["model"]).is_dir() if exp.paths else True
         env = worker_env(lb, offline=local_model and exp.spec.data.hub is None)
         base_dir = exp.file.resolve().parent
         by_id = {i.run.run_id: i for i in todo}
         queue = list(todo)
+        search = _search_driver(exp, ws, executor.capacity, retry_failed)
         with LiveView(console, items, summary) as view:
             try:
-                while queue or executor.running():
-                    while queue and executor.running() < executor.capacity:
-                        item = queue.pop(0)
+                while queue or executor.running() or (search and not search.done()):
+                    while executor.running() < executor.capacity:
+                        item = queue.pop(0) if queue else (search.next_item() if search else None)
+                        if item is None:
+                            break
+                        by_id[item.run.run_id] = item
                         _prepare(item)
                         executor.submit(Job(item.run.run_id,
                                             worker_command(item.run_dir.path, lb, base_dir, cuda,
@@ -226,17 +235,41 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         item = by_id[job.run_id]
                         _record_process(item.run_dir, job, rc)
                         state = _settle(item.run_dir, rc)
-                        (summary.complete if state == RunState.COMPLETE else summary.failed).append(job.run_id)
+                        {RunState.COMPLETE: summary.complete,
+                         RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(job.run_id)
+                        if search:
+                            search.finished(job.run_id, state)
                         with Store.writer(ws) as store:
                             store.ingest_runs([item.run_dir])
+                            if search:
+                                search.publish(store)
                         view.finished(item, state)
+                    if search:
+                        search.serve()
+                        if not executor.running() and not queue and not search.done() \
+                                and not search.queue and search.stalled():
+                            raise RuntimeError("search stalled: trials are active but none of "
+                                               "their runs can start (a bug; please report)")
                     view.refresh()
-                    time.sleep(0.3)
+                    time.sleep(0.3 if executor.running() else 0.0)
             except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (see _stop_on_signals), any error
                 executor.cancel_all()  # no orphaned workers: their runs show as lost
                 raise
             finally:
                 with Store.writer(ws) as store:
                     store.ingest_all(exp.spec.experiment)
+                    if search:
+                        search.publish(store)
+        if search:
+            summary.total += len(search.trained)
+            summary.trials = search.told
     summary.wall_s = time.time() - started
     return summary
+
+
+def _search_driver(exp: Experiment, ws: Workspace, capacity: int, retry_failed: bool) -> Any:
+    if exp.spec.search is None:
+        return None
+    from ftsweep.search.driver import SearchDriver
+
+    return SearchDriver(exp, ws, capacity, retry_failed)

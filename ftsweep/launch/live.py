@@ -21,19 +21,24 @@ def _fmt_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
+def _label(item: PlanItem) -> str:
+    trial = f"trial {item.run.trial['number']} " if item.run.trial else ""
+    return f"{trial}{item.run.method} {_fmt_params(item.run.params)} seed={item.run.seed}"
+
+
 class LiveView:
     def __init__(self, console: Console | None, items: list[PlanItem], summary: Any):
         self.console = console or Console()
         self.summary = summary
         self.running: dict[str, PlanItem] = {}
         self._live: Live | None = None
-        self._label = {i.run.run_id: f"{i.run.method} {_fmt_params(i.run.params)} seed={i.run.seed}"
-                       for i in items}
+        self._label = {i.run.run_id: _label(i) for i in items}
 
     def __enter__(self) -> LiveView:
         s = self.summary
-        self.console.print(f"[bold]{s.total}[/] runs: {s.total - s.skipped} to train, "
-                           f"{s.skipped} already done or skipped")
+        if s.total:  # a search-only experiment has no grid runs to announce
+            self.console.print(f"[bold]{s.total}[/] runs: {s.total - s.skipped} to train, "
+                               f"{s.skipped} already done or skipped")
         if self.console.is_terminal:
             self._live = Live(self._table(), console=self.console, refresh_per_second=2)
             self._live.__enter__()
@@ -46,13 +51,15 @@ class LiveView:
 
     def started(self, item: PlanItem) -> None:
         self.running[item.run.run_id] = item
+        self._label.setdefault(item.run.run_id, _label(item))  # a search trial's run
         if not self._live:
             self.console.print(f"start  {item.run.run_id}  {escape(self._label[item.run.run_id])}")
 
     def finished(self, item: PlanItem, state: RunState) -> None:
         self.running.pop(item.run.run_id, None)
         if not self._live:
-            mark = "[green]done[/]  " if state == RunState.COMPLETE else "[red]failed[/]"
+            mark = {RunState.COMPLETE: "[green]done[/]  ",
+                    RunState.PRUNED: "[yellow]pruned[/]"}.get(state, "[red]failed[/]")
             extra = ""
             if state != RunState.COMPLETE:
                 failure = item.run_dir.failure() or {}
@@ -67,7 +74,9 @@ class LiveView:
     def _table(self) -> Table:
         s = self.summary
         done = len(s.complete)
-        t = Table(title=f"done {done}  failed {len(s.failed)}  skipped {s.skipped}  total {s.total}")
+        pruned = f"  pruned {len(s.pruned)}" if s.pruned else ""
+        t = Table(title=f"done {done}  failed {len(s.failed)}{pruned}  skipped {s.skipped}  "
+                        f"total {s.total}")
         for col in ("run", "config", "step", "loss", "eta"):
             t.add_column(col)
         for run_id, item in self.running.items():

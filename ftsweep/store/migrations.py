@@ -67,6 +67,28 @@ _ADD_PROVENANCE = "ALTER TABLE runs ADD COLUMN provenance JSON;"
 _ADD_PROCESS_WALL = "ALTER TABLE runs ADD COLUMN process_wall_s DOUBLE;"
 
 
+# Search trials (Optuna's journal is their source of truth; ftsweep.store.trials).
+_CREATE_TRIALS = """
+CREATE TABLE trials (
+    experiment VARCHAR,
+    study VARCHAR,          -- <experiment>/<method> (budget per_method) or <experiment>
+    number INTEGER,         -- the trial's number in its study
+    method VARCHAR,
+    state VARCHAR,          -- complete, pruned, fail, running, waiting
+    source VARCHAR,         -- ftsweep (asked by the search) or grid (warm start)
+    params JSON,            -- as the study stores them
+    value DOUBLE,           -- the first objective (NULL unless complete)
+    objective_values JSON,  -- every objective, in the order of search.objectives
+    intermediate JSON,      -- {step: eval_loss} reported for pruning
+    last_step INTEGER,
+    run_ids JSON,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    fail_reason VARCHAR
+);
+"""
+
+
 class StoreError(FtsweepError):
     """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
 
@@ -88,6 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0001_core_tables", _sql(_CREATE_CORE)),
     Migration("0002_runs_provenance", _sql(_ADD_PROVENANCE)),
     Migration("0003_runs_process_wall", _sql(_ADD_PROCESS_WALL)),
+    Migration("0004_trials", _sql(_CREATE_TRIALS)),
 )
 
 

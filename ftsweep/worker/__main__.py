@@ -31,6 +31,7 @@ from ftsweep.worker import setup
 from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
 from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
+from ftsweep.worker.pruning import PruneHandshake
 from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_metrics
 
 
@@ -66,6 +67,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     stopper = EarlyStopping(cfg["training"]["early_stopping"]["patience"],
                             cfg["training"]["early_stopping"]["threshold"])
     train_time, steps, tokens_seen = 0.0, 0, 0
+    handshake: PruneHandshake | None = None
     data_counts = {eval_split: counts_eval}
     if method.trains:
         train_ex, data_counts["train"] = setup.load_split(cfg, paths, "train", tok,
@@ -81,6 +83,11 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
             truncate_metrics(run, resume)
         callbacks = [MetricsCallback(run, progress, is_main), stopper,
                      *method.callbacks(params, model)]
+        trial = spec.get("trial") or {}
+        if trial.get("prune") and eval_ds is not None:
+            handshake = PruneHandshake(run, float(trial.get("decision_timeout_s", 300)),
+                                       is_main, progress)
+            callbacks.append(handshake)
         groups = method.param_groups(params, model, cfg["training"]["lr"])
         trainer = build_trainer(model, tok, cfg, run, TokenDataset(train_ex), eval_ds,
                                 callbacks, groups)
@@ -97,6 +104,8 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
             torch.distributed.barrier()
     if not is_main:
         return {}
+    if handshake is not None and handshake.pruned is not None:
+        return _record_pruned(run, handshake.pruned, steps)
     device = next(model.parameters()).device
     progress.phase = "evaluate"
     outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device)
@@ -122,6 +131,15 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     atomic_write_json(run.file(PROVENANCE), setup.provenance(spec, device, world))
     atomic_write_json(run.file(RESULT), result)  # last: its presence means complete
     return result
+
+
+def _record_pruned(run: RunDir, pruned: dict[str, Any], steps: int) -> dict[str, Any]:
+    """A pruned trial's run: state pruned (never failed), with the step and value it reached."""
+    shutil.rmtree(run.file("checkpoints"), ignore_errors=True)
+    cause = f"pruned by the search at step {pruned['step']} (eval_loss {pruned['value']:.4g})"
+    run.write_failure(cause, pruned=True, step=pruned["step"], value=pruned["value"],
+                      steps=steps)
+    return {"status": "pruned", **pruned}
 
 
 def _save(method: Any, model: Any, tok: Any, cfg: dict[str, Any], art: Path) -> None:
