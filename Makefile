@@ -6,7 +6,7 @@ FTSWEEP := $(VENV)/bin/ftsweep
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.ftsweep-installed
 
-.PHONY: demo test test-fast check lint typecheck data model clean-demo
+.PHONY: demo search test test-fast check lint typecheck data model clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)  ## train the demo grid and write its report
 	$(FTSWEEP) launch experiments/grid.yaml; status=$$?; \
 	$(FTSWEEP) report --experiment grid && \
 	echo "report: $$(pwd)/reports/grid/index.html" && exit $$status
+
+search: $(STAMP)  ## search each method's space (Optuna, pruning) and write its report
+	$(FTSWEEP) launch experiments/search.yaml; status=$$?; \
+	$(FTSWEEP) report --experiment search && \
+	echo "report: $$(pwd)/reports/search/index.html" && exit $$status
 
 test: $(STAMP)  ## the whole test suite (includes real training through accelerate launch)
 	$(PY) -m pytest -q

@@ -48,8 +48,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Report every problem in an experiment file at once; write nothing."""
     exp = _load(args.file)
     methods = sorted({r.method for r in exp.runs})
-    console.print(f"[green]ok[/] {escape(args.file)}: experiment {escape(exp.spec.experiment)!r}, "
-                  f"{len(exp.runs)} runs ({', '.join(methods)}) × seeds {exp.spec.seeds}")
+    if exp.runs or exp.search is None:
+        console.print(f"[green]ok[/] {escape(args.file)}: experiment "
+                      f"{escape(exp.spec.experiment)!r}, {len(exp.runs)} runs "
+                      f"({', '.join(methods)}) × seeds {exp.spec.seeds}")
+    if exp.search is not None:
+        from ftsweep.search.show import budget_line
+
+        console.print(f"[green]ok[/] {escape(args.file)}: search over "
+                      f"{', '.join(exp.search.names)}; {escape(budget_line(exp))}")
     return 0
 
 
@@ -60,9 +67,19 @@ def cmd_plan(args: argparse.Namespace) -> int:
     exp = _load(args.file)
     items = plan(exp, _workspace(args), retry_failed=args.retry_failed)
     if args.json:
-        _print_json([{"run_id": i.run.run_id, "method": i.run.method, "params": i.run.params,
-                      "seed": i.run.seed, "state": i.state, "action": str(i.action)} for i in items])
+        out: Any = [{"run_id": i.run.run_id, "method": i.run.method, "params": i.run.params,
+                     "seed": i.run.seed, "state": i.state, "action": str(i.action)} for i in items]
+        if exp.search is not None:
+            from ftsweep.search.show import plan_rows, status_rows
+
+            out = {"runs": out, "search": plan_rows(exp),
+                   "trials": status_rows(_workspace(args), exp.spec.experiment)}
+        _print_json(out)
         return 0
+    if exp.search is not None:
+        _print_search_plan(exp, _workspace(args))
+        if not items:
+            return 0
     t = Table(title=f"plan: {escape(exp.spec.experiment)} ({len(items)} runs)")
     for col in ("run_id", "method", "varied values", "seed", "state", "launch would"):
         t.add_column(col)
@@ -74,14 +91,42 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_search_plan(exp: Any, ws: Any) -> None:
+    from ftsweep.search.show import budget_line, fmt_fixed, plan_rows, status_rows, total_bound
+
+    rows = plan_rows(exp)
+    done = {r["method"]: r for r in status_rows(ws, exp.spec.experiment)}
+    t = Table(title=f"search: {escape(exp.spec.experiment)}", caption=escape(budget_line(exp)))
+    for col in ("method", "searched", "fixed", "trials", "done so far", "max training steps"):
+        t.add_column(col)
+    for r in rows:
+        d = done.get(r["method"], {})
+        so_far = (f"{d.get('complete', 0)} complete, {d.get('pruned', 0)} pruned, "
+                  f"{d.get('fail', 0)} failed" if d else "0")
+        grace = "".join(f"\n(pruner {k}={v})" for k, v in r["pruner_override"].items())
+        t.add_row(escape(r["method"]),
+                  escape("\n".join(f"{k}: {v}" for k, v in r["space"].items())),
+                  escape(fmt_fixed(r["fixed"]) or "-"),
+                  str(r["trials"] if r["trials"] is not None else "shared") + grace, so_far,
+                  f"{r['max_training_steps']:,}" if r["max_training_steps"] else "-")
+    console.print(t)
+    bound = total_bound(rows)
+    if bound is not None:
+        console.print(f"at most {bound:,} training steps in all (pruning trains fewer)")
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
     from ftsweep.launch.launcher import launch
 
     exp = _load(args.file)
     summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console)
-    console.print(f"{len(summary.complete)} trained, {len(summary.failed)} failed, "
+    pruned = f"{len(summary.pruned)} pruned, " if summary.pruned else ""
+    console.print(f"{len(summary.complete)} trained, {pruned}{len(summary.failed)} failed, "
                   f"{summary.skipped} skipped, {summary.total} total in {summary.wall_s:.1f}s")
+    if exp.search is not None:
+        console.print(f"search: {summary.trials} trial(s) finished in this launch "
+                      "(`ftsweep status` shows the best per method)")
     if summary.failed:
         console.print(f"[red]failed runs:[/] {', '.join(summary.failed)} "
                       "(see `ftsweep status` and the run's worker.log)")
@@ -114,7 +159,30 @@ def cmd_status(args: argparse.Namespace) -> int:
         t.add_row(r["run_id"], escape(str(r["method"])), escape(_params(r.get("params") or {})),
                   str(r.get("seed")), r["status"], escape(detail), wall)
     console.print(t)
+    _print_trials(_workspace(args), args.experiment)
     return 0
+
+
+def _print_trials(ws: Any, experiment: str | None) -> None:
+    """Search trials by method and state, with the best so far (from the summary file)."""
+    from ftsweep.search.summary import status_rows as trial_rows
+
+    rows = trial_rows(ws, experiment)
+    if not rows:
+        return
+    t = Table(title="search trials")
+    for col in ("experiment", "method", "running", "complete", "pruned", "failed", "budget",
+                "best so far"):
+        t.add_column(col)
+    for r in rows:
+        best = (f"{r['objective']}={r['best']:.4g} (trial {r['best_trial']})"
+                if isinstance(r.get("best"), int | float) else "-")
+        budget = f"{r['n_trials']} per method" if r.get("budget") == "per_method" else "shared"
+        warm = f" (+{r['warm_start']} from the grid)" if r.get("warm_start") else ""
+        t.add_row(escape(str(r["experiment"])), escape(str(r["method"])), str(r.get("running", 0)),
+                  str(r.get("complete", 0)) + warm, str(r.get("pruned", 0)), str(r.get("fail", 0)),
+                  budget, escape(best))
+    console.print(t)
 
 
 def cmd_query(args: argparse.Namespace) -> int:

@@ -216,10 +216,12 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         base_dir = exp.file.resolve().parent
         by_id = {i.run.run_id: i for i in todo}
         queue = list(todo)
-        search = _search_driver(exp, ws, executor.capacity, retry_failed)
+        search = None  # started once the grid's runs are done, so warm_start sees them
         with LiveView(console, items, summary) as view:
             try:
-                while queue or executor.running() or (search and not search.done()):
+                while queue or executor.running() or _search_left(exp, search):
+                    if search is None and exp.spec.search and not queue and not executor.running():
+                        search = _search_driver(exp, ws, executor.capacity, retry_failed)
                     while executor.running() < executor.capacity:
                         item = queue.pop(0) if queue else (search.next_item() if search else None)
                         if item is None:
@@ -265,6 +267,12 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             summary.trials = search.told
     summary.wall_s = time.time() - started
     return summary
+
+
+def _search_left(exp: Experiment, search: Any) -> bool:
+    if exp.spec.search is None:
+        return False
+    return search is None or not search.done()
 
 
 def _search_driver(exp: Experiment, ws: Workspace, capacity: int, retry_failed: bool) -> Any:

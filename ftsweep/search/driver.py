@@ -49,8 +49,8 @@ from ftsweep.rundir import (
     read_jsonl,
 )
 from ftsweep.search.checks import COST_METRICS
-from ftsweep.search.study import (Handle, ask_seed, decode_values, make_sampler, open_handles,
-                                  summary_path)
+from ftsweep.search.study import Handle, ask_seed, decode_values, make_sampler, open_handles
+from ftsweep.search.summary import summary_path
 from ftsweep.workspace import Workspace
 
 SOURCE = "ftsweep"  # user_attr "source" of trials ftsweep asked (warm-start ones are "grid")
@@ -126,7 +126,7 @@ class SearchDriver:
         rows = trial_rows(self.exp.spec.experiment, [h.study for h in self.handles.values()])
         replace_trials(store.con, self.exp.spec.experiment, rows)
         atomic_write_json(summary_path(self.ws, self.exp.spec.experiment),
-                          summarize(rows, self.search.objectives, self._limit(),
+                          summarize(self.exp.spec.experiment, rows, self.search.objectives, self._limit(),
                                     self.search.budget))
 
     def owns(self, run_id: str) -> bool:
@@ -148,28 +148,35 @@ class SearchDriver:
                     counts[m] = counts.get(m, 0) + 1
         return counts
 
-    def _limit(self) -> int | None:
+    def _limit(self, method: str | None = None) -> int | None:
+        """Trials allowed: per method (per_method budget) or in all (shared).
+
+        A grid without n_trials runs every point of its grid once, so with per_method each
+        method's budget is its own grid (a grid is exhaustive, not sampled).
+        """
         n = self.search.n_trials
         if n is None and self.search.sampler == "grid":
+            if method is not None:
+                return self.handles[method].space.grid_size()
             sizes = [h.space.grid_size() for h in self.handles.values()]
             n = max(sizes) if self.search.budget == "per_method" else sum(sizes)
         return n
 
     def _pick_method(self) -> str | None:
-        counts, limit = self._counts(), self._limit()
+        counts = self._counts()
         timed_out = self.search.timeout is not None and \
             time.time() - self.started > self.search.timeout
         if self.search.budget == "shared":
-            total = sum(counts.values())
-            if timed_out or (limit is not None and total >= limit):
+            limit = self._limit()
+            if timed_out or (limit is not None and sum(counts.values()) >= limit):
                 return None
             return next(iter(self.handles))
-        lowest = min(counts.values())
-        if limit is not None and lowest >= limit:
+        open_ = [m for m in self.handles if (lim := self._limit(m)) is None or counts[m] < lim]
+        if not open_:
             return None
-        if timed_out and lowest == max(counts.values()):
+        if timed_out and min(counts[m] for m in open_) >= max(counts.values()):
             return None  # finish the round so that every method has as many trials
-        return min(self.handles, key=lambda m: (counts[m], list(self.handles).index(m)))
+        return min(open_, key=lambda m: (counts[m], list(self.handles).index(m)))
 
     def _can_ask(self) -> bool:
         return self._pick_method() is not None
@@ -454,8 +461,8 @@ def _stop_orphan(rd: RunDir) -> None:
         pass
 
 
-def summarize(rows: list[dict[str, Any]], objectives: Any, limit: int | None,
-              budget: str) -> dict[str, Any]:
+def summarize(experiment: str, rows: list[dict[str, Any]], objectives: Any,
+              limit: int | None, budget: str) -> dict[str, Any]:
     """Per method: trials by state and the best so far (first objective)."""
     first = objectives[0]
     better = max if first.direction == "maximize" else min
@@ -471,5 +478,5 @@ def summarize(rows: list[dict[str, Any]], objectives: Any, limit: int | None,
         if r["state"] == "complete" and r["value"] is not None and (
                 m["best"] is None or better(r["value"], m["best"]) == r["value"]):
             m["best"], m["best_trial"] = r["value"], r["number"]
-    return {"objective": first.metric, "direction": first.direction, "budget": budget,
+    return {"experiment": experiment, "objective": first.metric, "direction": first.direction, "budget": budget,
             "n_trials": limit, "methods": methods, "time": time.time()}

@@ -36,11 +36,6 @@ def journal_path(ws: Workspace, experiment: str) -> Path:
     return ws.root / "studies" / f"{safe_name(experiment)}.journal"
 
 
-def summary_path(ws: Workspace, experiment: str) -> Path:
-    """Trial counts and best values, rewritten after every tell: `status` reads only this."""
-    return ws.root / "studies" / f"{safe_name(experiment)}.summary.json"
-
-
 def open_storage(path: Path) -> JournalStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(path)))
@@ -170,10 +165,3 @@ def decode_values(handle: Handle, params: dict[str, Any]) -> dict[str, Any]:
         raw = params[handle.prefix + key]
         values[key] = json.loads(raw) if dist.kind == "choices" and dist.encoded else raw
     return values
-
-
-def load_study_summaries(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None

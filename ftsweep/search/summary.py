@@ -1,0 +1,45 @@
+"""The search summary file: trial counts and best values per method, for `ftsweep status`.
+
+Written by the launcher after every trial it tells (``SearchDriver.publish``); read
+without importing Optuna or DuckDB so that `status` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ftsweep.workspace import Workspace, safe_name
+
+
+def summary_path(ws: Workspace, experiment: str) -> Path:
+    return ws.root / "studies" / f"{safe_name(experiment)}.summary.json"
+
+
+def read_summary(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def status_rows(ws: Workspace, experiment: str | None) -> list[dict[str, Any]]:
+    """Trials per experiment and method, from the summary files."""
+    studies = ws.root / "studies"
+    if not studies.is_dir():
+        return []
+    rows = []
+    for path in sorted(studies.glob("*.summary.json")):
+        if experiment is not None and summary_path(ws, experiment) != path:
+            continue
+        summary = read_summary(path)
+        if summary is None:
+            continue
+        for method, m in sorted(summary.get("methods", {}).items()):
+            rows.append({"experiment": summary.get("experiment") or path.name[:-13],
+                         "method": method, **m, "objective": summary.get("objective"),
+                         "direction": summary.get("direction"),
+                         "n_trials": summary.get("n_trials"), "budget": summary.get("budget")})
+    return rows
