@@ -272,3 +272,15 @@ def test_every_shipped_search_file_validates():
     for path in sorted((REPO / "experiments").glob("search*.yaml")):
         exp = load_experiment(path)
         assert exp.search is not None and exp.search.methods, path
+
+
+def test_seeds_per_trial_gives_each_trial_one_run_per_seed(write_exp, tmp_path):
+    text = search_yaml(n=2).replace("seeds: [0]", "seeds: [0, 1, 2]").replace(
+        "  budget: per_method", "  budget: per_method\n  seeds_per_trial: 2")
+    ws = tmp_path / "ws"
+    ex, _ = run_search(write_exp(text), ws)
+    ts = trials(ws)
+    assert len(ts) == 4 and all(len(t.user_attrs["run_ids"]) == 2 for t in ts)
+    assert len(ex.submitted) == 8
+    seeds = {RunDir(p).spec()["seed"] for p in (ws / "runs" / "s").iterdir()}
+    assert seeds == {0, 1}  # the first seeds_per_trial seeds
