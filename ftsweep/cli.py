@@ -110,7 +110,7 @@ def _print_search_plan(exp: Any, ws: Any) -> None:
                   str(r["trials"] if r["trials"] is not None else "shared") + grace, so_far,
                   f"{r['max_training_steps']:,}" if r["max_training_steps"] else "-")
     console.print(t)
-    bound = total_bound(rows)
+    bound = total_bound(exp, rows)
     if bound is not None:
         console.print(f"at most {bound:,} training steps in all (pruning trains fewer)")
 

@@ -216,6 +216,8 @@ class SearchBlock(Strict):
     # tpe / gp: trials sampled at random before the model-based sampler takes over
     # (Optuna's default of 10 would leave a small per-method budget all random).
     n_startup_trials: int = Field(3, ge=0)
+    # nsga2: individuals per generation (Optuna's default, 50, exceeds small budgets).
+    population_size: int = Field(50, ge=2)
     # Each seed is one run; the trial's value is the mean over its runs. The first seed
     # decides pruning; the others train only if it completes.
     seeds_per_trial: int = Field(1, ge=1)

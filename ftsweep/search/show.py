@@ -59,7 +59,15 @@ def budget_line(exp: Experiment) -> str:
             f"objectives: {objectives}; pruner: {search.pruner.type}")
 
 
-def total_bound(rows: list[dict[str, Any]]) -> int | None:
+def total_bound(exp: Experiment, rows: list[dict[str, Any]]) -> int | None:
+    """The most training steps the whole search can spend (no pruning, no reuse)."""
+    search = exp.spec.search
+    assert search is not None
+    if search.budget == "shared":
+        steps = [r["max_steps_per_run"] for r in rows]
+        if search.n_trials is None or any(not s for s in steps):
+            return None
+        return search.n_trials * search.seeds_per_trial * max(int(s) for s in steps)
     bounds = [r["max_training_steps"] for r in rows]
     return None if any(b is None for b in bounds) else int(math.fsum(bounds))
 

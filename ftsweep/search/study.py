@@ -79,7 +79,7 @@ def make_sampler(search: SearchBlock, seed: int, parallel: bool) -> optuna.sampl
     if s == "qmc":
         return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
     if s == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=search.population_size)
     raise ValueError(f"unknown sampler {s!r}")
 
 
