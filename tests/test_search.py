@@ -284,3 +284,15 @@ def test_seeds_per_trial_gives_each_trial_one_run_per_seed(write_exp, tmp_path):
     assert len(ex.submitted) == 8
     seeds = {RunDir(p).spec()["seed"] for p in (ws / "runs" / "s").iterdir()}
     assert seeds == {0, 1}  # the first seeds_per_trial seeds
+
+
+def test_store_rebuild_restores_trials_from_the_journal(write_exp, tmp_path):
+    from ftsweep.store import rebuild
+
+    ws = tmp_path / "ws"
+    run_search(write_exp(search_yaml(n=2)), ws)
+    query = "select study, number, state, params, value from trials order by all"
+    _, before = run_query(Workspace(ws), query)
+    rebuild(Workspace(ws))
+    _, after = run_query(Workspace(ws), query)
+    assert len(before) == 4 and after == before

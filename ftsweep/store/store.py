@@ -95,12 +95,20 @@ def _publish_copy(source: Path, target: Path) -> Path:
     return target
 
 
-def _build_file(path: Path, run_dirs: Iterable[RunDir]) -> IngestStats:
-    """Create a fresh, migrated, fully ingested DuckDB file at ``path``."""
+def _build_file(path: Path, run_dirs: Iterable[RunDir],
+                studies_dir: Path | None = None) -> IngestStats:
+    """Create a fresh, migrated, fully ingested DuckDB file at ``path``.
+
+    ``studies_dir`` holds the search journals (their trials are rebuilt from them too).
+    """
     con = duckdb.connect(str(path))
     try:
         migrate(con)
         stats = ingest(con, run_dirs)
+        if studies_dir is not None:
+            from ftsweep.store.trials import ingest_journals
+
+            ingest_journals(con, studies_dir)
         con.execute("CHECKPOINT")
     finally:
         con.close()
@@ -126,7 +134,7 @@ def _rebuild_locked(workspace: Workspace) -> IngestStats:
     tmp = workspace.root / f".store.rebuild.{os.getpid()}.duckdb"
     tmp.unlink(missing_ok=True)
     try:
-        stats = _build_file(tmp, workspace.iter_run_dirs())
+        stats = _build_file(tmp, workspace.iter_run_dirs(), workspace.root / "studies")
         # A WAL left by a crashed writer belongs to the OLD file; replaying it into the
         # new one would corrupt it.
         Path(f"{workspace.store_path}.wal").unlink(missing_ok=True)
