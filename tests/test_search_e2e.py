@@ -31,7 +31,10 @@ def study_trials(ws: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
-def test_pruned_trial_stops_early_is_stored_as_pruned_and_not_retried(write_exp, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2], ids=["1-process", "ddp-2-processes"])
+def test_pruned_trial_stops_early_is_stored_as_pruned_and_not_retried(write_exp, tmp_path,
+                                                                      processes):
+    # With 2 processes (gloo DDP) rank 0 decides and both ranks must stop at step 2.
     # A grid through the search path: lr 1e-2 first (it completes and sets the median),
     # then lr 1e-7, whose eval loss at the first eval cannot beat it: pruned at step 2.
     search = """\
@@ -46,7 +49,8 @@ search:
         r: 4
         training.lr: {choices: [1.0e-2, 1.0e-7]}
 """
-    text = experiment_yaml("prune", matrix="\n", max_steps=8).replace(
+    launch = f"{{num_processes: {processes}, threads_per_process: 1}}"
+    text = experiment_yaml("prune", matrix="\n", max_steps=8, launch=launch).replace(
         "logging_every: 2", "logging_every: 2\n  eval_every: 2") + search
     exp_file = write_exp(text)
     ws = tmp_path / "ws"

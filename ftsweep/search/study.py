@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def open_handles(ws: Workspace, experiment: str, search: SearchBlock, space: Sea
     return handles
 
 
-def _check_directions(study: optuna.Study, directions: list[str]) -> None:
+def _check_directions(study: optuna.Study, directions: Sequence[str]) -> None:
     from ftsweep.errors import FtsweepError
 
     have = [d.name.lower() for d in study.directions]
