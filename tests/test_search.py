@@ -296,3 +296,12 @@ def test_store_rebuild_restores_trials_from_the_journal(write_exp, tmp_path):
     rebuild(Workspace(ws))
     _, after = run_query(Workspace(ws), query)
     assert len(before) == 4 and after == before
+
+
+def test_an_objective_direction_defaults_to_what_its_evaluator_declares(write_exp):
+    text = search_yaml().replace("objectives: [{metric: exact_match, direction: maximize}]",
+                                 "objectives: [{metric: exact_match}, {metric: eval_loss}, "
+                                 "{metric: peak_memory_mb}]")
+    exp = load_experiment(write_exp(text))
+    assert [o.direction for o in exp.spec.search.objectives] == ["maximize", "minimize",
+                                                                 "minimize"]

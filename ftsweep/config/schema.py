@@ -167,7 +167,8 @@ class Objective(Strict):
     # A metric of the final evaluation (exact_match, eval_loss, bleu, ...) or a cost the
     # run records (peak_memory_mb, trainable_params, train_time_s, artifact_size_mb, ...).
     metric: str
-    direction: Literal["maximize", "minimize"]
+    # Default: the direction the evaluator declares for the metric (or the cost's own).
+    direction: Literal["maximize", "minimize"] | None = None
 
 
 class PrunerBlock(Strict):

@@ -21,15 +21,17 @@ def probe_points(space: SearchSpace) -> list[Point]:
     return [ms.point(values) for ms in space.methods for values in ms.probe_values()]
 
 
-def evaluator_metrics(spec: ExperimentFile) -> set[str]:
+def evaluator_metrics(spec: ExperimentFile) -> dict[str, str]:
+    """Metric → the direction its evaluator declares (higher is better → maximize)."""
     from ftsweep import evaluators as ev
 
-    out: set[str] = set()
+    out: dict[str, str] = {}
     for name in spec.eval.evaluators:
         try:
-            out |= set(ev.get_evaluator(name).metrics)
+            declared = ev.get_evaluator(name).metrics
         except KeyError:
-            pass  # reported by the evaluator checks
+            continue  # reported by the evaluator checks
+        out.update({m: "maximize" if higher else "minimize" for m, higher in declared.items()})
     return out
 
 
@@ -38,7 +40,7 @@ def search_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
     if search is None:
         return []
     problems: list[Problem] = []
-    known = evaluator_metrics(spec) | set(COST_METRICS)
+    known = {**COST_METRICS, **evaluator_metrics(spec)}
     for i, obj in enumerate(search.objectives):
         if obj.metric not in known:
             problems.append(pos.problem(
@@ -46,6 +48,8 @@ def search_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
                 f"no evaluator in eval.evaluators computes this metric and runs do not record "
                 f"it{did_you_mean(obj.metric, known)}", value=obj.metric, has_value=True,
                 valid=", ".join(sorted(known))))
+        elif obj.direction is None:
+            obj.direction = known[obj.metric]  # type: ignore[assignment]
     if search.pruner.type != "none":
         if not spec.training.eval_every:
             problems.append(pos.problem(

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.storages import JournalStorage
@@ -122,7 +122,10 @@ class Handle:
 def open_handles(ws: Workspace, experiment: str, search: SearchBlock, space: SearchSpace,
                  max_steps: int | None, parallel: bool) -> dict[str, Handle]:
     storage = open_storage(journal_path(ws, experiment))
-    directions = [o.direction for o in search.objectives]
+    directions: list[Literal["minimize", "maximize"]] = []
+    for o in search.objectives:  # resolved from the evaluators at load time
+        assert o.direction is not None, f"objective {o.metric} has no direction"
+        directions.append(o.direction)
     handles: dict[str, Handle] = {}
     shared_sampler = make_sampler(search, search.seed, parallel)
     for ms in space.methods:
