@@ -305,3 +305,25 @@ def test_an_objective_direction_defaults_to_what_its_evaluator_declares(write_ex
     exp = load_experiment(write_exp(text))
     assert [o.direction for o in exp.spec.search.objectives] == ["maximize", "minimize",
                                                                  "minimize"]
+
+
+def test_shared_study_gives_the_same_trials_for_the_same_seed(write_exp, tmp_path):
+    path = write_exp(search_yaml(n=5, budget="shared", seed=3))
+    seqs = []
+    for i in range(2):
+        run_search(path, tmp_path / f"ws{i}", capacity=1)
+        seqs.append([json.dumps(t.params, sort_keys=True) for t in trials(tmp_path / f"ws{i}")])
+    assert seqs[0] == seqs[1] and len(set(seqs[0])) == 5
+
+
+def test_a_study_extended_by_relaunch_asks_what_one_launch_would(write_exp, tmp_path):
+    once, twice = tmp_path / "once", tmp_path / "twice"
+    run_search(write_exp(search_yaml(n=4), "a.yaml"), once, capacity=1)
+    run_search(write_exp(search_yaml(n=2), "b.yaml"), twice, capacity=1)
+    run_search(write_exp(search_yaml(n=4), "b.yaml"), twice, capacity=1)
+
+    def seq(ws: Path) -> list[tuple[str, int, str]]:
+        return sorted((t.user_attrs["method"], t.number, json.dumps(t.params, sort_keys=True))
+                      for t in trials(ws))
+
+    assert seq(once) == seq(twice)

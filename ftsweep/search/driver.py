@@ -190,8 +190,11 @@ class SearchDriver:
         # trials the study holds: a relaunched launcher continues the same sequence
         # instead of replaying the random start-up trials of the first launch.
         n = len(h.study.get_trials(deepcopy=False))
-        h.study.sampler = make_sampler(self.search, ask_seed(self.search.seed, method, n),
-                                       self.max_parallel > 1)
+        sampler = make_sampler(self.search, ask_seed(self.search.seed, method, n),
+                               self.max_parallel > 1)
+        for other in self.handles.values():  # shared: every handle is the one study
+            if other.study.study_name == h.study.study_name:
+                other.study.sampler = sampler
         trial = h.study.ask()
         if self.search.budget == "shared":
             method = trial.suggest_categorical("method", list(self.handles))
