@@ -19,6 +19,10 @@ A worker writes only here; the store is rebuilt from these files. Layout of
     worker.log         stdout + stderr of the ``accelerate launch`` process group
     launch.json        written by the launcher when the process group exits:
                        {"submitted_at", "exited_at", "returncode", "process_wall_s", "argv"}
+    job.json           the executor job that trains the run: {"executor", "job_id", "host",
+                       "submitted_at"} (reattach after a launcher dies; `ftsweep cancel`)
+    preempted.json     the worker saved a checkpoint and stopped on SIGUSR1 (a time limit or
+                       preemption ahead): {"step", "time"}; the job requeues and resumes
     intermediate.jsonl a search trial's pruning requests (worker, rank 0): {"step", "value", "time"}
     decisions.jsonl    the launcher's answers: {"step", "prune", "time"} (ftsweep.search.driver)
     artifacts/         trained adapter or model (safetensors), tokenizer, training_config.json
@@ -50,6 +54,8 @@ WORKER_LOG = "worker.log"
 ARTIFACTS = "artifacts"
 CHECKPOINTS = "checkpoints"
 LAUNCH = "launch.json"
+JOB = "job.json"
+PREEMPTED = "preempted.json"
 INTERMEDIATE = "intermediate.jsonl"
 DECISIONS = "decisions.jsonl"
 

@@ -56,6 +56,7 @@ class FakeTrainer(Executor):
     """Finishes each job at once with exact_match peaked at lr = 1e-2 (no training)."""
 
     name = "fake"
+    detachable = False
 
     def __init__(self, capacity: int = 2):
         self.capacity = capacity
@@ -81,6 +82,12 @@ class FakeTrainer(Executor):
 
     def running(self) -> int:
         return len(self._done)
+
+    def reattach(self, job: Job) -> bool:
+        return False  # every job finishes inside submit: nothing outlives a launcher
+
+    def cancel(self, job_ids: list[str]) -> None:
+        pass
 
 
 def run_search(path: Path, ws: Path, capacity: int = 2) -> tuple[FakeTrainer, object]:

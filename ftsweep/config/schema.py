@@ -144,8 +144,47 @@ class Distributed(Strict):
     fsdp_sharding: Literal["FULL_SHARD", "SHARD_GRAD_OP", "NO_SHARD"] = "FULL_SHARD"
 
 
+class SlurmOptions(Strict):
+    """`sbatch` options of the slurm executor (docs/cluster.md)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time: str = "1:00:00"  # each run's time limit (sbatch --time)
+    gpus_per_run: int | None = Field(None, ge=1, description="sbatch --gpus (default: none)")
+    cpus_per_task: int | None = Field(None, ge=1)
+    mem: str | None = None  # e.g. 16G
+    constraint: str | None = None
+    # More `#SBATCH` lines, as they would be written after "#SBATCH ".
+    extra_sbatch: list[str] = Field(default_factory=list)
+    # Shell lines run before the worker: module load, venv activation, ...
+    setup: str = ""
+    # Seconds before the time limit at which Slurm signals the job: the worker writes a
+    # checkpoint and the job requeues itself, then resumes from it.
+    signal_grace_s: int = Field(60, ge=10)
+    max_requeues: int = Field(3, ge=0)
+    poll_interval_s: float = Field(2.0, gt=0)
+
+    @field_validator("extra_sbatch")
+    @classmethod
+    def _one_line_each(cls, v: list[str]) -> list[str]:
+        for line in v:
+            if "\n" in line or "\r" in line:
+                raise ValueError(f"an extra #SBATCH line is one line: {line!r}")
+        return v
+
+
 class LaunchBlock(Strict):
-    max_parallel: int = Field(1, ge=1, description="runs at once")
+    # Where runs execute: local (this machine) or slurm (a cluster); `--executor` overrides.
+    executor: Literal["local", "slurm"] = "local"
+    slurm: SlurmOptions = SlurmOptions()
+    # Runs at once. Default: 1 on CPU; on GPUs as many as fit (gpus / gpus_per_run).
+    max_parallel: int | None = Field(None, ge=1, description="runs at once")
+    # Local GPUs to use: "all" visible ones, or a list of device ids.
+    gpus: Literal["all"] | list[int] = "all"
+    # GPUs per run (default: num_processes). A fraction shares a GPU by memory: 0.5 puts
+    # two single-process runs on each GPU.
+    gpus_per_run: float | None = Field(None, gt=0)
     num_processes: int = Field(1, ge=1, description="processes per run (DDP when > 1)")
     # Threads each process may use; on a 2-core machine 2 runs x 1 thread beats 1 x 2.
     threads_per_process: int | None = Field(None, ge=1)
@@ -155,6 +194,19 @@ class LaunchBlock(Strict):
     accelerate_config: str | None = Field(
         None, description="path to your own `accelerate config` YAML; replaces `distributed`"
     )
+
+    @model_validator(mode="after")
+    def _gpu_shares(self) -> LaunchBlock:
+        g = self.gpus_per_run
+        if g is not None and g >= 1 and g != int(g):
+            raise ValueError(f"gpus_per_run above 1 is a whole number of GPUs, got {g}")
+        if g is not None and g < 1 and self.num_processes > 1:
+            raise ValueError("a GPU can be shared (gpus_per_run < 1) only by single-process "
+                             f"runs; this run has num_processes {self.num_processes}")
+        if g is not None and g >= 1 and g < self.num_processes:
+            raise ValueError(f"each process needs its own GPU: gpus_per_run {g:g} is less "
+                             f"than num_processes {self.num_processes}")
+        return self
 
 
 SAMPLERS = ("tpe", "random", "gp", "cmaes", "qmc", "nsga2", "grid")

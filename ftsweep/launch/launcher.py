@@ -24,10 +24,11 @@ from rich.markup import escape
 
 from ftsweep.config.load import Experiment
 from ftsweep.config.schema import LaunchBlock
+from ftsweep.errors import FtsweepError
 from ftsweep.launch.accel_config import write_accelerate_config
-from ftsweep.launch.executor import Executor, Job
+from ftsweep.launch.executor import Executor, Job, make_executor
+from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
-from ftsweep.launch.local import LocalExecutor
 from ftsweep.plan import Action, PlanItem, plan
 from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
 from ftsweep.store import Store
@@ -52,6 +53,8 @@ class LaunchSummary:
     busy: list[str] = field(default_factory=list)
     # Stopped early by a search's pruner: a decision, not a failure.
     pruned: list[str] = field(default_factory=list)
+    # Submitted with --detach: running under the scheduler, not finished.
+    detached: list[str] = field(default_factory=list)
     trials: int = 0  # search trials finished in this launch
 
     @property
@@ -96,10 +99,11 @@ def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: boo
     return argv + ["-m", "ftsweep.worker", str(run_dir)]
 
 
-def worker_env(launch: LaunchBlock, offline: bool) -> dict[str, str]:
+def worker_env(launch: LaunchBlock, offline: bool, parallel: int = 1) -> dict[str, str]:
+    """The workers' environment; on CPU the cores are split between ``parallel`` runs."""
     env = dict(os.environ)
     cores = os.cpu_count() or 1
-    threads = launch.threads_per_process or max(1, cores // (launch.max_parallel * launch.num_processes))
+    threads = launch.threads_per_process or max(1, cores // (parallel * launch.num_processes))
     env.update({
         "FTSWEEP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
         "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
@@ -149,7 +153,7 @@ def _record_process(rd: RunDir, job: Job, rc: int) -> None:
     })
 
 
-def _settle(rd: RunDir, rc: int) -> RunState:
+def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
     """Record the outcome of a finished process group; the failure cause first.
 
     A result.json means the worker finished everything (it is written last); a non-zero
@@ -167,6 +171,8 @@ def _settle(rd: RunDir, rc: int) -> RunState:
     if failure is None:
         cause = (f"worker exited with code {rc}" if rc != 0
                  else "worker exited without writing a result")
+        if reason:
+            cause += f" ({reason})"
         rd.write_failure(cause, tail)
     elif not failure.get("log_tail"):
         rd.write_failure(failure["cause"], tail)
@@ -191,33 +197,62 @@ def _stop_on_signals() -> Iterator[None]:
 
 
 def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
-           executor: Executor | None = None, console: Any = None) -> LaunchSummary:
+           executor: Executor | None = None, console: Any = None,
+           executor_name: str | None = None, detach: bool = False) -> LaunchSummary:
+    """Train what is missing (and run the search); ``detach`` submits and returns."""
     with _stop_on_signals():
-        return _launch(exp, ws, retry_failed, executor, console)
+        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach)
 
 
 def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Executor | None,
-            console: Any) -> LaunchSummary:
+            console: Any, executor_name: str | None, detach: bool) -> LaunchSummary:
     started = time.time()
+    lb = exp.spec.launch
+    executor = executor or make_executor(executor_name or lb.executor, lb, ws.root)
+    if detach:
+        _check_detach(exp, executor)
     with ws.lock(wait_s=LOCK_WAIT_S):
         items = plan(exp, ws, retry_failed)
-        todo = [i for i in items if i.will_train]
-        summary = LaunchSummary(total=len(items), skipped=len(items) - len(todo),
-                                still_failed=[i.run.run_id for i in items
-                                              if i.state == RunState.FAILED and not i.will_train],
-                                busy=[i.run.run_id for i in items if i.action == Action.BUSY])
+        summary = LaunchSummary(total=len(items))
         with Store.writer(ws) as store:
             _warn_ingest(console, store.ingest_all(exp.spec.experiment))
-        lb = exp.spec.launch
-        executor = executor or LocalExecutor(lb.max_parallel)
         cuda = _cuda()
         local_model = Path(exp.paths["model"]).is_dir() if exp.paths else True
-        env = worker_env(lb, offline=local_model and exp.spec.data.hub is None)
+        env = worker_env(lb, offline=local_model and exp.spec.data.hub is None,
+                         parallel=executor.capacity)
         base_dir = exp.file.resolve().parent
-        by_id = {i.run.run_id: i for i in todo}
+        by_id = {i.run.run_id: i for i in items}
+        adopted = _reattach(items, executor, env)
+        todo = [i for i in items if i.will_train and i.run.run_id not in adopted]
+        summary.skipped = len(items) - len(todo) - len(adopted)
+        summary.still_failed = [i.run.run_id for i in items
+                                if i.state == RunState.FAILED and not i.will_train]
+        summary.busy = [i.run.run_id for i in items
+                        if i.action == Action.BUSY and i.run.run_id not in adopted]
         queue = list(todo)
+
+        def submit(item: PlanItem, view: Any) -> None:
+            by_id[item.run.run_id] = item
+            _prepare(item)
+            job = Job(item.run.run_id,
+                      worker_command(item.run_dir.path, lb, base_dir, cuda, item.run.config),
+                      env, Path.cwd(), item.run_dir.file(WORKER_LOG),
+                      num_processes=lb.num_processes)
+            executor.submit(job)
+            if job.job_id:
+                write_job_record(item.run_dir, executor, job)
+            view.started(item)
+
+        if detach:
+            for item in queue:
+                submit(item, _Printer(console))
+            summary.detached = [i.run.run_id for i in queue]
+            summary.wall_s = time.time() - started
+            return summary
         search = None  # started once the grid's runs are done, so warm_start sees them
         with LiveView(console, items, summary) as view:
+            for run_id in adopted:
+                view.started(by_id[run_id])
             try:
                 while queue or executor.running() or _search_left(exp, search):
                     if search is None and exp.spec.search and not queue and not executor.running():
@@ -226,17 +261,11 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         item = queue.pop(0) if queue else (search.next_item() if search else None)
                         if item is None:
                             break
-                        by_id[item.run.run_id] = item
-                        _prepare(item)
-                        executor.submit(Job(item.run.run_id,
-                                            worker_command(item.run_dir.path, lb, base_dir, cuda,
-                                                           item.run.config),
-                                            env, Path.cwd(), item.run_dir.file(WORKER_LOG)))
-                        view.started(item)
+                        submit(item, view)
                     for job, rc in executor.poll():
                         item = by_id[job.run_id]
                         _record_process(item.run_dir, job, rc)
-                        state = _settle(item.run_dir, rc)
+                        state = _settle(item.run_dir, rc, job.reason)
                         {RunState.COMPLETE: summary.complete,
                          RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(job.run_id)
                         if search:
@@ -267,6 +296,41 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             summary.trials = search.told
     summary.wall_s = time.time() - started
     return summary
+
+
+class _Printer:
+    """What --detach shows instead of the live view: one line per submitted run."""
+
+    def __init__(self, console: Any):
+        self.console = console or _stderr()
+
+    def started(self, item: PlanItem) -> None:
+        self.console.print(f"submitted {item.run.run_id}  {escape(item.run.method)} "
+                           f"{escape(str(item.run.params))} seed={item.run.seed}")
+
+
+def _check_detach(exp: Experiment, executor: Executor) -> None:
+    if not executor.detachable:
+        raise FtsweepError(f"--detach needs an executor whose jobs run on without ftsweep "
+                           f"(slurm); {executor.name} runs need their launcher to schedule them")
+    if exp.spec.search is not None:
+        raise FtsweepError("--detach cannot run a search: each trial is asked for when a slot "
+                           "frees, which needs a live launcher")
+
+
+def _reattach(items: list[PlanItem], executor: Executor, env: dict[str, str]) -> set[str]:
+    """Take over runs whose job an earlier launcher submitted and that still run."""
+    adopted: set[str] = set()
+    for item in items:
+        if item.action not in (Action.BUSY, Action.RELAUNCH):
+            continue
+        record = read_job_record(item.run_dir)
+        if record is None or record.get("executor") != executor.name:
+            continue
+        job = job_for(item.run_dir, record, Path.cwd(), env)
+        if executor.reattach(job):
+            adopted.add(item.run.run_id)
+    return adopted
 
 
 def _search_left(exp: Experiment, search: Any) -> bool:

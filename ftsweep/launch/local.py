@@ -1,70 +1,166 @@
-"""Local executor: each run is a process group on this machine, ``max_parallel`` at once."""
+"""Local executor: each run is a process group on this machine, ``capacity`` at once.
+
+On a CUDA machine each run gets its own GPUs through ``CUDA_VISIBLE_DEVICES``
+(``launch/gpus.py``); on CPU the launcher splits the cores between parallel runs. A job
+id is ``<process group id>@<host>``, so a later launcher on the same host can reattach
+to a run whose launcher died and stop it with ``ftsweep cancel``.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
-from typing import cast
+from pathlib import Path
+from typing import Any, cast
 
-from ftsweep.launch.executor import Executor, Job
+from ftsweep.launch.executor import Executor, Job, register
+from ftsweep.launch.gpus import GpuPool, visible_devices
 
 
-def _proc(job: Job) -> subprocess.Popen[bytes]:
-    return cast("subprocess.Popen[bytes]", job.handle)
+def _proc(job: Job) -> subprocess.Popen[bytes] | None:
+    return cast("subprocess.Popen[bytes] | None", job.handle)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _parse_job_id(job_id: str) -> tuple[int, str] | None:
+    pgid, _, host = job_id.partition("@")
+    return (int(pgid), host) if pgid.isdigit() else None
 
 
 class LocalExecutor(Executor):
     name = "local"
+    detachable = False  # the launcher schedules local runs; without it nothing would
 
-    def __init__(self, capacity: int):
-        self.capacity = capacity
+    def __init__(self, capacity: int, gpus: list[int] | None = None, gpus_per_run: float = 1.0):
+        self.pool = GpuPool(gpus, gpus_per_run) if gpus else None
+        self.capacity = min(capacity, self.pool.capacity()) if self.pool else capacity
         self._jobs: list[Job] = []
+        self._adopted: list[tuple[Job, int]] = []  # (job, pgid) of an earlier launcher
         self._failed_to_start: list[tuple[Job, int]] = []
+
+    @classmethod
+    def from_launch(cls, launch: Any, root: Path) -> LocalExecutor:
+        devices = visible_devices(launch.gpus)
+        per_run = launch.gpus_per_run or float(launch.num_processes)
+        if devices:
+            fits = GpuPool(devices, per_run).capacity()
+            return cls(launch.max_parallel or fits, devices, per_run)
+        return cls(launch.max_parallel or 1)
 
     def submit(self, job: Job) -> None:
         job.started_at = time.time()
+        if self.pool is not None:
+            got = self.pool.acquire(job.run_id)
+            if got is None:  # the launcher respects capacity, so this is a bug
+                raise RuntimeError(f"no free GPU for {job.run_id}: capacity {self.capacity}")
+            job.env = {**job.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, got))}
         try:
             with open(job.log_path, "ab") as log:  # the child keeps its own copy of the fd
                 # A new session makes the run its own process group, so cancel can kill
                 # the launcher and every rank it spawned without touching ftsweep itself.
-                job.handle = subprocess.Popen(
+                proc = subprocess.Popen(
                     job.argv, cwd=job.cwd, env=job.env, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )
         except OSError as exc:
             with open(job.log_path, "a", encoding="utf-8") as fh:
                 fh.write(f"ftsweep: could not start {job.argv[0]}: {exc}\n")
+            self._release(job)
             self._failed_to_start.append((job, 127))
             return
+        job.handle = proc
+        job.job_id = f"{proc.pid}@{socket.gethostname()}"
         self._jobs.append(job)
 
     def poll(self) -> list[tuple[Job, int]]:
         done, self._failed_to_start = self._failed_to_start, []
         still = []
         for job in self._jobs:
-            rc = _proc(job).poll()
+            proc = _proc(job)
+            rc = proc.poll() if proc is not None else None
             if rc is None:
                 still.append(job)
             else:
+                if rc < 0:
+                    job.reason = f"killed by {signal.Signals(-rc).name}"
                 done.append((job, rc))
+                self._release(job)
         self._jobs = still
+        adopted = []
+        for job, pgid in self._adopted:
+            if _group_alive(pgid):
+                adopted.append((job, pgid))
+            else:  # not our child: its exit code is gone; the run directory tells
+                job.reason = "reattached; exit code unknown"
+                done.append((job, 0))
+        self._adopted = adopted
         return done
 
     def running(self) -> int:
-        return len(self._jobs)
+        return len(self._jobs) + len(self._adopted)
+
+    def reattach(self, job: Job) -> bool:
+        parsed = _parse_job_id(job.job_id)
+        if parsed is None or parsed[1] != socket.gethostname() or not _group_alive(parsed[0]):
+            return False
+        self._adopted.append((job, parsed[0]))
+        return True
 
     def cancel_all(self) -> None:
-        for job in self._jobs:
+        procs = {p.pid: p for j in self._jobs if (p := _proc(j)) is not None}
+
+        def alive(pgid: int) -> bool:
+            if pgid in procs and procs[pgid].poll() is not None:  # reap our own child
+                return _group_alive(pgid)  # its ranks may outlive it
+            return _group_alive(pgid)
+
+        _stop_groups([*procs, *(pgid for _, pgid in self._adopted)], alive)
+        for proc in procs.values():
             try:
-                os.killpg(_proc(job).pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        deadline = time.time() + 10
-        for job in self._jobs:
-            try:
-                _proc(job).wait(timeout=max(0.1, deadline - time.time()))
+                proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
-                os.killpg(_proc(job).pid, signal.SIGKILL)
-        self._jobs = []
+                pass
+        for job in self._jobs:
+            self._release(job)
+        self._jobs, self._adopted = [], []
+
+    def cancel(self, job_ids: list[str]) -> None:
+        here = socket.gethostname()
+        _stop_groups([p[0] for j in job_ids if (p := _parse_job_id(j)) and p[1] == here],
+                     _group_alive)
+
+    def _release(self, job: Job) -> None:
+        if self.pool is not None:
+            self.pool.release(job.run_id)
+
+
+def _stop_groups(groups: list[int], alive: Any, grace_s: float = 10.0) -> None:
+    """SIGTERM each process group, then SIGKILL what is left after ``grace_s``."""
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.time() + grace_s
+    while time.time() < deadline and any(alive(g) for g in groups):
+        time.sleep(0.1)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+register("local")(LocalExecutor.from_launch)
