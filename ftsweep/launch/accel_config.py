@@ -41,18 +41,36 @@ def accelerate_config(cfg: dict[str, Any], dist: dict[str, Any], num_processes: 
         }
     else:
         out["distributed_type"] = "FSDP"
-        out["fsdp_config"] = {
-            "fsdp_version": 1,
-            "fsdp_sharding_strategy": dist["fsdp_sharding"],
-            "fsdp_offload_params": dist["offload"],
-            "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-            "fsdp_backward_prefetch": "BACKWARD_PRE",
-            "fsdp_state_dict_type": "FULL_STATE_DICT",
-            "fsdp_use_orig_params": True,  # peft methods freeze part of each wrapped unit
-            "fsdp_cpu_ram_efficient_loading": True,
-            "fsdp_sync_module_states": True,
-        }
+        out["fsdp_config"] = fsdp2_config(dist)
     return out
+
+
+def fsdp2_config(dist: dict[str, Any]) -> dict[str, Any]:
+    """FSDP2 (``fully_shard``), the version accelerate and peft recommend for adapters.
+
+    FSDP1 failed with LoRA on a tied-embedding model (issue 13): with ``use_orig_params``
+    and one process (FULL_SHARD silently becomes NO_SHARD) the frozen root unit re-adopts
+    the forward's plain-Tensor views of ``embed_tokens.weight`` as its original
+    parameters, and the next forward dies in ``_use_unsharded_views`` with
+    ``as_params=True type(prim_param)=<class 'torch.Tensor'>``. FSDP2 keeps one DTensor
+    per parameter instead of flat parameters: no ``use_orig_params``, frozen and
+    trainable parameters may share a unit, and accelerate puts tied embeddings in one
+    group and keeps trainable parameters in fp32 under bf16/fp16 compute.
+    """
+    return {
+        "fsdp_version": 2,
+        # FULL_SHARD frees gathered parameters after forward (ZeRO-3-like); SHARD_GRAD_OP
+        # keeps them until backward (ZeRO-2-like). NO_SHARD is DDP and is refused earlier.
+        "fsdp_reshard_after_forward": dist["fsdp_sharding"] != "SHARD_GRAD_OP",
+        "fsdp_offload_params": dist["offload"],
+        "fsdp_auto_wrap_policy": "TRANSFORMER_BASED_WRAP",  # the model's _no_split_modules
+        # The worker saves from a full state dict gathered to rank 0 (safetensors).
+        "fsdp_state_dict_type": "FULL_STATE_DICT",
+        # Every rank loads the weights itself: the meta-device path would also have to
+        # rebuild each method's modules on ranks that hold no weights.
+        "fsdp_cpu_ram_efficient_loading": False,
+        "fsdp_activation_checkpointing": False,  # training.gradient_checkpointing does it
+    }
 
 
 def write_accelerate_config(path: Path, cfg: dict[str, Any], dist: dict[str, Any],

@@ -27,7 +27,7 @@ import torch
 from ftsweep.data.records import has_split
 from ftsweep.methods import get_method
 from ftsweep.rundir import ARTIFACTS, PROVENANCE, RESULT, RunDir, atomic_write_json, finite_or_none
-from ftsweep.worker import setup
+from ftsweep.worker import setup, sharded
 from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
 from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
@@ -96,7 +96,9 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         train_time = time.time() - t0
         steps = trainer.state.global_step
         tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
-        model = trainer.accelerator.unwrap_model(trainer.model)
+        # Sharded (FSDP) weights are gathered into a fresh, plain copy on rank 0.
+        model = sharded.trained_model(trainer, lambda: method.apply(setup.load_model_and_tokenizer(
+            cfg, paths["model"], method.load_kwargs(params))[0], params), is_main)
         # On resume the Trainer replaces stateful callbacks with restored copies.
         stopper = next(cb for cb in trainer.callback_handler.callbacks
                        if isinstance(cb, EarlyStopping))
