@@ -6,7 +6,7 @@ FTSWEEP := $(VENV)/bin/ftsweep
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.ftsweep-installed
 
-.PHONY: demo search test test-fast check lint typecheck data model clean-demo
+.PHONY: demo search slurm-test-deps test test-fast check lint typecheck data model clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -30,6 +30,18 @@ test: $(STAMP)  ## the whole test suite (includes real training through accelera
 
 test-fast: $(STAMP)  ## everything but the slow end-to-end training tests
 	$(PY) -m pytest -q -m "not slow"
+
+# Debian's Slurm and munge, for the Slurm executor's tests (a real single-node cluster
+# started by the tests themselves). Needs root and the package registries; CI calls it.
+slurm-test-deps:
+	@if command -v slurmctld >/dev/null && command -v munged >/dev/null; then \
+		echo "slurm and munge are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			slurm-wlm munge >/dev/null; \
+	else \
+		echo "slurm-test-deps: run as root (apt-get install slurm-wlm munge)" >&2; exit 1; \
+	fi
 
 check: lint typecheck
 

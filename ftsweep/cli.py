@@ -115,12 +115,28 @@ def _print_search_plan(exp: Any, ws: Any) -> None:
         console.print(f"at most {bound:,} training steps in all (pruning trains fewer)")
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel the running and queued jobs of an experiment (local or Slurm)."""
+    from ftsweep.config.schema import LaunchBlock
+    from ftsweep.launch.jobs import cancel_experiment
+
+    stopped = cancel_experiment(_workspace(args), args.experiment, LaunchBlock())
+    console.print(f"cancelled {len(stopped)} run(s)" +
+                  (f": {', '.join(stopped)}" if stopped else ""))
+    return 0
+
+
 def cmd_launch(args: argparse.Namespace) -> int:
     """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
     from ftsweep.launch.launcher import launch
 
     exp = _load(args.file)
-    summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console)
+    summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console,
+                     executor_name=args.executor, detach=args.detach)
+    if args.detach:
+        console.print(f"{len(summary.detached)} run(s) submitted, {summary.skipped} skipped; "
+                      "`ftsweep status` shows them, `ftsweep launch` again reattaches")
+        return 0
     pruned = f"{len(summary.pruned)} pruned, " if summary.pruned else ""
     console.print(f"{len(summary.complete)} trained, {pruned}{len(summary.failed)} failed, "
                   f"{summary.skipped} skipped, {summary.total} total in {summary.wall_s:.1f}s")
@@ -317,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--retry-failed", action="store_true", help="train failed runs again")
         if name == "plan":
             sp.add_argument("--json", action="store_true", help="machine-readable output")
+        else:
+            sp.add_argument("--executor", choices=["local", "slurm"],
+                            help="where runs execute (default: the file's launch.executor)")
+            sp.add_argument("--detach", action="store_true",
+                            help="submit the runs and return (slurm); launch again to reattach")
+    sp = add("cancel", cmd_cancel)
+    sp.add_argument("experiment", help="the experiment whose jobs to cancel")
     sp = add("status", cmd_status)
     sp.add_argument("--experiment", help="only this experiment")
     sp.add_argument("--json", action="store_true", help="machine-readable output")

@@ -61,3 +61,30 @@ def write_exp(tmp_path: Path):
         return p
 
     return write
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """A real single-node Slurm cluster for this test session (tests/slurm_cluster.py).
+
+    Skipped with the reason where Slurm cannot run; CI installs it (`make
+    slurm-test-deps`), so there these tests run.
+    """
+    import slurm_cluster as sc
+
+    why = sc.missing()
+    if why:
+        if os.environ.get("FTSWEEP_REQUIRE_SLURM"):
+            pytest.fail(f"FTSWEEP_REQUIRE_SLURM is set but {why}")
+        pytest.skip(why)
+    cluster = sc.start(tmp_path_factory.mktemp("slurm"))
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = cluster.env["SLURM_CONF"]
+    try:
+        yield cluster
+    finally:
+        sc.stop(cluster)
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old

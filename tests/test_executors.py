@@ -10,15 +10,34 @@ from pathlib import Path
 import psutil
 import pytest
 
+from ftsweep.config.schema import SlurmOptions
 from ftsweep.launch.executor import Executor, Job
 from ftsweep.launch.local import LocalExecutor
+from ftsweep.launch.slurm import SlurmExecutor
 
-EXECUTORS = {"local": lambda: LocalExecutor(capacity=2)}
+# name → (factory, fixtures it needs)
+EXECUTORS = {
+    "local": (lambda: LocalExecutor(capacity=2), ()),
+    "slurm": (lambda: SlurmExecutor(SlurmOptions(poll_interval_s=0.2), capacity=2),
+              ("slurm_cluster",)),
+}
 
 
 @pytest.fixture(params=sorted(EXECUTORS))
 def executor(request) -> Executor:
-    ex = EXECUTORS[request.param]()
+    factory, needs = EXECUTORS[request.param]
+    for name in needs:
+        request.getfixturevalue(name)
+    ex = factory()
+    yield ex
+    ex.cancel_all()
+
+
+@pytest.fixture
+def same_kind(executor, request):
+    """A second, independent executor of the same kind: a later launcher."""
+    factory, _ = EXECUTORS[executor.name]
+    ex = factory()
     yield ex
     ex.cancel_all()
 
@@ -56,7 +75,7 @@ def test_a_job_that_cannot_start_is_reported_not_raised(executor, tmp_path):
             tmp_path / "nope.log")
     executor.submit(j)
     assert wait_all(executor) == {"nope": 127}
-    assert "could not start" in (tmp_path / "nope.log").read_text()
+    assert "no-such-program" in (tmp_path / "nope.log").read_text()  # the log says what
 
 
 def test_cancel_all_stops_the_job_and_its_children(executor, tmp_path):
@@ -76,3 +95,29 @@ def test_cancel_all_stops_the_job_and_its_children(executor, tmp_path):
         assert psutil.Process(child).status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         pass
+
+
+def test_a_later_launcher_reattaches_to_a_running_job(executor, same_kind, tmp_path):
+    j = job(tmp_path, "long", "import time; time.sleep(4); print('finished')")
+    executor.submit(j)
+    assert j.job_id, "submit sets the executor's job id"
+    time.sleep(1.0)
+    executor._jobs = []  # the first launcher dies (forgets its jobs) # type: ignore[attr-defined]
+    again = Job("long", [], dict(os.environ), tmp_path, tmp_path / "long.log", job_id=j.job_id)
+    assert same_kind.reattach(again)
+    assert same_kind.running() == 1
+    assert set(wait_all(same_kind, timeout=60)) == {"long"}
+    assert "finished" in (tmp_path / "long.log").read_text()
+    gone = Job("long", [], dict(os.environ), tmp_path, tmp_path / "long.log", job_id=j.job_id)
+    assert not same_kind.reattach(gone)  # finished: nothing to reattach to
+
+
+def test_cancel_stops_an_earlier_launchers_job(executor, same_kind, tmp_path):
+    marker = tmp_path / "still-running"
+    code = f"import time; time.sleep(3); open({str(marker)!r}, 'w').write('x')"
+    j = job(tmp_path, "victim", code)
+    executor.submit(j)
+    time.sleep(1.0)
+    same_kind.cancel([j.job_id])
+    time.sleep(4.0)
+    assert not marker.exists(), "the cancelled job ran to its end"

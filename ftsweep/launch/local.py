@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import psutil
+
 from ftsweep.launch.executor import Executor, Job, register
 from ftsweep.launch.gpus import GpuPool, visible_devices
 
@@ -25,13 +27,21 @@ def _proc(job: Job) -> subprocess.Popen[bytes] | None:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie (an exited child that
+    its parent has not reaped still answers signal 0)."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.info["pid"]) == pgid and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, PermissionError):
+            continue
+    return False
 
 
 def _parse_job_id(job_id: str) -> tuple[int, str] | None:

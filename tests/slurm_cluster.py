@@ -1,0 +1,125 @@
+"""A single-node Slurm cluster on this machine, for the Slurm executor's tests.
+
+Needs Debian's ``slurm-wlm`` and ``munge`` (``make slurm-test-deps`` installs them) and
+root (slurmd runs jobs as their user). ``start()`` writes a slurm.conf into a temporary
+directory, starts munged (if it is not running), slurmctld and slurmd on free ports,
+waits until ``sinfo`` shows the node idle, and returns the environment a client needs
+(``SLURM_CONF``). ``stop()`` stops the daemons it started, by their pids.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DAEMONS = ("munged", "slurmctld", "slurmd", "sinfo", "sbatch", "scontrol", "squeue", "scancel")
+
+
+def missing() -> str | None:
+    """Why a cluster cannot start here, or None when it can."""
+    absent = [d for d in DAEMONS if shutil.which(d) is None]
+    if absent:
+        return f"Slurm is not installed ({', '.join(absent)} missing; `make slurm-test-deps`)"
+    if os.geteuid() != 0:
+        return "a local Slurm cluster needs root (slurmd runs jobs as their user)"
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    root: Path
+    env: dict[str, str] = field(default_factory=dict)
+    pids: list[int] = field(default_factory=list)
+
+    def sinfo(self) -> str:
+        return subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                              env=self.env, timeout=10).stdout.strip()
+
+
+def _conf(root: Path) -> str:
+    host = socket.gethostname()
+    cpus = os.cpu_count() or 1
+    mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return f"""ClusterName=ftsweeptest
+SlurmctldHost={host}
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+SchedulerType=sched/backfill
+ReturnToService=2
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd.pid
+SlurmdSpoolDir={root}/spool
+StateSaveLocation={root}/state
+SlurmctldLogFile={root}/slurmctld.log
+SlurmdLogFile={root}/slurmd.log
+SlurmctldPort={_free_port()}
+SlurmdPort={_free_port()}
+MpiDefault=none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MinJobAge=3600
+KillWait=5
+NodeName={host} CPUs={cpus} RealMemory={max(1024, mem_mb - 2048)} State=UNKNOWN
+PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+def start(root: Path, timeout: float = 60.0) -> Cluster:
+    root.mkdir(parents=True, exist_ok=True)
+    for sub in ("spool", "state"):
+        (root / sub).mkdir(exist_ok=True)
+    conf = root / "slurm.conf"
+    conf.write_text(_conf(root), encoding="utf-8")
+    cluster = Cluster(root, {**os.environ, "SLURM_CONF": str(conf)})
+    if not Path("/run/munge/munge.socket.2").exists():
+        Path("/run/munge").mkdir(parents=True, exist_ok=True)
+        shutil.chown("/run/munge", "munge", "munge")
+        subprocess.run(["munged", "--force"], check=True, capture_output=True, timeout=30)
+    for daemon in ("slurmctld", "slurmd"):
+        subprocess.run([daemon, "-f", str(conf)], check=True, capture_output=True,
+                       env=cluster.env, timeout=30)
+        pid_file = root / f"{daemon}.pid"
+        deadline = time.time() + 10
+        while not pid_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        cluster.pids.append(int(pid_file.read_text().strip()))
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cluster.sinfo() == "idle":
+            return cluster
+        time.sleep(0.5)
+    stop(cluster)
+    raise RuntimeError(f"the Slurm node never became idle; see {root}/slurmctld.log, slurmd.log")
+
+
+def stop(cluster: Cluster) -> None:
+    subprocess.run(["scancel", "--user", "root"], env=cluster.env, capture_output=True,
+                   timeout=30)
+    for pid in reversed(cluster.pids):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
