@@ -258,10 +258,10 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                     if search is None and exp.spec.search and not queue and not executor.running():
                         search = _search_driver(exp, ws, executor.capacity, retry_failed)
                     while executor.running() < executor.capacity:
-                        item = queue.pop(0) if queue else (search.next_item() if search else None)
-                        if item is None:
+                        nxt = queue.pop(0) if queue else (search.next_item() if search else None)
+                        if nxt is None:
                             break
-                        submit(item, view)
+                        submit(nxt, view)
                     for job, rc in executor.poll():
                         item = by_id[job.run_id]
                         _record_process(item.run_dir, job, rc)
@@ -330,6 +330,10 @@ def _reattach(items: list[PlanItem], executor: Executor, env: dict[str, str]) ->
         job = job_for(item.run_dir, record, Path.cwd(), env)
         if executor.reattach(job):
             adopted.add(item.run.run_id)
+        elif item.action == Action.BUSY:
+            # A fresh heartbeat from another host, but the scheduler says the job is
+            # gone: the worker died with it, so the run is lost and trains again.
+            item.state, item.action = str(RunState.LOST), Action.RELAUNCH
     return adopted
 
 

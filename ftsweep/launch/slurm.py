@@ -75,13 +75,19 @@ def batch_script(job: Job, opts: SlurmOptions) -> str:
         'echo "ftsweep: slurm job $SLURM_JOB_ID on $(hostname), '
         'restart ${SLURM_RESTART_COUNT:-0}"',
         f"rm -f {preempted}",
-        # USR1 is ignored by everything but the worker, which installs its own handler;
-        # this shell forwards it to the run's process group.
+        # USR1 is ignored by everything but the worker, which installs its own handler.
+        # This shell forwards it to the run's process group, again every 2 s until the
+        # worker has checkpointed (it may arrive before the worker's handler exists).
+        "got=0",
         "trap '' USR1",
         f"setsid {shlex.join(job.argv)} &",
         "child=$!",
-        "trap 'kill -USR1 -- -$child 2>/dev/null' USR1",
-        "while true; do wait $child; rc=$?; kill -0 $child 2>/dev/null || break; done",
+        "trap 'got=1' USR1",
+        "while kill -0 $child 2>/dev/null; do",
+        f"  if [ $got = 1 ] && [ ! -f {preempted} ]; then kill -USR1 -- -$child 2>/dev/null; fi",
+        "  sleep 2 & wait $!",
+        "done",
+        "wait $child; rc=$?",
         f"if [ -f {preempted} ] && [ \"${{SLURM_RESTART_COUNT:-0}}\" -lt {opts.max_requeues} ];"
         " then",
         '  echo "ftsweep: checkpointed before the time limit; requeueing"',
