@@ -31,6 +31,7 @@ from ftsweep.worker import setup, sharded
 from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
 from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
+from ftsweep.worker.preempt import PreemptionCallback
 from ftsweep.worker.pruning import PruneHandshake
 from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_metrics
 
@@ -68,6 +69,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
                             cfg["training"]["early_stopping"]["threshold"])
     train_time, steps, tokens_seen = 0.0, 0, 0
     handshake: PruneHandshake | None = None
+    preempt: PreemptionCallback | None = None
     data_counts = {eval_split: counts_eval}
     if method.trains:
         train_ex, data_counts["train"] = setup.load_split(cfg, paths, "train", tok,
@@ -83,6 +85,8 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
             truncate_metrics(run, resume)
         callbacks = [MetricsCallback(run, progress, is_main), stopper,
                      *method.callbacks(params, model)]
+        preempt = PreemptionCallback().install()
+        callbacks.append(preempt)
         trial = spec.get("trial") or {}
         if trial.get("prune") and eval_ds is not None:
             handshake = PruneHandshake(run, float(trial.get("decision_timeout_s", 300)),
@@ -108,6 +112,9 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         return {}
     if handshake is not None and handshake.pruned is not None:
         return _record_pruned(run, handshake.pruned, steps)
+    if preempt is not None and preempt.stopped_at is not None:
+        preempt.record(run)  # checkpoint saved: the job requeues and resumes from it
+        return {"status": "preempted", "step": preempt.stopped_at}
     device = next(model.parameters()).device
     progress.phase = "evaluate"
     outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device)
