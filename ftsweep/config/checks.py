@@ -36,6 +36,7 @@ def deep_checks(
         problems += _data_checks(variant, base_dir, pos)
         problems += _eval_checks(variant, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
+    problems += _fsdp_checks(spec, points, pos)
     local = resolve_model_path(spec.model.path, base_dir)
     info, model_problems = _model_checks(spec, local, pos)
     problems += model_problems
@@ -162,6 +163,33 @@ def _hardware_checks(
     if cfg_path and not (base_dir / cfg_path).is_file():
         problems.append(pos.problem(("launch", "accelerate_config"), "file not found",
                                     value=cfg_path, has_value=True))
+    return problems
+
+
+def _fsdp_checks(
+    spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], pos: Positions
+) -> list[Problem]:
+    """What FSDP2 (the generated accelerate config) cannot do; each method says for itself."""
+    dist = spec.launch.distributed
+    if dist.strategy != "fsdp" or spec.launch.accelerate_config:
+        return []
+    problems = []
+    if dist.fsdp_sharding == "NO_SHARD":
+        problems.append(pos.problem(("launch", "distributed", "fsdp_sharding"),
+                                    "NO_SHARD replicates the model, which is DDP; FSDP2 "
+                                    "(fully_shard) has no such mode", value="NO_SHARD",
+                                    has_value=True, valid="FULL_SHARD, SHARD_GRAD_OP, or "
+                                    "launch.distributed.strategy: ddp"))
+    seen: set[str] = set()
+    for point, cfg in points:
+        name = cfg["method"]["name"]
+        reason = get_method(name).cannot_shard
+        if reason and name not in seen:
+            seen.add(name)
+            problems.append(pos.problem(tuple(point.origin) or ("matrix",),
+                                        f"{name} cannot run under FSDP: {reason}", value=name,
+                                        has_value=True, valid="launch.distributed.strategy: "
+                                        "ddp, or a method FSDP can shard (ftsweep methods)"))
     return problems
 
 

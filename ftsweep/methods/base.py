@@ -16,6 +16,8 @@ Contract for implementations:
   (layer-wise learning rates). A method returning groups must include every parameter
   it will ever train, even those frozen at the start: the optimizer is built once.
 - ``trains = False`` marks a method that only evaluates (the untrained baseline).
+- ``cannot_shard`` says why FSDP cannot shard the method (empty: it can); validation
+  refuses ``launch.distributed.strategy: fsdp`` with that reason.
 - ``export_as`` tells ``ftsweep.export`` what the trained model can become: ``"model"``
   (``load`` already returns a plain transformers model), ``"merged"`` (a peft adapter
   that ``merge_and_unload`` folds into plain weights) or ``"adapter"`` (extra modules or
@@ -62,6 +64,8 @@ class Method(ABC):
     # True when `save` writes a peft adapter rather than full weights.
     saves_adapter: ClassVar[bool] = False
     export_as: ClassVar[ExportAs] = "model"
+    # Why FSDP cannot shard this method, in words for the user; "" when it can.
+    cannot_shard: ClassVar[str] = ""
 
     def check(self, params: MethodParams, info: ModelInfo) -> list[tuple[str, str]]:
         """Problems with these params on this model: [(param, message)]. Default: none."""

@@ -80,6 +80,8 @@ class Progressive(Method):
     name = "progressive"
     description = "gradual unfreezing (ULMFiT): top blocks first, lower ones stage by stage"
     Params = ProgressiveParams
+    cannot_shard = ("it changes which parameters train during training, while FSDP fixes "
+                    "which gradients it reduces when it shards the model")
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         problems = []

@@ -39,6 +39,11 @@ class Qlora(Lora):
     name = "qlora"
     description = "QLoRA: LoRA on a 4/8-bit bitsandbytes-quantised base (CUDA GPU only)"
     Params = QloraParams
+    # accelerate's fsdp2_prepare_model leaves non-float (uint8) 4-bit weights, as
+    # load_kwargs stores them, out of fully_shard; 8-bit Int8Params under fully_shard were
+    # not tried (no GPU when this was written). Refused rather than silently replicated.
+    cannot_shard = ("FSDP2 does not shard its bitsandbytes-quantised base (each GPU would "
+                    "hold all of it); run QLoRA with one process per run, or shard lora")
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         import torch
