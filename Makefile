@@ -59,3 +59,14 @@ model: $(STAMP)  ## retrain models/tiny-base (CPU, minutes; same files as commit
 
 clean-demo:
 	rm -rf .ftsweep reports/grid
+
+# Offline GPU machines: every wheel ftsweep needs beyond torch, for their Python and platform.
+# make wheelhouse PYTHON=3.12 PLATFORM=manylinux_2_28_x86_64 CUDA=13.0   (docs/gpu.md)
+PYTHON     ?= 3.12
+PLATFORM   ?= manylinux_2_28_x86_64
+CUDA       ?=
+WHEELHOUSE ?= wheelhouse
+.PHONY: wheelhouse
+wheelhouse: $(STAMP)  ## wheels for an offline GPU machine (its own torch stays)
+	$(PY) scripts/wheelhouse.py --python $(PYTHON) --platform $(PLATFORM) --out $(WHEELHOUSE) \
+		$(if $(CUDA),--cuda $(CUDA)) $(if $(EXCLUDE_FROM),--exclude-from $(EXCLUDE_FROM))
