@@ -336,7 +336,7 @@ def test_pass_at_1_infinite_loop_is_killed_at_the_timeout():
 
 def test_pass_at_1_memory_bomb_is_contained():
     bomb = "chunks = []\nwhile True:\n    chunks.append(bytearray(10**7))\n"
-    result = run_python(bomb, SandboxLimits(timeout_s=10, memory_mb=128))
+    result = run_python(bomb, limits=SandboxLimits(timeout_s=10, memory_mb=128))
     assert not result.passed
     assert not result.timed_out  # stopped by the memory limit, not the clock
     assert "MemoryError" in result.stderr_tail
@@ -350,21 +350,21 @@ def test_pass_at_1_memory_bomb_is_contained():
         ('import os\nos.system("true")', "os.system"),
         ('import subprocess\nsubprocess.run(["true"])', "subprocess.Popen"),
         ('import socket\nsocket.create_connection(("127.0.0.1", 9))', "socket."),
-        ('open("/tmp/PWNED_never", "w")', "/tmp/PWNED_never"),
+        ('open("/var/tmp/PWNED_never", "w")', "/var/tmp/PWNED_never"),  # /tmp is the scratch dir
         ('open("../escape.txt", "w")', "escape.txt"),
         ("import os\nos.kill(os.getppid(), 9)", "os.kill"),
         ("import os\nos._exit(0)", "not allowed"),
     ],
 )
 def test_sandbox_refuses_escapes(source, refusal):
-    result = run_python(source, SandboxLimits(timeout_s=5))
+    result = run_python(source, limits=SandboxLimits(timeout_s=5))
     assert not result.passed
     assert "PermissionError" in result.stderr_tail
     assert refusal in result.stderr_tail
 
 
 def test_sandbox_reports_timeouts():
-    result = run_python("import time\ntime.sleep(60)", SandboxLimits(timeout_s=0.5))
+    result = run_python("import time\ntime.sleep(60)", limits=SandboxLimits(timeout_s=0.5))
     assert result.timed_out and not result.passed and result.returncode is not None
 
 

@@ -40,10 +40,14 @@ class EvalScores:
     ``aggregate`` maps each of the evaluator's metric names to its corpus value.
     ``per_example`` holds ``(example_id, metric, value)`` rows, in input order, so
     that two runs can be compared example by example (paired statistics).
+    ``notes`` says how the scores were obtained where a reader must know it to trust
+    them (pass_at_1 without OS isolation: ``{"sandbox": "none"}``); the worker
+    records it in result.json as ``eval_notes[<evaluator>]``.
     """
 
     aggregate: dict[str, float]
     per_example: list[tuple[str, str, float]]
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class Evaluator(ABC):

@@ -1,10 +1,18 @@
 """pass_at_1: does the generated code pass the record's tests? (greedy pass@1)
 
 Each example's record carries ``tests``: a list of Python statements, usually
-asserts (MBPP style). The program run is the prediction followed by the tests, in
-one namespace, in a separate sandboxed process (see ``sandbox.py``); it scores 1.0
-iff it exits 0 within the timeout, else 0.0. The prediction runs as given: strip
-chat formatting or markdown fences when generating, not here.
+asserts (MBPP style). The prediction runs first, then each test statement, in one
+namespace, in a sandbox (``sandbox.py``; OS-level isolation by ``isolation.py``). An
+example scores 1.0 iff every test reported its own success to the harness and the
+interpreter exited 0 within the timeout, else 0.0: ending early scores 0. The
+prediction runs as given: strip chat formatting or markdown fences when generating,
+not here.
+
+``sandbox: bwrap`` (the default) needs bubblewrap; where it cannot run, scoring
+refuses with the reason. ``sandbox: none`` runs without OS isolation (resource limits
+and the in-process hook only) and must be set explicitly; the scores then carry
+``notes = {"sandbox": "none"}``, which the worker records in result.json
+(``eval_notes``) for the report to mark.
 
 With one greedy sample per problem, pass@1 is the fraction of problems solved; the
 unbiased pass@k estimator for k samples is a different evaluator.
@@ -25,6 +33,7 @@ from ftsweep.evaluators.base import (
     check_examples,
     mean_scores,
 )
+from ftsweep.evaluators.isolation import Isolation, require
 from ftsweep.evaluators.registry import register
 from ftsweep.evaluators.sandbox import SandboxLimits, SandboxResult, run_python
 
@@ -49,23 +58,36 @@ class PassAt1(Evaluator):
         memory_mb: int = Field(default=512, ge=64, le=65536)
         # Programs mostly wait on interpreter start-up; two fit the 2-core dev boxes.
         workers: int = Field(default=2, ge=1, le=64)
+        # bwrap: OS-level isolation (bubblewrap), refusing to run where it cannot.
+        # none: no OS isolation, only limits and an in-process hook; scores are marked.
+        sandbox: Isolation = "bwrap"
 
     params: Params
 
     def score(self, examples: Sequence[EvalExample]) -> EvalScores:
         check_examples(examples)
         _check_records(examples)
-        programs = [build_program(e) for e in examples]
+        isolation = self.params.sandbox
+        require(isolation)  # SandboxUnavailableError, naming the fix, before any code runs
         limits = SandboxLimits(timeout_s=self.params.timeout_s, memory_mb=self.params.memory_mb)
-        workers = min(self.params.workers, len(programs))
+        workers = min(self.params.workers, len(examples))
+
+        def run(example: EvalExample) -> SandboxResult:
+            return run_python(
+                example.prediction, example.extra["tests"], limits, isolation=isolation
+            )
+
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pass_at_1") as pool:
-            results = list(pool.map(lambda program: run_python(program, limits), programs))
+            results = list(pool.map(run, examples))
         for example, result in zip(examples, results, strict=True):
             _log_failure(example.example_id, result)
-        return mean_scores(
+        scores = mean_scores(
             "pass_at_1",
             [(e.example_id, float(r.passed)) for e, r in zip(examples, results, strict=True)],
         )
+        if isolation == "none":
+            scores.notes["sandbox"] = "none"
+        return scores
 
 
 def _check_records(examples: Sequence[EvalExample]) -> None:
@@ -90,14 +112,16 @@ def _check_records(examples: Sequence[EvalExample]) -> None:
         raise ValueError("pass_at_1 cannot test these records:\n  " + "\n  ".join(problems))
 
 
-def build_program(example: EvalExample) -> str:
-    """The prediction, then each test statement on its own line."""
-    return example.prediction + "\n\n" + "\n".join(example.extra["tests"]) + "\n"
-
-
 def _log_failure(example_id: str, result: SandboxResult) -> None:
     # Debug level: failures are the common case for weak models; the tail is there
     # for whoever investigates one example.
     if not result.passed:
-        reason = "timed out" if result.timed_out else f"exit code {result.returncode}"
+        reason = (
+            "timed out"
+            if result.timed_out
+            else (
+                f"exit code {result.returncode}, "
+                f"{result.tests_passed} of {result.tests_total} tests reported"
+            )
+        )
         _log.debug("pass_at_1 %s failed (%s): %s", example_id, reason, result.stderr_tail[-500:])

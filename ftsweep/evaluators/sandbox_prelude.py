@@ -1,15 +1,19 @@
 """Bootstrap that runs inside the sandbox process, before the untrusted program.
 
-``sandbox.run_python`` starts it as ``python -I -S -B sandbox_prelude.py CONFIG_JSON``
-with the sandbox directory as the working directory. It
+``sandbox.run_python`` starts it as ``python -I -S -B -c <this source> JOB_FD REPORT_FD``
+with the scratch directory as the working directory. It
 
-1. reads the program while nothing is restricted yet,
-2. lowers its own resource limits, soft and hard (see ``_apply_limits`` for why
-   here and not in a ``preexec_fn``),
-3. replaces the few dangerous functions that raise no audit event,
-4. installs an audit hook that refuses process creation, signals to other
-   processes, networking, ctypes, tracing, and writes outside the sandbox dir,
-5. runs the program; exiting before the end counts as failure.
+1. reads its job (program, tests, one nonce per test plus one for the end, limits)
+   from JOB_FD and closes it: the nonces are then in this process's memory only;
+2. writes ``ready`` to REPORT_FD, so the harness can tell a sandbox that did not
+   start from a program that failed;
+3. lowers its own resource limits, soft and hard (see ``_apply_limits``);
+4. unless the job says otherwise, replaces the few dangerous functions that raise no
+   audit event and installs an audit hook that refuses process creation, signals,
+   networking, ctypes, tracing, object-graph walks, and writes outside the scratch
+   dir;
+5. runs the program, then each test statement; after each test that completes it
+   writes that test's nonce to REPORT_FD, and after the last one the end nonce.
 
 Stdlib only, and it must stay importable without side effects: ftsweep never imports
 it, but tools (pytest, mypy) may. See ``sandbox.py`` for what this does and does not
@@ -54,6 +58,11 @@ _BLOCKED_EVENTS = frozenset(
         "sqlite3.load_extension",
         "webbrowser.open",
         "urllib.Request",
+        # Walking the object graph finds the harness's nonces (see sandbox.py).
+        "gc.get_objects",
+        "gc.get_referrers",
+        "gc.get_referents",
+        "sys._current_frames",
     }
 )
 _BLOCKED_PREFIXES = ("socket.", "subprocess.", "ctypes.", "pty.", "readline.")
@@ -61,8 +70,11 @@ _BLOCKED_PREFIXES = ("socket.", "subprocess.", "ctypes.", "pty.", "readline.")
 # None counts as deleting it, hence both events.
 _ATTR_EVENTS = frozenset({"object.__setattr__", "object.__delattr__"})
 _BLOCKED_SETATTR = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
-# Fresh copies of these would bring back the functions stubbed out below.
+# Fresh copies of these would bring back the functions stubbed out below. A copy
+# loaded under another name ("x._posixsubprocess") is caught by the last part of its
+# name or by the file it comes from.
 _BLOCKED_IMPORTS = frozenset({"posix", "_posixsubprocess"})
+_BLOCKED_FILES = ("_posixsubprocess.", "posix.")
 # Events that change the filesystem: (event, positions of paths, positions of dir_fds).
 _PATH_EVENTS = (
     ("os.remove", (0,), (1,)),
@@ -80,21 +92,23 @@ _PATH_EVENTS = (
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def _apply_limits(config: dict[str, int]) -> None:
+def _apply_limits(limits: dict[str, int]) -> None:
     """Lower this process's limits, soft and hard, before any untrusted code runs.
 
     Doing it here rather than in Popen's ``preexec_fn`` keeps the parent free to
     start sandboxes from a thread pool (``preexec_fn`` is documented as unsafe with
     threads), and the effect is the same: the untrusted code starts already limited.
     """
+    processes = limits["processes"]
     wanted = (
-        (resource.RLIMIT_AS, config["memory_bytes"]),
-        (resource.RLIMIT_CPU, config["cpu_seconds"]),
-        (resource.RLIMIT_FSIZE, config["file_bytes"]),
-        (resource.RLIMIT_NOFILE, config["open_files"]),
-        # Counted per user, so 0 means "no new processes or threads" (root is exempt,
-        # which is why process creation is also refused by the audit hook).
-        (resource.RLIMIT_NPROC, 0),
+        (resource.RLIMIT_AS, limits["memory_bytes"]),
+        (resource.RLIMIT_CPU, limits["cpu_seconds"]),
+        (resource.RLIMIT_FSIZE, limits["file_bytes"]),
+        (resource.RLIMIT_NOFILE, limits["open_files"]),
+        # Counted per user, so 0 means "no new processes or threads". Under bwrap the
+        # user is nobody in a namespace of its own, so the count is this sandbox's;
+        # the kernel never enforces it for root (layer 2's hook refuses forks too).
+        (resource.RLIMIT_NPROC, _own_processes() + processes if processes else 0),
         (resource.RLIMIT_CORE, 0),
     )
     for limit, value in wanted:
@@ -102,6 +116,21 @@ def _apply_limits(config: dict[str, int]) -> None:
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)  # an unprivileged process cannot raise its hard limit
         resource.setrlimit(limit, (value, value))
+
+
+def _own_processes() -> int:
+    """Processes and threads of this process's real uid (RLIMIT_NPROC counts them)."""
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/status") as file:
+                    fields = dict(line.split(":", 1) for line in file if ":" in line)
+            except OSError:
+                continue  # exited meanwhile
+            if int(fields.get("Uid", "-1 ").split()[0]) == uid:
+                count += int(fields.get("Threads", "1"))
+    return count
 
 
 def _stub_unaudited() -> None:
@@ -177,9 +206,13 @@ def _make_open_check(inside: Callable[[object], bool]) -> Callable[[tuple[Any, .
         _deny: Any = PermissionError,
     ) -> None:
         path, mode, flags = args
-        if not flags & _wflags or _isinstance(path, _int):
-            return  # reads are allowed; an int "path" wraps an fd that is already open
+        if _isinstance(path, _int):
+            return  # an int "path" wraps an fd that is already open
         text = _plain(path)
+        if text is not None and text.startswith("/proc/") and text.endswith("/mem"):
+            raise _deny("sandbox: reading process memory is not allowed")
+        if not flags & _wflags:
+            return  # other reads are allowed
         if text == "/dev/null":
             return
         # os.open (mode None) may be relative to a dir_fd that the event does not show.
@@ -236,6 +269,7 @@ def _make_hook(root: str) -> Callable[[str, tuple[Any, ...]], None]:
         _prefixes: Any = _BLOCKED_PREFIXES,
         _setattr: Any = _BLOCKED_SETATTR,
         _imports: Any = _BLOCKED_IMPORTS,
+        _files: Any = _BLOCKED_FILES,
         _attr_events: Any = _ATTR_EVENTS,
         _plain: Any = _plain,
         _str: Any = str,
@@ -249,34 +283,89 @@ def _make_hook(root: str) -> Callable[[str, tuple[Any, ...]], None]:
             _check_paths(event, args)
         elif event in _attr_events and _plain(args[1]) in _setattr:
             raise _deny(f"sandbox: changing {_plain(args[1])} is not allowed")
-        elif event == "import" and _plain(args[0]) in _imports:
-            raise _deny(f"sandbox: importing {_plain(args[0])} again is not allowed")
+        elif event == "import":
+            name = _plain(args[0]) or ""
+            file = _plain(args[1]) or ""
+            if _str.rpartition(name, ".")[2] in _imports or _str.startswith(
+                _str.rpartition(file, "/")[2], _files
+            ):
+                raise _deny(f"sandbox: importing {name} again is not allowed")
 
     return hook
 
 
-def main() -> None:
-    config = json.loads(sys.argv[1])
-    root = config["root"]
-    if os.getcwd() != root:
-        raise SystemExit(f"sandbox: started in {os.getcwd()!r}, expected {root!r}")
-    with open(config["program"], "rb") as file:
-        source = file.read()
-    _apply_limits(config)
-    _stub_unaudited()
-    sys.addaudithook(_make_hook(root))
-    # Compiled under the limits: a huge program is the untrusted code's problem.
-    code = compile(source, config["program"], "exec")
+def _read_job(fd: int) -> dict[str, Any]:
+    """The job, read to its end; the descriptor is closed so nothing can read it again."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    os.close(fd)
+    job: dict[str, Any] = json.loads(b"".join(chunks).decode("utf-8", "surrogatepass"))
+    return job
+
+
+def _make_reporter(fd: int, nonces: list[str]) -> Callable[[int], None]:
+    """A function writing the i-th nonce to the report descriptor.
+
+    Its state sits in default arguments, bound now: the program runs between the
+    reports and could patch os.write or builtins.
+    """
+    lines = tuple((nonce + "\n").encode("ascii") for nonce in nonces)
+
+    def report(
+        i: int, _fd: int = fd, _lines: tuple[bytes, ...] = lines, _write: Any = os.write
+    ) -> None:
+        _write(_fd, _lines[i])
+
+    return report
+
+
+def _run(
+    program: str,
+    tests: tuple[str, ...],
+    report: Callable[[int], None],
+    _compile: Any = compile,
+    _exec: Any = exec,
+    _len: Any = len,
+    _range: Any = range,
+    _exit: Any = SystemExit,
+) -> None:
+    """Run the program, then each test; report each test that completes, then the end.
+
+    Builtins are bound as defaults for the same reason as in the reporter, and the
+    tests are a tuple: the program cannot swap a failing test for ``pass``.
+    """
     # Not "__main__": an `if __name__ == "__main__":` block in a generated solution
     # would otherwise run (and often wait on input or exit), as in HumanEval's harness.
     namespace: dict[str, Any] = {"__name__": "__sandbox__"}
     try:
-        exec(code, namespace)
-    except SystemExit as exc:
-        # sys.exit(0) before the asserts ran must not count as passing.
-        raise SystemExit(
+        # Compiled under the limits: a huge program is the untrusted code's problem.
+        _exec(_compile(program, "<program>", "exec"), namespace)
+        for i in _range(_len(tests)):
+            _exec(_compile(tests[i], f"<test {i + 1}>", "exec"), namespace)
+            report(i)
+    except _exit as exc:
+        # Exiting before the tests ran must not count as passing; the missing reports
+        # already make sure of that, this only says why.
+        raise _exit(
             f"sandbox: the program exited (code {exc.code!r}) before its tests finished"
         ) from None
+    report(_len(tests))
+
+
+def main() -> None:
+    job = _read_job(int(sys.argv[1]))
+    report_fd = int(sys.argv[2])
+    report = _make_reporter(report_fd, job.pop("nonces"))
+    os.write(report_fd, b"ready\n")
+    scratch = job["scratch"]
+    if os.getcwd() != scratch:
+        raise SystemExit(f"sandbox: started in {os.getcwd()!r}, expected {scratch!r}")
+    _apply_limits(job["limits"])
+    if job["guard"]:
+        _stub_unaudited()
+        sys.addaudithook(_make_hook(scratch))
+    _run(job.pop("program"), tuple(job.pop("tests")), report)
 
 
 if __name__ == "__main__":
