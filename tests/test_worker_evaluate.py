@@ -39,3 +39,25 @@ def test_first_generated_token_is_the_forward_argmax(name, tok):
         expected = int(logits[0, -1].argmax())
         want = "" if expected == tok.eos_token_id else tok.decode([expected], skip_special_tokens=True)
         assert text == want
+
+
+def test_evaluator_notes_reach_the_outcome(tmp_path, monkeypatch):
+    """pass_at_1 run without OS isolation says so; the worker keeps it for result.json."""
+    import ftsweep.evaluators.isolation as isolation
+    from ftsweep.rundir import RunDir
+    from ftsweep.worker import evaluate as worker_eval
+    from ftsweep.worker.dataset import Example
+
+    class Model:
+        def eval(self) -> None:
+            pass
+
+    monkeypatch.setattr(isolation, "isolation_problem", lambda: "no bwrap here")
+    monkeypatch.setattr(worker_eval, "generate", lambda *a, **k: ["def f():\n    return 1\n"])
+    examples = [Example("e1", [1], [1], "p", "r", {"tests": ["assert f() == 1"]})]
+    cfg = {"eval": {"evaluators": ["pass_at_1"], "evaluator_params": {"pass_at_1": {
+        "sandbox": "none"}}, "batch_size": 1, "max_new_tokens": 8}}
+    outcome = worker_eval.evaluate(Model(), None, examples, cfg, "test", RunDir(tmp_path),
+                                   torch.device("cpu"))
+    assert outcome.aggregate == {"pass_at_1": 1.0}
+    assert outcome.notes == {"pass_at_1": {"sandbox": "none"}}

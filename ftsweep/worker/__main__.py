@@ -132,6 +132,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         "steps": steps, "artifact_size_mb": setup.dir_size_mb(art),
         "eval_split": eval_split,
         "final_eval": {k: finite_or_none(v) for k, v in outcome.aggregate.items()},
+        "eval_notes": outcome.notes,  # e.g. pass_at_1 without OS isolation
         "best_eval": stopper.best_metrics, "best_step": stopper.best_step,
         "stopped_early": stopper.stopped_early,
         "data_counts": data_counts,

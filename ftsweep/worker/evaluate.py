@@ -21,6 +21,7 @@ from ftsweep.worker.dataset import IGNORE, Example, PadCollator
 class EvalOutcome:
     aggregate: dict[str, float] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    notes: dict[str, dict[str, str]] = field(default_factory=dict)  # evaluator -> its notes
 
 
 def _batches(items: list[Any], size: int) -> Any:
@@ -130,7 +131,9 @@ def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any],
         predictions = {e.example_id: t for e, t in zip(examples, texts, strict=True)}
         items = [ev.EvalExample(e.example_id, e.prompt, e.reference, predictions[e.example_id],
                                 e.record) for e in examples]
-        scores += [built[n].score(items) for n in gen_names]
+        gen_scores = {n: built[n].score(items) for n in gen_names}
+        scores += list(gen_scores.values())
+        outcome.notes.update({n: dict(g.notes) for n, g in gen_scores.items() if g.notes})
     refs = {e.example_id: e.reference for e in examples}
     for s in scores:
         outcome.aggregate.update(s.aggregate)
