@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
-# The GPU checks in one short script (a lent GPU machine has minutes, not hours):
-# QLoRA, bf16 LoRA with gradient checkpointing, and DeepSpeed ZeRO-2, through ftsweep.
-# Usage, from the repository root on a CUDA machine: bash benchmarks/gpu/check.sh
+# Every GPU option of ftsweep in one script (a lent GPU machine has minutes, not hours).
+# Usage, from the repository root on a CUDA machine:
+#   bash benchmarks/gpu/check.sh [WHEELHOUSE]
+# WHEELHOUSE (default .whl when it exists): wheels from scripts/wheelhouse.py for this
+# machine's Python, installed offline next to its own torch; without one, the current
+# environment must already have ftsweep's dependencies, bitsandbytes and deepspeed.
+# Prints one table and writes gpu-check.md / gpu-check.json under $OUT (or .).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-PY=${PY:-.venv/bin/python}
-[ -x "$PY" ] || { python3 -m venv .venv && PY=.venv/bin/python; }
-"$PY" -m pip install -q -e . bitsandbytes deepspeed 2>&1 | tail -2
-WS=${WS:-/tmp/ftsweep-gpu}
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-for f in benchmarks/gpu/gpu.yaml benchmarks/gpu/zero2.yaml; do
-  /usr/bin/time -f "$f: %e s" "$PY" -m ftsweep.cli --workspace "$WS" launch "$f"
-done
-"$PY" -m ftsweep.cli --workspace "$WS" query "select experiment, method, status,
-  round(trainable_pct, 2) as trainable_pct, round(peak_memory_mb) as peak_mb,
-  round(tokens_per_s) as tok_s, round(train_time_s, 1) as train_s,
-  final_eval->>'exact_match' as exact_match, failure_cause from runs order by experiment"
+PY=${PY:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+WHEELS=${1:-.whl}
+if [ -d "$WHEELS" ]; then
+  SITE=${SITE:-/tmp/ftsweep-site}
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target "$SITE" "$WHEELS"/*.whl || exit 1
+  export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>/dev/null
+exec "$PY" benchmarks/gpu/check.py --out "${OUT:-.}" "${@:2}"
