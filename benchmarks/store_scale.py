@@ -1,0 +1,282 @@
+"""The store at scale: generate a big workspace in ftsweep's run-directory format, time it.
+
+    python benchmarks/store_scale.py                       # 1000 runs x 2000 steps x 8 metrics
+    python benchmarks/store_scale.py --runs 100 --steps 200 --repeats 3
+    python benchmarks/store_scale.py --only generate --workspace /tmp/ws   # just the data
+
+The workspace is written exactly as workers and the launcher write it (spec.json,
+provenance.json, metrics.jsonl via the same JSON encoding as ``JsonlAppender``,
+evals.jsonl, heartbeat.json, result.json or failure.json, launch.json), deterministic
+for a given size: the same arguments give the same bytes (timestamps are fixed too).
+Some runs carry what real sweeps leave behind: failed runs whose last metrics line was
+torn by a kill, runs resumed without trimming (re-logged steps: the last value wins),
+and a NaN. ``tests/test_store_scale.py`` uses ``generate`` at a small size.
+
+Each operation of the table runs as its own ``ftsweep`` process (what a user waits
+for, imports included); its peak RSS is that process's (from wait4). Timings are the
+median of ``--repeats`` where an operation can be repeated without changing the
+workspace; the others run once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+METRIC_NAMES = (
+    "loss", "grad_norm", "lr", "tokens_per_s", "eval_loss", "eval_exact_match",
+    "eval_token_f1", "eval_accuracy",
+)
+METHODS = ("full", "lora", "prefix", "dora")
+T0 = 1_767_225_600.0  # 2026-01-01, so the bytes do not depend on the clock
+
+
+@dataclass(frozen=True)
+class Size:
+    runs: int = 1000
+    steps: int = 2000
+    metrics: int = 8
+    examples: int = 200
+    experiments: int = 10
+    fail_every: int = 50  # every 50th run failed (a kill tore its last metrics line)
+    resume_every: int = 37  # every 37th run re-logged its last 10 steps after a resume
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        extra = tuple(f"m{i}" for i in range(max(0, self.metrics - len(METRIC_NAMES))))
+        return (METRIC_NAMES + extra)[: self.metrics]
+
+
+def _dump(path: Path, data: Any) -> None:
+    # The bytes rundir.atomic_write_json writes (indent=2, sorted keys).
+    path.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def run_id_of(experiment: str, index: int) -> str:
+    return hashlib.sha256(f"{experiment}/{index}".encode()).hexdigest()[:12]
+
+
+def _config(method: str, lr: float, seed: int) -> dict[str, Any]:
+    """A resolved config of realistic size (~1.4 kB, like the demo's)."""
+    return {
+        "data": {"clean": {"drop_duplicates": False, "drop_empty": True, "max_chars": None,
+                           "normalize_whitespace": False, "strip_control": True},
+                 "completion_only_loss": True, "eval": "data/eval.jsonl", "family": "instruction",
+                 "max_length": 64, "on_bad_record": "error", "packing": False, "split_seed": 0,
+                 "template": "auto", "test": "data/test.jsonl", "train": "data/train.jsonl"},
+        "eval": {"batch_size": 64, "evaluators": ["loss", "exact_match", "token_f1"],
+                 "max_new_tokens": 8, "primary_metric": "exact_match", "split": "test"},
+        "method": {"name": method, **({"r": 16, "alpha": 32} if method in ("lora", "dora") else {})},
+        "model": {"allow_pickle": False, "path": "models/tiny-base", "trust_remote_code": False},
+        "num_processes": 1, "seed": seed,
+        "training": {"batch_size": 16, "eval_every": 50, "grad_accum": 1, "logging_every": 1,
+                     "lr": lr, "max_grad_norm": 1.0, "max_steps": 2000, "optimizer": "adamw",
+                     "precision": "fp32", "scheduler": "linear", "warmup_ratio": 0.1},
+    }
+
+
+def _metrics_text(rng: random.Random, size: Size, first: int, last: int, t: float) -> str:
+    names = size.metric_names
+    lines = []
+    for step in range(first, last + 1):
+        epoch = step / size.steps
+        for name in names:
+            value = rng.random() * 2.0 / (1 + step / 100)
+            # JsonlAppender: json.dumps(record, sort_keys=True); floats print as repr.
+            lines.append(f'{{"epoch": {epoch!r}, "name": "{name}", "step": {step}, '
+                         f'"time": {t + step * 0.5!r}, "value": {value!r}}}\n')
+    return "".join(lines)
+
+
+def write_run(root: Path, size: Size, experiment: str, index: int) -> Path:
+    """One run directory as a finished worker (and its launcher) leave it."""
+    run_id = run_id_of(experiment, index)
+    rng = random.Random(f"{experiment}/{index}")
+    method, seed = METHODS[index % len(METHODS)], index % 3
+    lr = (1e-4, 3e-4, 1e-3, 3e-3)[(index // len(METHODS)) % 4]
+    rd = root / "runs" / experiment / run_id
+    rd.mkdir(parents=True, exist_ok=True)
+    created = T0 + index * 60
+    _dump(rd / "spec.json", {
+        "run_id": run_id, "experiment": experiment, "method": method, "seed": seed,
+        "params": {"training.lr": lr}, "config": _config(method, lr, seed),
+        "paths": {"model": "/models/tiny-base", "data.train": "/data/train.jsonl"},
+        "fingerprints": {"model": "sha256:" + "a" * 32, "data.train": "sha256:" + "b" * 32},
+        "created_at": created,
+    })
+    failed = index % size.fail_every == size.fail_every - 1
+    with open(rd / "metrics.jsonl", "w", encoding="utf-8") as fh:
+        last = size.steps // 2 if failed else size.steps
+        fh.write(_metrics_text(rng, size, 1, last, created))
+        if index % size.resume_every == size.resume_every - 1 and last > 10:
+            fh.write(_metrics_text(rng, size, last - 9, last, created + 1))  # re-logged
+        if failed:
+            fh.write('{"epoch": 0.5, "name": "loss", "st')  # killed mid-record
+        elif index == 0:
+            fh.write(f'{{"epoch": 1.0, "name": "loss", "step": {size.steps + 1}, '
+                     f'"time": {created!r}, "value": NaN}}\n')
+    finished = created + 0.5 * size.steps
+    _dump(rd / "heartbeat.json", {"time": finished, "pid": 1000 + index, "host": "bench",
+                                  "step": size.steps, "max_steps": size.steps, "loss": 0.1,
+                                  "eta_s": 0.0, "phase": "evaluate"})
+    _dump(rd / "launch.json", {"submitted_at": created, "exited_at": finished + 5,
+                               "returncode": 1 if failed else 0,
+                               "process_wall_s": finished + 5 - created, "argv": ["accelerate"]})
+    if failed:
+        _dump(rd / "failure.json", {"cause": "RuntimeError: CUDA out of memory",
+                                    "log_tail": "Traceback ...\nOOM", "time": finished,
+                                    "pruned": False})
+        return rd
+    _dump(rd / "provenance.json", {"versions": {"torch": "2.13.0", "ftsweep": "0.1.0"},
+                                   "git": {"commit": "0" * 40, "dirty": False}, "host": "bench"})
+    scores = [float(rng.random() < 0.6) for _ in range(size.examples)]
+    with open(rd / "evals.jsonl", "w", encoding="utf-8") as fh:
+        for i, s in enumerate(scores):
+            fh.write(json.dumps({"split": "test", "example_id": f"ex{i:05d}",
+                                 "metric": "exact_match", "value": s,
+                                 "prediction": f"answer {i % 17}",
+                                 "reference": f"answer {i % 13}"}, sort_keys=True) + "\n")
+    acc = sum(scores) / max(1, len(scores))
+    _dump(rd / "result.json", {
+        "status": "complete", "started_at": created + 1, "finished_at": finished,
+        "trainable_params": 1000, "total_params": 100000, "trainable_pct": 1.0,
+        "peak_memory_mb": 512.0, "wall_time_s": finished - created, "train_time_s": 0.4 * size.steps,
+        "tokens_seen": 5000 * size.steps, "tokens_per_s": 12500.0, "steps": size.steps,
+        "artifact_size_mb": 1.5, "eval_split": "test",
+        "final_eval": {"exact_match": acc, "eval_loss": 1 - acc},
+        "best_eval": {"exact_match": acc}, "best_step": size.steps,
+    })
+    return rd
+
+
+def experiment_name(size: Size, index: int) -> str:
+    return f"scale-{index % size.experiments:02d}"
+
+
+def generate(root: Path, size: Size, start: int = 0) -> list[Path]:
+    """Write runs ``start`` .. ``size.runs - 1`` (spread over ``size.experiments``)."""
+    return [write_run(root, size, experiment_name(size, i), i) for i in range(start, size.runs)]
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+
+def _ftsweep(ws: Path, *args: str) -> tuple[float, float, str]:
+    """Run one ``ftsweep`` command; return (wall s, peak RSS MB, output)."""
+    cmd = [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), *args]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "200"})
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"`{' '.join(args)}` failed:\n{out}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def _timed(fn: Callable[[], tuple[float, float, str]], repeats: int) -> tuple[float, float]:
+    results = [fn() for _ in range(repeats)]
+    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+
+
+def _launcher_step(ws: Path, new_run: Callable[[], Path], repeats: int) -> float:
+    """What the launcher does after each finished run: ingest it, publish a snapshot."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from ftsweep.rundir import RunDir
+    from ftsweep.store import Store
+    from ftsweep.workspace import Workspace
+
+    workspace = Workspace(ws)
+    times = []
+    with workspace.lock():
+        for _ in range(repeats):
+            rd = RunDir(new_run())
+            t0 = time.perf_counter()
+            with Store.writer(workspace) as store:
+                store.ingest_runs([rd])
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(ws: Path, size: Size, repeats: int) -> list[tuple[str, str, str, str]]:
+    rows: list[tuple[str, str, str, str]] = []
+
+    def row(op: str, wall: float, rss: float | None, target: str) -> None:
+        mem = f", peak {rss:,.0f} MB" if rss is not None else ""
+        rows.append((op, f"{wall:.2f} s{mem}", target, ""))
+        print(f"  {op}: {wall:.2f} s{mem}", flush=True)
+
+    wall, rss, out = _ftsweep(ws, "ingest", "--rebuild")
+    print("   ", out.strip().splitlines()[-1][:300])
+    row("`ftsweep ingest --rebuild`", wall, rss, "≤ 15 s, ≤ 2 GB")
+    wall, rss = _timed(lambda: _ftsweep(ws, "query", "select count(*) from metrics"), repeats)
+    row('`ftsweep query "select count(*) from metrics"` (settled)', wall, rss, "≤ 1 s")
+    wall, rss = _timed(lambda: _ftsweep(ws, "report", "--experiment", experiment_name(size, 0),
+                                        "--out", str(ws.parent / "report")), repeats)
+    runs_per_exp = -(-size.runs // size.experiments)
+    row(f"`ftsweep report --experiment {experiment_name(size, 0)}` ({runs_per_exp} runs)",
+        wall, rss, "≤ 3 s")
+    more = dataclasses.replace(size, runs=size.runs + 10)
+    generate(ws, more, start=size.runs)
+    wall, rss, _ = _ftsweep(ws, "ingest")
+    row("`ftsweep ingest` after 10 new runs", wall, rss, "≤ 2 s")
+    counter = iter(range(more.runs, more.runs + 1000))
+    step = _launcher_step(ws, lambda: write_run(ws, size, "scale-launch", next(counter)), repeats)
+    row("launcher: ingest one finished run + publish snapshot (in process)", step, None,
+        "≤ 0.2 s")
+    wall, rss = _timed(lambda: _ftsweep(ws, "status"), repeats)
+    row(f"`ftsweep status` ({more.runs + repeats} runs)", wall, rss, "≤ 0.3 s")
+    wall, rss = _timed(lambda: _ftsweep(ws, "query", "select 1"), repeats)
+    row('`ftsweep query "select 1"`', wall, rss, "≤ 0.3 s")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", type=int, default=Size.runs)
+    p.add_argument("--steps", type=int, default=Size.steps)
+    p.add_argument("--metrics", type=int, default=Size.metrics)
+    p.add_argument("--examples", type=int, default=Size.examples)
+    p.add_argument("--experiments", type=int, default=Size.experiments)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--workspace", help="where to generate (default: a temporary directory)")
+    p.add_argument("--only", choices=("generate",), help="generate the workspace and stop")
+    args = p.parse_args(argv)
+    size = Size(args.runs, args.steps, args.metrics, args.examples, args.experiments)
+    tmp = None if args.workspace else Path(tempfile.mkdtemp(prefix="ftsweep-scale-"))
+    ws = Path(args.workspace) if args.workspace else tmp / "ws"  # type: ignore[operator]
+    try:
+        t0 = time.perf_counter()
+        if not (ws / "runs").exists():
+            generate(ws, size)
+        print(f"workspace {ws}: {size} ready in {time.perf_counter() - t0:.1f} s", flush=True)
+        if args.only == "generate":
+            return 0
+        rows = measure(ws, size, args.repeats)
+        print("\n| operation | now | target |\n|---|---|---|")
+        for op, now, target, _ in rows:
+            print(f"| {op} | {now} | {target} |")
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
