@@ -203,9 +203,11 @@ def _print_trials(ws: Any, experiment: str | None) -> None:
 
 def cmd_query(args: argparse.Namespace) -> int:
     """Run read-only SQL over the store."""
-    from ftsweep.store import run_query
+    from ftsweep.store import run_query_noting
 
-    columns, rows = run_query(_workspace(args), args.sql)
+    columns, rows, note = run_query_noting(_workspace(args), args.sql)
+    if note:  # on stderr, so `--json` output stays parseable
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if args.json:
         _print_json([dict(zip(columns, r, strict=True)) for r in rows])
         return 0
@@ -239,9 +241,14 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if args.rebuild:
         stats = rebuild(ws)
     else:
-        with ws.lock(), Store.writer(ws) as store:
+        # A reader catching up holds the lock for a moment; a sweep holds it throughout.
+        with ws.lock(wait_s=30.0), Store.writer(ws) as store:
             stats = store.ingest_all(args.experiment)
-    console.print(f"ingested {escape(str(stats))} in {time.time() - t0:.2f}s")
+    for problem in stats.problems[:20]:
+        err_console.print(f"[yellow]bad row:[/] {escape(problem)}", highlight=False)
+    if len(stats.problems) > 20:
+        err_console.print(f"[yellow]... and {len(stats.problems) - 20} more bad rows[/]")
+    console.print(f"ingested in {time.time() - t0:.2f}s: {escape(stats.summary())}")
     return 0
 
 

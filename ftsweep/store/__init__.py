@@ -3,29 +3,49 @@
 Public API::
 
     Store.writer(workspace)            context manager, lock holder only; publishes a snapshot
-    ingest(con, run_dirs) -> IngestStats
+    ingest.ingest(con, run_dirs)       incremental: only what changed is read
     rebuild(workspace) -> IngestStats  recreate the store from run directories
     open_reader(workspace)             read-only connection; never a lock error
+    open_snapshot(workspace)           the same, and how fresh it is
     run_query(workspace, sql)          user SQL, read-only, no file access
     status_rows(workspace, experiment) live run states from run directories
+
+Names are imported on first use (PEP 562), so ``from ftsweep.store import status_rows``
+does not import duckdb or pyarrow: ``ftsweep status`` stays fast.
 """
 
-from ftsweep.store.ingest import IngestStats, ingest
-from ftsweep.store.migrations import MIGRATIONS, migrate
-from ftsweep.store.query import QueryError, run_query, status_rows
-from ftsweep.store.store import Store, StoreError, open_reader, rebuild, refresh
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ftsweep.store.ingest import IngestStats
+    from ftsweep.store.migrations import MIGRATIONS, StoreError, migrate
+    from ftsweep.store.query import QueryError, run_query, run_query_noting
+    from ftsweep.store.status import status_rows
+    from ftsweep.store.store import Freshness, Store, open_reader, open_snapshot, rebuild, refresh
+
+_WHERE = {
+    "IngestStats": "ingest",
+    "MIGRATIONS": "migrations", "StoreError": "migrations", "migrate": "migrations",
+    "QueryError": "query", "run_query": "query", "run_query_noting": "query",
+    "status_rows": "status",
+    "Freshness": "store", "Store": "store", "open_reader": "store", "open_snapshot": "store",
+    "rebuild": "store", "refresh": "store",
+}
 
 __all__ = [
-    "MIGRATIONS",
-    "IngestStats",
-    "QueryError",
-    "Store",
-    "StoreError",
-    "ingest",
-    "migrate",
-    "open_reader",
-    "rebuild",
-    "refresh",
-    "run_query",
+    "MIGRATIONS", "Freshness", "IngestStats", "QueryError", "Store", "StoreError", "migrate",
+    "open_reader", "open_snapshot", "rebuild", "refresh", "run_query", "run_query_noting",
     "status_rows",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,23 +1,27 @@
-"""Ingest run directories into the store, in bulk and idempotently (DESIGN invariant 3).
+"""Ingest run directories into the store: incrementally, in bulk, idempotently (invariant 3).
 
-Contract of ``ingest(con, run_dirs)``:
+Contract of ``ingest_workspace`` (every run directory) and ``ingest`` (the ones given):
 
-* For the set of runs given, every table's rows for those run_ids are deleted and
-  re-inserted from the run directories, all in ONE transaction: re-ingesting the same
-  directories yields identical tables (``runs.ingested_at`` aside), and a crash
-  mid-ingest leaves the previous contents.
-* Each table is filled by one ``INSERT ... SELECT`` from an Arrow table, never row by row.
-* NaN and infinities become NULL. A torn last line of an append-only log is the
-  in-flight record of a killed writer and is skipped silently; any other unreadable
-  line or malformed row is counted in ``IngestStats.bad_rows`` and named in
-  ``problems`` (invariant 6: counted and reported, never silently eaten).
+* Only what changed since the last ingest is read (``scan.diff``: per-run watermarks
+  kept in ``_ingest_state``): new runs, the new lines of growing logs, runs whose small
+  files changed; a log that was replaced or rewritten is read whole again, and a run
+  directory that is gone loses its rows. The result is exactly what a rebuild from the
+  run directories would hold (``runs.ingested_at`` aside); the tests check it row for row.
+* Work goes in batches of at most ``BATCH_BYTES`` of log text; each batch commits its
+  rows together with its runs' new watermarks in ONE transaction, so a crash leaves
+  every run either as it was or fully updated, and memory stays bounded.
+* Logs are parsed by DuckDB (``bulk.py``); the small JSON files of a run become its
+  ``runs`` and ``evals`` rows in Python (``rows.py``), one Arrow table per batch.
+* Unreadable lines and runs are counted in ``IngestStats.bad_rows`` and named in
+  ``problems`` (invariant 6); the store keeps each run's count in ``_ingest_state``.
+* Every change bumps ``_store_meta.version`` and stamps the runs it touched, which is
+  how a snapshot catches up with only those runs (``snapshot.py``).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,94 +30,35 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ftsweep.rundir import EVALS, LAUNCH, METRICS, PROVENANCE, RunDir, finite_or_none, read_json
+from ftsweep.rundir import RunDir
+from ftsweep.store import bulk, scan
+from ftsweep.store.rows import SCHEMAS, eval_rows, run_row
 
 TABLES = ("runs", "metrics", "evals", "eval_examples")
+BATCH_BYTES = 64 << 20  # of log text read per transaction: bounds memory, not speed
+BATCH_RUNS = 500
+MAX_PROBLEMS = 20  # kept per run in _ingest_state (all of them are reported at ingest)
 
-_TS = pa.timestamp("us")
-SCHEMAS: dict[str, pa.Schema] = {
-    "runs": pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("experiment", pa.string()),
-            ("method", pa.string()),
-            ("status", pa.string()),
-            ("seed", pa.int32()),
-            ("params", pa.string()),
-            ("config", pa.string()),
-            ("fingerprints", pa.string()),
-            ("run_dir", pa.string()),
-            ("created_at", _TS),
-            ("started_at", _TS),
-            ("finished_at", _TS),
-            ("failure_cause", pa.string()),
-            ("failure_log_tail", pa.string()),
-            ("trainable_params", pa.int64()),
-            ("total_params", pa.int64()),
-            ("trainable_pct", pa.float64()),
-            ("peak_memory_mb", pa.float64()),
-            ("wall_time_s", pa.float64()),
-            ("train_time_s", pa.float64()),
-            ("tokens_seen", pa.int64()),
-            ("tokens_per_s", pa.float64()),
-            ("steps", pa.int32()),
-            ("artifact_size_mb", pa.float64()),
-            ("final_eval", pa.string()),
-            ("best_eval", pa.string()),
-            ("best_step", pa.int32()),
-            ("ingested_at", _TS),
-            ("provenance", pa.string()),
-            ("process_wall_s", pa.float64()),
-        ]
-    ),
-    "metrics": pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("step", pa.int32()),
-            ("epoch", pa.float64()),
-            ("name", pa.string()),
-            ("value", pa.float64()),
-            ("time", pa.float64()),
-        ]
-    ),
-    "evals": pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("split", pa.string()),
-            ("metric", pa.string()),
-            ("value", pa.float64()),
-        ]
-    ),
-    "eval_examples": pa.schema(
-        [
-            ("run_id", pa.string()),
-            ("split", pa.string()),
-            ("example_id", pa.string()),
-            ("metric", pa.string()),
-            ("value", pa.float64()),
-            ("prediction", pa.string()),
-            ("reference", pa.string()),
-        ]
-    ),
-}
-
-_RESULT_FLOATS = (
-    "trainable_pct",
-    "peak_memory_mb",
-    "wall_time_s",
-    "train_time_s",
-    "tokens_per_s",
-    "artifact_size_mb",
-)
-_RESULT_INTS = ("trainable_params", "total_params", "tokens_seen", "steps", "best_step")
+_STATE = pa.schema([
+    ("key", pa.string()), ("run_id", pa.string()), ("status", pa.string()),
+    ("small_sig", pa.string()),
+    *[(f"{log}_{c}", t) for log in scan.LOGS for c, t in (
+        ("ident", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
+        ("bytes", pa.int64()), ("lines", pa.int64()), ("tail", pa.string()))],
+    ("metrics_max_step", pa.int32()), ("metrics_bad", pa.int64()), ("evals_bad", pa.int64()),
+    ("problems", pa.string()), ("version", pa.int64()),
+])
+_LOG_TABLE = {"metrics": "metrics", "evals": "eval_examples"}
 
 
 @dataclass
 class IngestStats:
     """What one ingest did. ``problems`` names each skipped run or bad row."""
 
-    runs: int = 0
-    metrics: int = 0
+    runs: int = 0  # run directories looked at
+    updated: int = 0  # of which had something new
+    deleted: int = 0  # run directories gone, rows removed
+    metrics: int = 0  # rows written
     evals: int = 0
     eval_examples: int = 0
     bad_rows: int = 0
@@ -123,225 +68,259 @@ class IngestStats:
         self.bad_rows += 1
         self.problems.append(f"{where}: {why}")
 
-
-@dataclass
-class _Rows:
-    tables: dict[str, list[dict[str, Any]]] = field(
-        default_factory=lambda: {name: [] for name in TABLES}
-    )
+    def summary(self) -> str:
+        text = (f"{self.runs} run dirs: {self.updated} updated, {self.deleted} removed; "
+                f"{self.metrics:,} metric rows, {self.eval_examples:,} eval examples written")
+        return text + (f"; {self.bad_rows} bad rows" if self.bad_rows else "")
 
 
-def clean_json(value: Any) -> str | None:
-    """Dump to JSON with non-finite floats as null (DuckDB's JSON rejects NaN)."""
-    if value is None:
-        return None
-    return json.dumps(_finite(value), sort_keys=True)
+def load_states(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
+    cur = con.execute("SELECT * FROM _ingest_state")
+    cols = [d[0] for d in cur.description or []]
+    return {row[0]: dict(zip(cols, row, strict=True)) for row in cur.fetchall()}
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+def ingest_workspace(con: duckdb.DuckDBPyConnection, runs_dir: Path,
+                     experiment_dir: str | None = None) -> IngestStats:
+    """Bring the store up to date with every run directory (of one experiment dir)."""
+    states = load_states(con)
+    files = scan.scan(runs_dir, experiment_dir)
+    changes = scan.diff(files, states, scan.deleted_keys(states, files, experiment_dir))
+    return apply(con, changes, states, IngestStats(runs=len(files)))
 
 
-def _ts(epoch: Any) -> datetime | None:
-    seconds = finite_or_none(epoch) if isinstance(epoch, int | float) else None
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).replace(tzinfo=None)
+def ingest(con: duckdb.DuckDBPyConnection, run_dirs: Iterable[RunDir],
+           runs_dir: Path | None = None) -> IngestStats:
+    """Bring the store up to date with these run directories (``runs_dir``: their
+    workspace's runs/; by default the grandparent of each)."""
+    dirs = list(run_dirs)
+    if not dirs:
+        return IngestStats()
+    root = runs_dir or dirs[0].path.parent.parent
+    states = load_states(con)
+    files, gone = scan.scan_dirs(root, (rd.path for rd in dirs))
+    return apply(con, scan.diff(files, states, gone), states, IngestStats(runs=len(files)))
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return int(value)
-    return None
-
-
-def read_log(path: Path, stats: IngestStats) -> list[dict[str, Any]]:
-    """Read an append-only JSONL log like ``rundir.read_jsonl`` but count bad lines.
-
-    ``read_jsonl`` raises on a corrupt middle line, which would make one damaged run
-    block ingest of the whole workspace; here it is counted and skipped instead.
-    """
-    if not path.exists():
-        return []
-    rows: list[dict[str, Any]] = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.endswith("\n"):
-                break  # torn last line: the in-flight record, never committed
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                stats.bad(f"{path}:{lineno}", f"not JSON ({exc.msg})")
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-            else:
-                stats.bad(f"{path}:{lineno}", "not a JSON object")
-    return rows
-
-
-def _run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> dict[str, Any]:
-    result = rd.result() or {}
-    failure = rd.failure() or {}
-    prov_path = rd.file(PROVENANCE)
-    launch = read_json(rd.file(LAUNCH)) if rd.file(LAUNCH).exists() else {}
-    row: dict[str, Any] = {
-        "run_id": run_id,
-        "experiment": spec.get("experiment"),
-        "method": spec.get("method"),
-        "status": str(rd.read_state()),
-        "seed": _int(spec.get("seed")),
-        "params": clean_json(spec.get("params") or {}),
-        "config": clean_json(spec.get("config") or {}),
-        "fingerprints": clean_json(spec.get("fingerprints") or {}),
-        "run_dir": str(rd.path.resolve()),
-        "created_at": _ts(spec.get("created_at")),
-        "started_at": _ts(result.get("started_at")),
-        "finished_at": _ts(result.get("finished_at") or failure.get("time")),
-        "failure_cause": failure.get("cause"),
-        "failure_log_tail": failure.get("log_tail"),
-        "final_eval": clean_json(result.get("final_eval")),
-        "best_eval": clean_json(result.get("best_eval")),
-        "ingested_at": now,
-        "provenance": clean_json(read_json(prov_path)) if prov_path.exists() else None,
-        "process_wall_s": finite_or_none(launch.get("process_wall_s")),
-    }
-    for key in _RESULT_FLOATS:
-        value = result.get(key)
-        row[key] = finite_or_none(value) if isinstance(value, int | float) else None
-    for key in _RESULT_INTS:
-        row[key] = _int(result.get(key))
-    return row
-
-
-def _metric_rows(rd: RunDir, run_id: str, stats: IngestStats) -> list[dict[str, Any]]:
-    """Metric rows, one per (step, name): the LAST logged value wins.
-
-    A run resumed from a checkpoint re-logs the steps after that checkpoint; keeping the
-    last value means the store never holds a duplicate metric row (invariant 4), even
-    if the worker did not trim the log on resume.
-    """
-    rows: dict[tuple[int, str], dict[str, Any]] = {}
-    for r in read_log(rd.file(METRICS), stats):
-        value, step = r.get("value"), _int(r.get("step"))
-        if not isinstance(r.get("name"), str) or not isinstance(value, int | float) or step is None:
-            stats.bad(str(rd.file(METRICS)), f"malformed metric row {r!r:.200}")
-            continue
-        epoch, at = r.get("epoch"), r.get("time")
-        rows.pop((step, r["name"]), None)  # re-insert so order follows the last write
-        rows[(step, r["name"])] = {
-            "run_id": run_id,
-            "step": step,
-            "name": r["name"],
-            "value": finite_or_none(value),
-            "epoch": finite_or_none(epoch) if isinstance(epoch, int | float) else None,
-            "time": finite_or_none(at) if isinstance(at, int | float) else None,
-        }
-    return list(rows.values())
-
-
-def _eval_rows(rd: RunDir, spec: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
-    """The final evaluation's aggregate metrics (result.json ``final_eval``)."""
-    result = rd.result() or {}
-    final = result.get("final_eval") or {}
-    split = result.get("eval_split") or ((spec.get("config") or {}).get("eval") or {}).get("split")
-    return [
-        {
-            "run_id": run_id,
-            "split": split,
-            "metric": str(name),
-            "value": finite_or_none(v) if isinstance(v, int | float) else None,
-        }
-        for name, v in sorted(final.items())
-    ]
-
-
-def _example_rows(rd: RunDir, run_id: str, stats: IngestStats) -> list[dict[str, Any]]:
-    rows = []
-    for r in read_log(rd.file(EVALS), stats):
-        value = r.get("value")
-        if not isinstance(r.get("metric"), str) or not isinstance(value, int | float):
-            stats.bad(str(rd.file(EVALS)), f"malformed eval row {r!r:.200}")
-            continue
-        rows.append(
-            {
-                "run_id": run_id,
-                "split": _str(r.get("split")),
-                "metric": r["metric"],
-                "example_id": _str(r.get("example_id")),
-                "value": finite_or_none(value),
-                "prediction": _str(r.get("prediction")),
-                "reference": _str(r.get("reference")),
-            }
-        )
-    return rows
-
-
-def _str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def collect(run_dirs: Iterable[RunDir], stats: IngestStats) -> dict[str, pa.Table]:
-    """Read run directories into one Arrow table per store table (last wins per run_id)."""
-    per_run: dict[str, dict[str, list[dict[str, Any]]]] = {}
+def apply(con: duckdb.DuckDBPyConnection, changes: scan.Changes,
+          states: Mapping[str, Mapping[str, Any]], stats: IngestStats) -> IngestStats:
+    if not changes:
+        return stats
+    owners = {s["run_id"]: key for key, s in states.items()}
+    if changes.deleted:
+        _transaction(con, lambda v: _delete_runs(con, changes.deleted, owners))
+        stats.deleted = len(changes.deleted)
     now = datetime.now(UTC).replace(tzinfo=None)
-    for rd in run_dirs:
-        try:
-            spec = rd.spec()
-            run_id = str(spec.get("run_id") or rd.run_id)
-            per_run[run_id] = {
-                "runs": [_run_row(rd, spec, run_id, now)],
-                "metrics": _metric_rows(rd, run_id, stats),
-                "evals": _eval_rows(rd, spec, run_id),
-                "eval_examples": _example_rows(rd, run_id, stats),
-            }
-        except (OSError, ValueError, AttributeError, TypeError) as exc:
-            # One unreadable run must not block the others; it is reported, not dropped
-            # silently.
-            stats.bad(str(rd.path), f"run skipped: {type(exc).__name__}: {exc}")
-    tables = {}
-    for name in TABLES:
-        rows = [row for parts in per_run.values() for row in parts[name]]
-        tables[name] = pa.Table.from_pylist(rows, schema=SCHEMAS[name])
-    return tables
+    for batch in _batches(changes.changed):
+        _transaction(con, lambda v, b=batch: _apply_batch(con, b, owners, stats, now, v))
+    return stats
 
 
-def ingest(con: duckdb.DuckDBPyConnection, run_dirs: Iterable[RunDir]) -> IngestStats:
-    """Replace the store's rows of these runs with their run directories' contents.
-
-    ``con`` must be a read-write connection to a migrated store.
-    """
-    stats = IngestStats()
-    tables = collect(run_dirs, stats)
-    ids = tables["runs"].select(["run_id"])
-    con.register("_ingest_ids", ids)
+def _transaction(con: duckdb.DuckDBPyConnection, body: Any) -> None:
     con.execute("BEGIN TRANSACTION")
     try:
-        for name in TABLES:
-            con.execute(f"DELETE FROM {name} WHERE run_id IN (SELECT run_id FROM _ingest_ids)")
-            con.register("_ingest_rows", tables[name])
-            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM _ingest_rows")
-            con.unregister("_ingest_rows")
+        row = con.execute("UPDATE _store_meta SET version = version + 1 RETURNING version")
+        version = row.fetchone()
+        body(version[0] if version else 0)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
+
+
+def _to_read(change: scan.RunChange) -> int:
+    total = 0
+    for log, action in change.logs.items():
+        now = change.files.logs[log]
+        if now is not None:
+            mark = scan.watermark(change.state, log)
+            total += now.size - (mark.bytes if action == "append" else 0)
+    return total
+
+
+def _batches(changed: list[scan.RunChange]) -> Iterator[list[scan.RunChange]]:
+    batch: list[scan.RunChange] = []
+    size = 0
+    for change in changed:
+        n = _to_read(change)
+        if batch and (size + n > BATCH_BYTES or len(batch) >= BATCH_RUNS):
+            yield batch
+            batch, size = [], 0
+        batch.append(change)
+        size += n
+    if batch:
+        yield batch
+
+
+def _in_list(ids: Iterable[str]) -> str:
+    # Literal constants, so DuckDB pushes the filter into the scan (zone maps).
+    return ", ".join("'" + i.replace("'", "''") + "'" for i in sorted(set(ids)))
+
+
+def run_filters(run_ids: Iterable[str]) -> list[str]:
+    """WHERE clauses selecting these runs' rows, as few as possible but prunable.
+
+    An equality with a literal lets DuckDB skip every row group whose min/max excludes
+    it (rows of one run are stored together), so a handful of runs is found without
+    reading the whole table; many runs go in one IN list.
+    """
+    ids = sorted(set(run_ids))
+    if len(ids) > 16:
+        return [f"run_id IN ({_in_list(ids)})"]
+    return [f"run_id = {_in_list([i])}" for i in ids]
+
+
+def _delete(con: duckdb.DuckDBPyConnection, table: str, run_ids: Iterable[str]) -> None:
+    for where in run_filters(run_ids):
+        con.execute(f"DELETE FROM {table} WHERE {where}")
+
+
+def _delete_runs(con: duckdb.DuckDBPyConnection, gone: list[Mapping[str, Any]],
+                 owners: dict[str, str]) -> None:
+    ids = [s["run_id"] for s in gone if owners.get(s["run_id"]) == s["key"]]
+    for table in TABLES:
+        _delete(con, table, ids)
+    con.execute("DELETE FROM _ingest_state WHERE list_contains(?, key)", [[s["key"] for s in gone]])
+    for s in gone:
+        if owners.get(s["run_id"]) == s["key"]:
+            del owners[s["run_id"]]
+
+
+@dataclass
+class _Plan:
+    change: scan.RunChange
+    run_id: str
+    status: str | None
+    logs: dict[str, str]  # log -> "append" | "full"
+
+
+def _plan(change: scan.RunChange, owners: dict[str, str], stats: IngestStats, now: datetime,
+          rows: dict[str, list[dict[str, Any]]]) -> _Plan | None:
+    """Build the run's runs/evals rows if needed; decide how each log is read."""
+    old, key, rd = change.state, change.files.key, change.files.run_dir
+    logs = dict(change.logs)
+    status = old["status"] if old else None
+    run_id = old["run_id"] if old else rd.run_id
+    if change.run_row:
+        try:
+            spec = rd.spec()
+            run_id = str(spec.get("run_id") or rd.run_id)
+            row = run_row(rd, spec, run_id, now)
+            evals = eval_rows(rd, spec, run_id)
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            # One unreadable run must not block the others; reported, not dropped silently.
+            stats.bad(str(rd.path), f"run skipped: {type(exc).__name__}: {exc}")
+            return None
+        if owners.get(run_id, key) != key:
+            stats.bad(str(rd.path), f"run skipped: run_id {run_id} is already the run in "
+                                    f"runs/{owners[run_id]}")
+            return None
+        status = row["status"]
+        rows["runs"].append(row)
+        rows["evals"].extend(evals)
+    if old is not None and old["run_id"] != run_id:  # a different run now: start over
+        logs = {log: "full" for log in scan.LOGS}
+    owners[run_id] = key
+    return _Plan(change, run_id, status, logs)
+
+
+def _apply_batch(con: duckdb.DuckDBPyConnection, batch: list[scan.RunChange],
+                 owners: dict[str, str], stats: IngestStats, now: datetime, version: int) -> None:
+    rows: dict[str, list[dict[str, Any]]] = {"runs": [], "evals": []}
+    plans = [p for c in batch if (p := _plan(c, owners, stats, now, rows)) is not None]
+    # Rows to replace: a run that changed identity loses all of them; a recomputed run
+    # its runs/evals rows; a log read whole its log rows.
+    stale: dict[str, set[str]] = {t: set() for t in TABLES}
+    for p in plans:
+        old = p.change.state
+        if old is None:
+            continue
+        if old["run_id"] != p.run_id:
+            for table in TABLES:
+                stale[table].add(old["run_id"])
+        if p.change.run_row:
+            stale["runs"].add(p.run_id)
+            stale["evals"].add(p.run_id)
+        for log, action in p.logs.items():
+            if action == "full":
+                stale[_LOG_TABLE[log]].add(p.run_id)
+    for table, ids in stale.items():
+        _delete(con, table, ids)
+    for table in ("runs", "evals"):
+        if rows[table]:
+            _insert_arrow(con, table, pa.Table.from_pylist(rows[table], schema=SCHEMAS[table]))
+    stats.evals += len(rows["evals"])
+    results = {log: _read_logs(con, log, plans) for log in scan.LOGS}
+    for result in results.values():
+        for bad in result.bad:
+            stats.bad_rows += 1
+            stats.problems.append(bulk.as_problem(bad))
+    stats.metrics += results["metrics"].inserted
+    stats.eval_examples += results["evals"].inserted
+    stats.updated += len(plans)
+    states = [_new_state(p, results, version) for p in plans]
+    _insert_arrow(con, "_ingest_state", pa.Table.from_pylist(states, schema=_STATE),
+                  replace=True)
+
+
+def _read_logs(con: duckdb.DuckDBPyConnection, log: str, plans: list[_Plan]) -> bulk.LogResult:
+    reads = []
+    for p in plans:
+        action = p.logs.get(log)
+        if action is None or p.change.files.logs[log] is None:
+            continue
+        mark = scan.watermark(p.change.state, log)
+        start = bulk.FileMark(mark.bytes, mark.lines, mark.tail) if action == "append" \
+            else bulk.FileMark()
+        path = str(p.change.files.path / scan.LOGS[log])
+        reads.append(bulk.LogRead(p.run_id, path, start, action == "append"))
+    known = {p.run_id: (p.change.state or {}).get("metrics_max_step") for p in plans}
+    return bulk.load_logs(con, log, reads, known.get)
+
+
+def _new_state(p: _Plan, results: dict[str, bulk.LogResult], version: int) -> dict[str, Any]:
+    old: dict[str, Any] = dict(p.change.state or {})
+    files = p.change.files
+    state: dict[str, Any] = {**{f.name: old.get(f.name) for f in _STATE}, "key": files.key,
+                             "run_id": p.run_id, "status": p.status,
+                             "small_sig": files.small_sig, "version": version}
+    problems = json.loads(old.get("problems") or "[]")
+    for log, action in p.logs.items():
+        result, now = results[log], files.logs[log]
+        path = str(files.path / scan.LOGS[log])
+        mark = result.files.get(path)
+        append = action == "append"
+        if now is None or mark is None:
+            state.update({f"{log}_{c}": None for c in ("ident", "size", "mtime_ns", "bytes",
+                                                      "lines", "tail")})
+        else:
+            state.update({f"{log}_ident": now.ident, f"{log}_size": now.size,
+                          f"{log}_mtime_ns": now.mtime_ns, f"{log}_bytes": mark.bytes,
+                          f"{log}_lines": mark.lines, f"{log}_tail": mark.tail})
+        bad = [bulk.as_problem(b) for b in result.bad if b[0] == path]
+        if not append:
+            problems = [q for q in problems if not q.startswith(path + ":")]
+        problems = (problems + bad)[:MAX_PROBLEMS]
+        state[f"{log}_bad"] = ((old.get(f"{log}_bad") or 0) if append else 0) + len(bad)
+        if log == "metrics":
+            new = result.max_step.get(p.run_id)
+            prev = old.get("metrics_max_step") if append else None
+            state["metrics_max_step"] = max((m for m in (new, prev) if m is not None),
+                                            default=None)
+    state["problems"] = json.dumps(problems) if problems else None
+    return state
+
+
+def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
+                  replace: bool = False) -> None:
+    con.register("_ingest_rows", data)
+    try:
+        cols = ", ".join(data.column_names)
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _ingest_rows")
     finally:
-        con.unregister("_ingest_ids")
-    stats.runs = tables["runs"].num_rows
-    stats.metrics = tables["metrics"].num_rows
-    stats.evals = tables["evals"].num_rows
-    stats.eval_examples = tables["eval_examples"].num_rows
-    return stats
+        con.unregister("_ingest_rows")
+
+
+__all__ = ["BATCH_BYTES", "TABLES", "IngestStats", "apply", "ingest", "ingest_workspace",
+           "load_states", "run_filters"]

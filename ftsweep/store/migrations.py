@@ -89,6 +89,30 @@ CREATE TABLE trials (
 """
 
 
+# Incremental ingest (ftsweep.store.scan): one watermark per run directory, and a
+# version that grows with every change, so a snapshot can be brought up to date with
+# only the runs that changed since it was. The run-derived tables are emptied: rows
+# written before watermarks existed cannot be matched to what was read, and the next
+# ingest refills them from the run directories (their source of truth). Trials stay.
+_CREATE_INGEST_STATE = """
+CREATE TABLE _ingest_state (
+    key VARCHAR PRIMARY KEY,  -- <experiment dir>/<run dir>, relative to runs/
+    run_id VARCHAR,
+    status VARCHAR,
+    small_sig VARCHAR,        -- size:mtime:inode of spec, result, failure, launch, ...
+    metrics_ident VARCHAR, metrics_size BIGINT, metrics_mtime_ns BIGINT,
+    metrics_bytes BIGINT, metrics_lines BIGINT, metrics_tail VARCHAR, metrics_max_step INTEGER,
+    evals_ident VARCHAR, evals_size BIGINT, evals_mtime_ns BIGINT,
+    evals_bytes BIGINT, evals_lines BIGINT, evals_tail VARCHAR,
+    metrics_bad BIGINT, evals_bad BIGINT,  -- unreadable log lines, as last read
+    problems JSON,            -- the first of them, "file:line: why"
+    version BIGINT            -- _store_meta.version when this run last changed
+);
+CREATE TABLE _store_meta (store_id VARCHAR, version BIGINT);
+INSERT INTO _store_meta VALUES (gen_random_uuid()::VARCHAR, 0);
+DELETE FROM runs; DELETE FROM metrics; DELETE FROM evals; DELETE FROM eval_examples;
+"""
+
 class StoreError(FtsweepError):
     """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
 
@@ -111,6 +135,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0002_runs_provenance", _sql(_ADD_PROVENANCE)),
     Migration("0003_runs_process_wall", _sql(_ADD_PROCESS_WALL)),
     Migration("0004_trials", _sql(_CREATE_TRIALS)),
+    Migration("0005_ingest_state", _sql(_CREATE_INGEST_STATE)),
 )
 
 

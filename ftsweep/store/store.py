@@ -1,15 +1,15 @@
 """The one writer and the many readers of a workspace's DuckDB store (invariant 3).
 
-DuckDB allows one read-write process per file, and a read-only opener takes a shared
-file lock that makes a later read-write open fail. So:
-
-* only the process holding the workspace lock writes ``store.duckdb`` (``Store.writer``);
-* after writing, it publishes a copy, ``store.snapshot.duckdb`` (temp file + os.replace,
-  so a reader sees the old copy or the new one, never half of one);
-* readers only ever open the SNAPSHOT, never the main file. If the workspace is idle they
-  first refresh the store and its snapshot under the lock; if a sweep holds the lock they
-  read the sweep's latest snapshot. Either way no reader ever blocks the writer, and the
-  writer never blocks a reader.
+* Only the process holding the workspace lock writes ``store.duckdb`` (``Store.writer``);
+  on a clean exit it publishes a snapshot (``snapshot.publish``: cost grows with what
+  changed, not with the store).
+* Readers only ever open the published snapshot, read-only, with external access off.
+  ``open_reader`` first checks, by ``stat`` alone, whether the run directories changed
+  since that snapshot (``scan.diff`` against its watermarks). On a settled workspace it
+  answers at once. If something changed and the workspace is idle it catches up
+  incrementally under the lock (only the new bytes are read); if a sweep holds the lock
+  it reads the sweep's latest snapshot and ``Freshness`` says how far behind it is.
+  No reader ever blocks the writer, and the writer never blocks a reader.
 """
 
 from __future__ import annotations
@@ -17,23 +17,30 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from ftsweep.rundir import RunDir
-from ftsweep.store.ingest import IngestStats, ingest
+from ftsweep.store import scan, snapshot
+from ftsweep.store.ingest import IngestStats, ingest, ingest_workspace, load_states
 from ftsweep.store.migrations import StoreError, migrate
-from ftsweep.workspace import Workspace, WorkspaceLocked
+from ftsweep.store.snapshot import READER_CONFIG
+from ftsweep.workspace import Workspace, WorkspaceLocked, safe_name
 
-# Reader connections cannot touch the file system (no read_csv('/etc/passwd'), no COPY
-# TO, no ATTACH) and cannot turn that back on: the configuration is locked.
-READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "enable_external_access": False,
-    "lock_configuration": True,
-}
+# DuckDB's own default is 80% of RAM; ingest works in bounded batches and spills
+# beyond this, so a big workspace never takes the machine's memory.
+WRITER_MEMORY = "1GB"
+
+
+def _connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path), config={"memory_limit": WRITER_MEMORY})
+    migrate(con)
+    return con
 
 
 class Store:
@@ -56,9 +63,8 @@ class Store:
                 "take it with `with workspace.lock():` first"
             )
         workspace.root.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(workspace.store_path))
+        con = _connect_writer(workspace.store_path)
         try:
-            migrate(con)
             store = cls(workspace, con)
             yield store
             store.publish_snapshot()
@@ -66,45 +72,28 @@ class Store:
             con.close()
 
     def ingest_runs(self, run_dirs: Iterable[RunDir]) -> IngestStats:
-        """Ingest these run directories (idempotent; see ``ingest``)."""
-        return ingest(self.con, run_dirs)
+        """Bring these run directories' rows up to date (only what changed is read)."""
+        return ingest(self.con, run_dirs, self.workspace.runs_dir)
 
     def ingest_all(self, experiment: str | None = None) -> IngestStats:
-        """Ingest every run directory of the workspace (or of one experiment)."""
-        return ingest(self.con, self.workspace.iter_run_dirs(experiment))
+        """Bring every run directory of the workspace (or of one experiment) up to date:
+        new runs, new log lines, changed results; rows of deleted run directories go."""
+        exp_dir = safe_name(experiment) if experiment is not None else None
+        return ingest_workspace(self.con, self.workspace.runs_dir, exp_dir)
 
     def publish_snapshot(self) -> Path:
-        """Checkpoint, then atomically replace the snapshot with a copy of the store.
-
-        Safe to call often during a sweep: this connection is the only writer, and
-        after CHECKPOINT the main file holds everything, so the copy is consistent.
-        """
-        self.con.execute("CHECKPOINT")
-        return _publish_copy(self.workspace.store_path, self.workspace.snapshot_path)
+        """Make what the store holds now what readers open next (cheap; see snapshot.py)."""
+        return snapshot.publish(self.con, self.workspace)
 
 
-def _publish_copy(source: Path, target: Path) -> Path:
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return target
-
-
-def _build_file(path: Path, run_dirs: Iterable[RunDir],
-                studies_dir: Path | None = None) -> IngestStats:
+def _build_file(path: Path, runs_dir: Path, studies_dir: Path | None = None) -> IngestStats:
     """Create a fresh, migrated, fully ingested DuckDB file at ``path``.
 
     ``studies_dir`` holds the search journals (their trials are rebuilt from them too).
     """
-    con = duckdb.connect(str(path))
+    con = _connect_writer(path)
     try:
-        migrate(con)
-        stats = ingest(con, run_dirs)
+        stats = ingest_workspace(con, runs_dir)
         if studies_dir is not None:
             from ftsweep.store.trials import ingest_journals
 
@@ -134,7 +123,7 @@ def _rebuild_locked(workspace: Workspace) -> IngestStats:
     tmp = workspace.root / f".store.rebuild.{os.getpid()}.duckdb"
     tmp.unlink(missing_ok=True)
     try:
-        stats = _build_file(tmp, workspace.iter_run_dirs(), workspace.root / "studies")
+        stats = _build_file(tmp, workspace.runs_dir, workspace.root / "studies")
         # A WAL left by a crashed writer belongs to the OLD file; replaying it into the
         # new one would corrupt it.
         Path(f"{workspace.store_path}.wal").unlink(missing_ok=True)
@@ -142,19 +131,26 @@ def _rebuild_locked(workspace: Workspace) -> IngestStats:
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
-    _publish_copy(workspace.store_path, workspace.snapshot_path)
+    con = _connect_writer(workspace.store_path)
+    try:
+        snapshot.publish(con, workspace)  # a new store_id: a full copy, once
+    finally:
+        con.close()
     return stats
 
 
 def refresh(workspace: Workspace) -> bool:
-    """If no one holds the lock, ingest every run directory and publish a snapshot.
+    """If no one holds the lock, bring the store and its snapshot up to date.
 
     Returns False (doing nothing) when the lock is held elsewhere, i.e. a sweep runs
     and keeps the snapshot fresh itself, or when the workspace does not exist.
     """
     if not workspace.root.is_dir():
         return False  # no workspace here: reading must not create one
-    handle = workspace.try_lock()
+    try:
+        handle = workspace.try_lock()
+    except OSError:
+        return False  # a read-only workspace: read what is published
     if handle is None:
         return False
     try:
@@ -165,18 +161,66 @@ def refresh(workspace: Workspace) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class Freshness:
+    """How the snapshot a reader got compares with the run directories."""
+
+    behind: str | None = None  # e.g. "2 new, 1 changed, 0 deleted run(s)"; None: current
+    published_at: float | None = None
+    locked: bool = False  # a sweep (or another reader) holds the lock
+
+    def note(self) -> str | None:
+        if self.behind is None:
+            return None
+        age = f"published {time.time() - self.published_at:.0f} s ago, " \
+            if self.published_at else ""
+        who = ("another process holds the workspace lock: a sweep publishes as runs "
+               "finish" if self.locked else "the workspace could not be locked to catch up")
+        return f"the store is behind the run directories by {self.behind} ({age}{who})"
+
+
+def _behind(workspace: Workspace, con: duckdb.DuckDBPyConnection) -> scan.Changes | None:
+    """What changed since this snapshot (None: it predates watermarks)."""
+    try:
+        states = load_states(con)
+    except duckdb.CatalogException:
+        return None
+    files = scan.scan(workspace.runs_dir)
+    return scan.diff(files, states, scan.deleted_keys(states, files, None),
+                     recheck_running=False)
+
+
+def open_snapshot(workspace: Workspace) -> tuple[duckdb.DuckDBPyConnection, Freshness]:
+    """A read-only connection to the freshest store readable without waiting, and how
+    fresh it is. Never fails with a lock error. Close the connection when done."""
+    con = snapshot.open_published(workspace)
+    if con is not None:
+        changes = _behind(workspace, con)
+        if changes is not None and not changes:
+            return con, Freshness()
+        con.close()
+    caught_up = refresh(workspace)
+    con = snapshot.open_published(workspace)
+    if con is None:
+        return _private_copy(workspace), Freshness()
+    if caught_up:
+        return con, Freshness()
+    changes = _behind(workspace, con)
+    behind = "an unknown number of runs" if changes is None else changes.summary() or None
+    target = snapshot.published(workspace)
+    return con, Freshness(behind if changes is None or changes else None,
+                          target.stat().st_mtime if target else None, locked=True)
+
+
 def open_reader(workspace: Workspace) -> duckdb.DuckDBPyConnection:
     """A read-only connection to the freshest store readable without waiting.
 
-    Never fails with a lock error: refreshes the store when the workspace is idle, else
-    reads the running sweep's snapshot, else (no snapshot published yet) a private copy
-    built from the run directories. External access is disabled on the connection.
-    Close it when done.
+    Never fails with a lock error: reads the published snapshot, catching it up first
+    when the run directories changed and the workspace is idle; else (no snapshot
+    published yet while a sweep holds the lock) a private copy built from the run
+    directories. External access is disabled on the connection. Close it when done.
     """
-    refresh(workspace)
-    if workspace.snapshot_path.exists():
-        return duckdb.connect(str(workspace.snapshot_path), read_only=True, config=READER_CONFIG)
-    return _private_copy(workspace)
+    return open_snapshot(workspace)[0]
 
 
 def _private_copy(workspace: Workspace) -> duckdb.DuckDBPyConnection:
@@ -188,7 +232,7 @@ def _private_copy(workspace: Workspace) -> duckdb.DuckDBPyConnection:
     tmpdir = Path(tempfile.mkdtemp(prefix="ftsweep-reader-"))
     path = tmpdir / "store.duckdb"
     try:
-        _build_file(path, workspace.iter_run_dirs())
+        _build_file(path, workspace.runs_dir)
         return duckdb.connect(str(path), read_only=True, config=READER_CONFIG)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
@@ -196,10 +240,12 @@ def _private_copy(workspace: Workspace) -> duckdb.DuckDBPyConnection:
 
 __all__ = [
     "READER_CONFIG",
+    "Freshness",
     "Store",
     "StoreError",
     "WorkspaceLocked",
     "open_reader",
+    "open_snapshot",
     "rebuild",
     "refresh",
 ]
