@@ -186,4 +186,5 @@ def test_validation_checks_what_the_worker_will_need(tmp_path):
     assert 2 not in dict(check_file(dia, "dialogue", "error", evaluated=False))
     bad = tmp_path / "b.jsonl"
     bad.write_bytes(b'{"instruction": "\xff"}\n')
-    assert "cannot read" in check_file(bad, "instruction", "error")[0][1]
+    assert check_file(bad, "instruction", "error")[0] == (
+        1, "not UTF-8 text: byte 0xff at column 18 (save the file as UTF-8)")

@@ -1,13 +1,17 @@
 """Reading data records from local files, with an explicit policy for malformed ones.
 
 Supported: .jsonl (one object a line), .json (a list of objects), .csv, .parquet.
-A record is malformed when it does not parse or lacks a key its family needs; the
-policy decides: "error" stops with file:line, "drop" skips it and counts it.
+A record is malformed when it does not parse (invalid JSON, bytes that are not
+UTF-8) or lacks a key its family needs; the policy decides: "error" stops with
+file:line, "drop" skips it and counts it. Lines are counted as an editor counts them
+(each newline byte), and decoding happens per line or per row, so a bad byte is
+reported at its own line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -23,31 +27,99 @@ REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 class BadRecordError(FtsweepError):
+    """A data file that cannot be used; ``line`` and ``reason`` when one place is to blame."""
+
     exit_code = 2
+
+    def __init__(self, message: str, line: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.line = line
+        self.reason = reason or message
+
+
+def _not_utf8(byte: int, column: int | str) -> str:
+    where = f"column {column}" if isinstance(column, int) else f"field {column!r}"
+    return f"not UTF-8 text: byte 0x{byte:02x} at {where} (save the file as UTF-8)"
+
+
+def _jsonl_rows(path: Path) -> list[tuple[int, Any]]:
+    out: list[tuple[int, Any]] = []
+    with open(path, "rb") as fh:  # bytes: a text reader decodes ahead, off by lines
+        for i, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                out.append((i, ValueError(_not_utf8(raw[exc.start], exc.start + 1))))
+                continue
+            if not line.strip():
+                continue
+            try:
+                out.append((i, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                out.append((i, ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}")))
+    return out
+
+
+def _json_rows(path: Path) -> list[tuple[int, Any]]:
+    """A .json file is one document: a bad byte or bad JSON spoils all of it."""
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        reason = _not_utf8(raw[exc.start], column)
+        raise BadRecordError(f"{path}:{line}: {reason}", line, reason) from None
+    except json.JSONDecodeError as exc:
+        reason = f"invalid JSON: {exc.msg} at column {exc.colno}"
+        raise BadRecordError(f"{path}:{exc.lineno}: {reason}", exc.lineno, reason) from None
+    if not isinstance(data, list):
+        return [(1, ValueError("a .json data file holds a list of records"))]
+    return [(i, rec) for i, rec in enumerate(data, start=1)]
+
+
+def _csv_rows(path: Path) -> list[tuple[int, Any]]:
+    """Rows as csv.DictReader makes them, numbered by the line each row starts on.
+
+    Undecodable bytes are kept as surrogates while parsing, so that only the rows
+    holding them are malformed.
+    """
+    text = path.read_bytes().decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    out: list[tuple[int, Any]] = []
+    while header is not None:
+        start = reader.line_num + 1
+        row = next(reader, None)
+        if row is None:
+            break
+        if not row:
+            continue  # a blank line, skipped as DictReader skips it
+        rec: dict[Any, Any] = dict(zip(header, row, strict=False))
+        rec.update({key: None for key in header[len(row):]})
+        if len(row) > len(header):
+            rec[None] = row[len(header):]
+        out.append((start, _undecodable(rec) or rec))
+    return out
+
+
+def _undecodable(rec: dict[Any, Any]) -> ValueError | None:
+    for key, value in rec.items():
+        for char in value if isinstance(value, str) else "":
+            if "\udc80" <= char <= "\udcff":
+                return ValueError(_not_utf8(ord(char) - 0xDC00, key))
+    return None
 
 
 def _raw_rows(path: Path) -> list[tuple[int, Any]]:
     """(line or row number, parsed object or an Exception) for every record in the file."""
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        out: list[tuple[int, Any]] = []
-        with open(path, encoding="utf-8") as fh:
-            for i, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    out.append((i, json.loads(line)))
-                except json.JSONDecodeError as exc:
-                    out.append((i, ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}")))
-        return out
+        return _jsonl_rows(path)
     if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            return [(1, ValueError("a .json data file holds a list of records"))]
-        return [(i, rec) for i, rec in enumerate(data, start=1)]
+        return _json_rows(path)
     if suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as fh:
-            return [(i, dict(row)) for i, row in enumerate(csv.DictReader(fh), start=2)]
+        return _csv_rows(path)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -90,7 +162,9 @@ def check_file(path: Path, family: str, policy: str,
         return []
     try:
         rows = _raw_rows(path)
-    except (BadRecordError, OSError, ValueError) as exc:  # incl. JSON and UTF-8 errors
+    except BadRecordError as exc:
+        return [(exc.line or 1, exc.reason)]
+    except (OSError, ValueError) as exc:
         return [(1, f"cannot read: {exc}")]
     problems = [(line, r) for line, rec in rows
                 if (r := _problem(rec, family, evaluated)) is not None]
