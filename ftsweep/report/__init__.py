@@ -5,16 +5,32 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from ftsweep.report import queries
+from duckdb import DuckDBPyConnection
+
+from ftsweep.report import queries, search_queries
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
+from ftsweep.report.search_view import SearchView, build_search_view
 from ftsweep.report.viewmodel import CURVE_METRICS, ReportView, build_view, eval_spec
 from ftsweep.store import open_reader
 from ftsweep.workspace import Workspace, safe_name
 
 __all__ = ["ReportError", "ReportView", "render_report"]
+
+
+def _search_view(
+    workspace: Workspace, con: DuckDBPyConnection, name: str, runs: list[dict[str, Any]]
+) -> SearchView | None:
+    """The search sections' view of an experiment; None (no sections) without trials."""
+    trials = search_queries.trials(con, name)
+    if not trials:
+        return None
+    facts = search_queries.study_facts(search_queries.journal_path(workspace, name))
+    return build_search_view(trials, runs, facts)
 
 
 def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView]:
@@ -27,15 +43,14 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
             if not runs:
                 raise ReportError(f"no runs of experiment {name!r} in the store")
             metric, split = eval_spec(runs)
-            views.append(
-                build_view(
-                    name,
-                    runs,
-                    queries.eval_metrics(con, name),
-                    queries.curves(con, name, CURVE_METRICS),
-                    queries.example_scores(con, name, metric, split),
-                )
+            view = build_view(
+                name,
+                runs,
+                queries.eval_metrics(con, name),
+                queries.curves(con, name, CURVE_METRICS),
+                queries.example_scores(con, name, metric, split),
             )
+            views.append(replace(view, search=_search_view(workspace, con, name, runs)))
         return views
     finally:
         con.close()
@@ -55,6 +70,7 @@ def render_report(
     ``ReportError`` for an unknown experiment or a broken template.
     """
     from ftsweep.report.plots import curve_svg  # matplotlib is slow to import
+    from ftsweep.report.search_plots import search_svgs
 
     env = make_env(template_dir)
     written: list[Path] = []
@@ -64,6 +80,8 @@ def render_report(
         else:
             dest = Path(out_dir or workspace.reports_dir) / safe_name(view.experiment)
         svgs = {c.metric: curve_svg(c, f"fig{i}") for i, c in enumerate(view.curves)}
+        if view.search is not None:  # figure names ("search-...") never equal a metric's
+            svgs.update(search_svgs(view.search))
         html = _render(env, HTML_TEMPLATE, view=view, svgs=svgs)
         md = _render(env, MD_TEMPLATE, view=view)
         dest.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
 
+from ftsweep.report.search_view import SearchView
 from ftsweep.report.stats import TEST_NAME, Stat, paired_sign_flip_p, summarize
 
 CURVE_METRICS = ("loss", "eval_loss")
@@ -118,6 +119,7 @@ class ReportView:
     provenance: tuple[ProvenanceRow, ...]
     status_counts: dict[str, int]
     test_name: str = TEST_NAME
+    search: SearchView | None = None  # the search sections; None for an experiment without trials
 
 
 def fmt_params(params: dict[str, Any] | None) -> str:
