@@ -33,6 +33,8 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ftsweep.worker.setup import load_dtype
+
     run = RunDir(Path(run_dir))
     spec = run.spec()
     art = run.file(ARTIFACTS)
@@ -42,8 +44,12 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     model_cfg = spec["config"].get("model", {})
     extra = method.load_kwargs(params) if quantized else {}
     # The run's own loading rules: pickled weights only when its file opted in.
+    # The dtype the worker trained and evaluated in: a bf16 run's base rebuilt in fp32
+    # evaluates to other numbers than the ones recorded.
+    precision = spec["config"].get("training", {}).get("precision", "fp32")
     base = AutoModelForCausalLM.from_pretrained(
-        spec["paths"]["model"], use_safetensors=None if model_cfg.get("allow_pickle") else True,
+        spec["paths"]["model"], dtype=load_dtype(precision),
+        use_safetensors=None if model_cfg.get("allow_pickle") else True,
         revision=model_cfg.get("revision"),
         trust_remote_code=bool(model_cfg.get("trust_remote_code", False)), **extra)
     model = method.load(base, params, art) if method.trains else base

@@ -93,7 +93,8 @@ class Method(ABC):
             return PeftModel.from_pretrained(model, art_dir)
         from transformers import AutoModelForCausalLM
 
-        return AutoModelForCausalLM.from_pretrained(art_dir, use_safetensors=True)
+        # "auto": the dtype the weights were saved in, which is the one they were evaluated in
+        return AutoModelForCausalLM.from_pretrained(art_dir, use_safetensors=True, dtype="auto")
 
     def callbacks(self, params: MethodParams, model: Any) -> list[Any]:
         """Trainer callbacks this method needs during training. Default: none."""

@@ -40,14 +40,21 @@ def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str,
     tok = AutoTokenizer.from_pretrained(model_path, **common)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # padding positions are masked; any id works
-    precision = cfg["training"]["precision"]
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=torch.float32 if precision == "fp16" else dtype,
+        model_path, dtype=load_dtype(cfg["training"]["precision"]),
         # True: safetensors or fail. None (opted in): safetensors first, pickle if need be.
         use_safetensors=None if m["allow_pickle"] else True, **common, **(extra or {}),
     )
     return model, tok
+
+
+def load_dtype(precision: str) -> torch.dtype:
+    """The dtype a run's base weights are loaded in (and rebuilt in, to evaluate it again).
+
+    bf16 runs hold their weights in bf16; fp16 runs keep fp32 weights and compute in fp16
+    under the Trainer's loss scaler.
+    """
+    return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
 def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
