@@ -9,6 +9,7 @@ to a run whose launcher died and stop it with ``ftsweep cancel``.
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from typing import Any, cast
 import psutil
 
 from ftsweep.launch.executor import Executor, Job, register
+from ftsweep.launch.forkserver import ForkServer, eligible
 from ftsweep.launch.gpus import GpuPool, visible_devices
 
 
@@ -53,9 +55,13 @@ class LocalExecutor(Executor):
     name = "local"
     detachable = False  # the launcher schedules local runs; without it nothing would
 
-    def __init__(self, capacity: int, gpus: list[int] | None = None, gpus_per_run: float = 1.0):
+    def __init__(self, capacity: int, gpus: list[int] | None = None, gpus_per_run: float = 1.0,
+                 fork_server: bool = False):
         self.pool = GpuPool(gpus, gpus_per_run) if gpus else None
         self.capacity = min(capacity, self.pool.capacity()) if self.pool else capacity
+        self.fork_server = fork_server
+        self._server: ForkServer | None = None
+        self._forked: dict[int, Job] = {}  # pid → job started by the fork server
         self._jobs: list[Job] = []
         self._adopted: list[tuple[Job, int]] = []  # (job, pgid) of an earlier launcher
         self._failed_to_start: list[tuple[Job, int]] = []
@@ -66,8 +72,8 @@ class LocalExecutor(Executor):
         per_run = launch.gpus_per_run or float(launch.num_processes)
         if devices:
             fits = GpuPool(devices, per_run).capacity()
-            return cls(launch.max_parallel or fits, devices, per_run)
-        return cls(launch.max_parallel or 1)
+            return cls(launch.max_parallel or fits, devices, per_run, launch.fork_server)
+        return cls(launch.max_parallel or 1, fork_server=launch.fork_server)
 
     def submit(self, job: Job) -> None:
         job.started_at = time.time()
@@ -76,6 +82,8 @@ class LocalExecutor(Executor):
             if got is None:  # the launcher respects capacity, so this is a bug
                 raise RuntimeError(f"no free GPU for {job.run_id}: capacity {self.capacity}")
             job.env = {**job.env, "CUDA_VISIBLE_DEVICES": ",".join(map(str, got))}
+        if self.fork_server and eligible(job.argv) and self._fork(job):
+            return
         try:
             with open(job.log_path, "ab") as log:  # the child keeps its own copy of the fd
                 # A new session makes the run its own process group, so cancel can kill
@@ -94,8 +102,51 @@ class LocalExecutor(Executor):
         job.job_id = f"{proc.pid}@{socket.gethostname()}"
         self._jobs.append(job)
 
+    def _fork(self, job: Job) -> bool:
+        """Start the job through the fork server; False to fall back to a cold start."""
+        try:
+            if self._server is None or not self._server.alive():
+                self._server = ForkServer(job.env)
+            pid = self._server.start(job.argv, job.cwd, job.log_path, job.env)
+        except (OSError, RuntimeError, queue.Empty):
+            self._drop_server()
+            return False
+        job.handle = pid
+        job.job_id = f"{pid}@{socket.gethostname()}"
+        self._forked[pid] = job
+        return True
+
+    def _drop_server(self) -> None:
+        """Forget the server; children it forked run on and are watched by process group."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for pid, job in self._forked.items():
+            self._adopted.append((job, pid))
+        self._forked = {}
+
+    def _poll_forked(self) -> list[tuple[Job, int]]:
+        if self._server is None:
+            return []
+        done = []
+        failed = False
+        for msg in self._server.events():
+            if "server_exit" in msg:
+                failed = True
+            elif "rc" in msg and msg["pid"] in self._forked:
+                job, rc = self._forked.pop(msg["pid"]), int(msg["rc"])
+                if rc < 0:
+                    job.reason = f"killed by {signal.Signals(-rc).name}"
+                done.append((job, rc))
+                self._release(job)
+                failed = failed or rc != 0
+        if failed:  # a fresh server after any failure: nothing a failed run did can leak
+            self._drop_server()
+        return done
+
     def poll(self) -> list[tuple[Job, int]]:
         done, self._failed_to_start = self._failed_to_start, []
+        done += self._poll_forked()
         still = []
         for job in self._jobs:
             proc = _proc(job)
@@ -119,7 +170,7 @@ class LocalExecutor(Executor):
         return done
 
     def running(self) -> int:
-        return len(self._jobs) + len(self._adopted)
+        return len(self._jobs) + len(self._adopted) + len(self._forked)
 
     def reattach(self, job: Job) -> bool:
         parsed = _parse_job_id(job.job_id)
@@ -136,15 +187,19 @@ class LocalExecutor(Executor):
                 return _group_alive(pgid)  # its ranks may outlive it
             return _group_alive(pgid)
 
-        _stop_groups([*procs, *(pgid for _, pgid in self._adopted)], alive)
+        forked = list(self._forked)
+        if self._server is not None:
+            self._server.close()  # it reaps nothing more; the groups are watched directly
+            self._server = None
+        _stop_groups([*procs, *(pgid for _, pgid in self._adopted), *forked], alive)
         for proc in procs.values():
             try:
                 proc.wait(timeout=1)
             except subprocess.TimeoutExpired:
                 pass
-        for job in self._jobs:
+        for job in [*self._jobs, *self._forked.values()]:
             self._release(job)
-        self._jobs, self._adopted = [], []
+        self._jobs, self._adopted, self._forked = [], [], {}
 
     def cancel(self, job_ids: list[str]) -> None:
         here = socket.gethostname()
