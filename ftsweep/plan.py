@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 
 import psutil
 
 from ftsweep.config.load import Experiment, RunSpec
-from ftsweep.rundir import RunDir, RunState
-from ftsweep.workspace import Workspace
+from ftsweep.rundir import SPEC, RunDir, RunState
+from ftsweep.workspace import Workspace, safe_name
 
 
 class Action(StrEnum):
@@ -47,12 +49,25 @@ def _alive_here(hb: dict | None) -> bool:
         return True
 
 
+def _with_spec(exp_dir: Path) -> set[str]:
+    """Names of the run directories that hold a spec.json (one listing, not a stat per run)."""
+    try:
+        with os.scandir(exp_dir) as entries:
+            dirs = [e.name for e in entries if e.is_dir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+    return {name for name in dirs if (exp_dir / name / SPEC).exists()}
+
+
 def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[PlanItem]:
     items = []
     stale = exp.spec.launch.heartbeat_timeout_s
+    exp_dir = ws.run_dir(exp.spec.experiment, "x").path.parent
+    existing = _with_spec(exp_dir)
     for run in exp.runs:
-        rd = ws.run_dir(exp.spec.experiment, run.run_id)
-        if not rd.exists():
+        name = safe_name(run.run_id)
+        rd = RunDir(exp_dir / name)
+        if name not in existing:
             items.append(PlanItem(run, "new", Action.TRAIN, rd))
             continue
         state = rd.read_state(stale_after=stale)
