@@ -229,7 +229,7 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                                 if i.state == RunState.FAILED and not i.will_train]
         summary.busy = [i.run.run_id for i in items
                         if i.action == Action.BUSY and i.run.run_id not in adopted]
-        queue = list(todo)
+        queue = longest_first(todo)
 
         def submit(item: PlanItem, view: Any) -> None:
             by_id[item.run.run_id] = item
@@ -335,6 +335,22 @@ def _reattach(items: list[PlanItem], executor: Executor, env: dict[str, str]) ->
             # gone: the worker died with it, so the run is lost and trains again.
             item.state, item.action = str(RunState.LOST), Action.RELAUNCH
     return adopted
+
+
+def longest_first(items: list[PlanItem]) -> list[PlanItem]:
+    """Runs with the most training steps first, so a sweep's tail is short runs.
+
+    Stable: runs of equal length keep the matrix order. A run bounded by epochs (no
+    max_steps) counts as long; a method that does not train, as the shortest.
+    """
+    def steps(item: PlanItem) -> float:
+        from ftsweep.methods import get_method
+
+        if not get_method(item.run.method).trains:
+            return 0.0
+        return float(item.run.config["training"].get("max_steps") or float("inf"))
+
+    return sorted(items, key=steps, reverse=True)
 
 
 def _search_left(exp: Experiment, search: Any) -> bool:

@@ -117,9 +117,12 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         return {"status": "preempted", "step": preempt.stopped_at}
     device = next(model.parameters()).device
     progress.phase = "evaluate"
+    t_eval = time.time()
     outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device)
+    t_save = time.time()
     art = run.file(ARTIFACTS)
     _save(method, model, tok, cfg, art)
+    t_done = time.time()
     shutil.rmtree(run.file("checkpoints"), ignore_errors=True)
     result = {
         "status": "complete", "started_at": started, "finished_at": time.time(),
@@ -127,6 +130,8 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         "trainable_pct": 100.0 * trainable / total if total else 0.0,
         "peak_memory_mb": setup.peak_memory_mb(device),
         "wall_time_s": time.time() - started, "train_time_s": train_time,
+        # the final evaluation and the save, timed apart from the training loop
+        "eval_time_s": t_save - t_eval, "save_time_s": t_done - t_save,
         "tokens_seen": tokens_seen,
         "tokens_per_s": tokens_seen / train_time if train_time > 0 else 0.0,
         "steps": steps, "artifact_size_mb": setup.dir_size_mb(art),
