@@ -38,10 +38,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _dists(method: str) -> dict[str, Any]:
     if method == "prefix":
-        return {"num_virtual_tokens": CategoricalDistribution([8, 16]),
-                "training.lr": FloatDistribution(1e-3, 1e-1, log=True)}
-    return {"r": IntDistribution(4, 16, step=4),
-            "training.lr": FloatDistribution(1e-4, 1e-2, log=True)}
+        return {
+            "num_virtual_tokens": CategoricalDistribution([8, 16]),
+            "training.lr": FloatDistribution(1e-3, 1e-1, log=True),
+        }
+    return {
+        "r": IntDistribution(4, 16, step=4),
+        "training.lr": FloatDistribution(1e-4, 1e-2, log=True),
+    }
 
 
 def _run(ws: Workspace, exp: str, method: str, params: dict[str, Any], state: str) -> str:
@@ -55,9 +59,13 @@ def _run(ws: Workspace, exp: str, method: str, params: dict[str, Any], state: st
     return rd.path.name
 
 
-def make_search(ws: Workspace, exp: str, trials: dict[str, list[dict[str, Any]]],
-                objectives: list[dict[str, str]],
-                dists: Callable[[str], dict[str, Any]] = _dists) -> list[optuna.Study]:
+def make_search(
+    ws: Workspace,
+    exp: str,
+    trials: dict[str, list[dict[str, Any]]],
+    objectives: list[dict[str, str]],
+    dists: Callable[[str], dict[str, Any]] = _dists,
+) -> list[optuna.Study]:
     """Per-method studies in the experiment's journal, with their trials' run directories.
 
     Each trial: params, state ("complete"/"pruned"/"fail"), values (complete), steps
@@ -68,27 +76,41 @@ def make_search(ws: Workspace, exp: str, trials: dict[str, list[dict[str, Any]]]
     sign = -1.0 if directions[0] == "maximize" else 1.0
     studies = []
     for method, specs in trials.items():
-        study = optuna.create_study(study_name=f"{exp}/{method}", storage=storage,
-                                    directions=directions)
-        for attr, value in (("experiment", exp), ("method", method), ("budget", "per_method"),
-                            ("objectives", objectives), ("intermediate_sign", sign),
-                            ("intermediate_metric", "eval_loss")):
+        study = optuna.create_study(
+            study_name=f"{exp}/{method}", storage=storage, directions=directions
+        )
+        for attr, value in (
+            ("experiment", exp),
+            ("method", method),
+            ("budget", "per_method"),
+            ("objectives", objectives),
+            ("intermediate_sign", sign),
+            ("intermediate_metric", "eval_loss"),
+        ):
             study.set_user_attr(attr, value)
         for spec in specs:
             state, values = spec["state"], spec.get("values")
             run_id = _run(ws, exp, method, spec["params"], state)
             if state == "pruned" and spec["steps"] and len(objectives) == 1:
                 values = [sign * (3.0 - spec["steps"][-1] / 10)]  # as Optuna's tell(PRUNED)
-            study.add_trial(create_trial(
-                state={"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED,
-                       "fail": TrialState.FAIL}[state],
-                params=spec["params"],
-                distributions={k: dists(method)[k] for k in spec["params"]},
-                values=values,
-                intermediate_values={s: sign * (3.0 - s / 10) for s in spec.get("steps", [])},
-                user_attrs={"method": method, "source": spec.get("source", "ftsweep"),
-                            "run_ids": [run_id]},
-            ))
+            study.add_trial(
+                create_trial(
+                    state={
+                        "complete": TrialState.COMPLETE,
+                        "pruned": TrialState.PRUNED,
+                        "fail": TrialState.FAIL,
+                    }[state],
+                    params=spec["params"],
+                    distributions={k: dists(method)[k] for k in spec["params"]},
+                    values=values,
+                    intermediate_values={s: sign * (3.0 - s / 10) for s in spec.get("steps", [])},
+                    user_attrs={
+                        "method": method,
+                        "source": spec.get("source", "ftsweep"),
+                        "run_ids": [run_id],
+                    },
+                )
+            )
         studies.append(study)
     with ws.lock(), Store.writer(ws) as store:
         store.ingest_all()
@@ -96,10 +118,20 @@ def make_search(ws: Workspace, exp: str, trials: dict[str, list[dict[str, Any]]]
     return studies
 
 
-def _t(state: str, values: list[float] | None = None, steps: tuple[int, ...] = (),
-       source: str = "ftsweep", **params: Any) -> dict[str, Any]:
-    return {"state": state, "values": values, "steps": list(steps), "source": source,
-            "params": params}
+def _t(
+    state: str,
+    values: list[float] | None = None,
+    steps: tuple[int, ...] = (),
+    source: str = "ftsweep",
+    **params: Any,
+) -> dict[str, Any]:
+    return {
+        "state": state,
+        "values": values,
+        "steps": list(steps),
+        "source": source,
+        "params": params,
+    }
 
 
 SINGLE = {
@@ -138,8 +170,14 @@ def _section(text: str, start: str, end: str) -> str:
 
 def test_search_sections_render_with_the_studies_numbers(ws: Workspace, tmp_path: Path) -> None:
     html, md = _render(ws, EXP, tmp_path / "out")
-    for heading in ("Budget per method", "Optimisation history", "Best so far per method",
-                    "Parameter importances", "Parallel coordinates", "Pruning"):
+    for heading in (
+        "Budget per method",
+        "Optimisation history",
+        "Best so far per method",
+        "Parameter importances",
+        "Parallel coordinates",
+        "Pruning",
+    ):
         assert f"<h3>{heading}</h3>" in html and f"### {heading}" in md
     assert "Pareto" not in html  # one objective: no Pareto section
     # budget: searched trials by state, the warm-start (grid) trial apart
@@ -225,12 +263,22 @@ def test_missing_journal_still_renders_what_the_store_knows(ws: Workspace, tmp_p
     assert not journal_path(ws, EXP).exists()  # the report never creates a journal
 
 
-def _row(number: int, state: str, params: dict[str, Any], value: float | None,
-         method: str = "lora") -> dict[str, Any]:
-    return {"study": "e", "number": number, "method": method, "state": state,
-            "source": "ftsweep", "params": params, "value": value,
-            "objective_values": [value] if value is not None else None,
-            "intermediate": {}, "last_step": None, "run_ids": []}
+def _row(
+    number: int, state: str, params: dict[str, Any], value: float | None, method: str = "lora"
+) -> dict[str, Any]:
+    return {
+        "study": "e",
+        "number": number,
+        "method": method,
+        "state": state,
+        "source": "ftsweep",
+        "params": params,
+        "value": value,
+        "objective_values": [value] if value is not None else None,
+        "intermediate": {},
+        "last_step": None,
+        "run_ids": [],
+    }
 
 
 def test_report_reads_the_journal_where_the_search_writes_it(tmp_path: Path) -> None:

@@ -34,8 +34,14 @@ def history_svg(history: History, colors: dict[str, Any]) -> Markup:
         for s in history.series:
             ax.scatter(s.numbers, s.values, s=14, color=colors[s.method], label=s.method)
             if s.best_numbers:
-                ax.step(s.best_numbers, s.best_values, where="post", color=colors[s.method],
-                        linewidth=1.2, alpha=0.8)
+                ax.step(
+                    s.best_numbers,
+                    s.best_values,
+                    where="post",
+                    color=colors[s.method],
+                    linewidth=1.2,
+                    alpha=0.8,
+                )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("trial number (in its study)")
         ax.set_ylabel(history.metric)
@@ -50,8 +56,15 @@ def best_svg(best: BestSoFar, colors: dict[str, Any]) -> Markup:
     def draw(fig: Figure) -> None:
         ax = fig.subplots()
         for c in best.curves:
-            ax.step(c.trials, c.best, where="post", marker="o", markersize=3,
-                    color=colors[c.method], label=c.method)
+            ax.step(
+                c.trials,
+                c.best,
+                where="post",
+                marker="o",
+                markersize=3,
+                color=colors[c.method],
+                label=c.method,
+            )
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("trials of the method (0 = warm start)")
         ax.set_ylabel(f"best {best.metric} so far")
@@ -79,15 +92,23 @@ def parallel_svg(par: Parallel) -> Markup:
             if line.value is None:
                 ax.plot(xs, ys, color=_PRUNED_GREY, linestyle="--", linewidth=1.0, marker=".")
             else:
-                ax.plot(xs, ys, color=cmap(norm(line.value)), linewidth=1.6, marker="o",
-                        markersize=3)
+                ax.plot(
+                    xs, ys, color=cmap(norm(line.value)), linewidth=1.6, marker="o", markersize=3
+                )
         for x, axis in zip(xs, par.axes, strict=True):
             ax.axvline(x, color="#444444", linewidth=0.8)
             for pos, label in axis.ticks:
-                ax.annotate(label, (x, pos), xytext=(3, 0), textcoords="offset points",
-                            fontsize="x-small", va="center")
-        ax.set_xticks(xs, [f"{a.name} (log)" if a.log else a.name for a in par.axes],
-                      fontsize="small")
+                ax.annotate(
+                    label,
+                    (x, pos),
+                    xytext=(3, 0),
+                    textcoords="offset points",
+                    fontsize="x-small",
+                    va="center",
+                )
+        ax.set_xticks(
+            xs, [f"{a.name} (log)" if a.log else a.name for a in par.axes], fontsize="small"
+        )
         ax.set_yticks([])
         ax.set_ylim(-0.05, 1.05)
         ax.set_xlim(-0.2, max(0.8, len(xs) - 0.2))
@@ -104,15 +125,31 @@ def pareto_svg(pareto: Pareto, colors: dict[str, Any]) -> Markup:
             pts = [p for p in pareto.points if p.method == method]
             dominated = [p for p in pts if not p.front]
             front = [p for p in pts if p.front]
-            ax.scatter([p.values[0] for p in dominated], [p.values[1] for p in dominated],
-                       s=14, color=colors[method], alpha=0.35)
-            ax.scatter([p.values[0] for p in front], [p.values[1] for p in front], s=40,
-                       color=colors[method], edgecolors="black", linewidths=1.0,
-                       label=f"{method} (front)" if front else method)
+            ax.scatter(
+                [p.values[0] for p in dominated],
+                [p.values[1] for p in dominated],
+                s=14,
+                color=colors[method],
+                alpha=0.35,
+            )
+            ax.scatter(
+                [p.values[0] for p in front],
+                [p.values[1] for p in front],
+                s=40,
+                color=colors[method],
+                edgecolors="black",
+                linewidths=1.0,
+                label=f"{method} (front)" if front else method,
+            )
         line = sorted((p.values[0], p.values[1]) for p in pareto.points if p.front)
         if len(line) > 1:
-            ax.plot([f[0] for f in line], [f[1] for f in line], color="black",
-                    linewidth=0.8, linestyle=":")
+            ax.plot(
+                [f[0] for f in line],
+                [f[1] for f in line],
+                color="black",
+                linewidth=0.8,
+                linestyle=":",
+            )
         ax.set_xlabel(f"{pareto.metrics[0]} ({pareto.directions[0]})")
         ax.set_ylabel(f"{pareto.metrics[1]} ({pareto.directions[1]})")
         ax.grid(True, alpha=0.3)

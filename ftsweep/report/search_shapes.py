@@ -133,16 +133,23 @@ def parallel_sets(
         names = sorted({n for _, params, _ in named for n in params})
         axes_dists = {}
         for name in names:
-            found = [dists.get((row["study"], params[name][0]))
-                     for row, params, _ in named if name in params]
+            found = [
+                dists.get((row["study"], params[name][0]))
+                for row, params, _ in named
+                if name in params
+            ]
             known = [d for d in found if d is not None]
-            axes_dists[name] = known[0] if known else _observed(
-                [params[name][1] for _, params, _ in named if name in params])
+            axes_dists[name] = (
+                known[0]
+                if known
+                else _observed([params[name][1] for _, params, _ in named if name in params])
+            )
         lines = tuple(
             ParallelLine(
                 int(row["number"]),
-                tuple(_position(params[n][1], axes_dists[n]) if n in params else None
-                      for n in names),
+                tuple(
+                    _position(params[n][1], axes_dists[n]) if n in params else None for n in names
+                ),
                 value if row["state"] == "complete" else None,
             )
             for row, params, value in sorted(named, key=lambda m: m[0]["number"])
@@ -168,11 +175,19 @@ def pareto_view(
     if len(metrics) < 2:
         return Pareto("search-pareto", tuple(metrics), (), (), "one objective: no Pareto front")
     if any(d is None for d in directions):
-        return Pareto("search-pareto", tuple(metrics), (), (),
-                      "the objectives' directions are unknown (the study journal is unreadable)")
+        return Pareto(
+            "search-pareto",
+            tuple(metrics),
+            (),
+            (),
+            "the objectives' directions are unknown (the study journal is unreadable)",
+        )
     dirs = tuple(str(d) for d in directions)
-    full = [(m, s, n, tuple(float(v) for v in vals if v is not None))
-            for m, s, n, vals in candidates if all(v is not None for v in vals)]
+    full = [
+        (m, s, n, tuple(float(v) for v in vals if v is not None))
+        for m, s, n, vals in candidates
+        if all(v is not None for v in vals)
+    ]
     if not full:
         return Pareto("search-pareto", tuple(metrics), dirs, (), "no complete trial yet")
     signs = [-1.0 if d == "maximize" else 1.0 for d in dirs]
