@@ -45,6 +45,11 @@ class AdaLora(PeftMethod):
     name = "adalora"
     description = "AdaLoRA (peft): LoRA with ranks re-allocated by importance while training"
     Params = AdaLoraParams
+    # peft's AdaLoRA forward adds an orthogonality penalty over every lora_A/lora_B of the
+    # model; under fully_shard those are shards outside their layer's forward, and the
+    # penalty fails on a shape mismatch (tried on 2 CPU processes, peft 0.21.2).
+    cannot_shard = ("its orthogonality penalty and rank budget read every adapter matrix "
+                    "whole, while FSDP holds them only in shards")
     export_as = "merged"
 
     def peft_config(self, params: Any) -> Any:
