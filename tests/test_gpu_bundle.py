@@ -71,8 +71,9 @@ def test_on_cpu_the_bundle_trains_nothing_and_says_why(tmp_path: Path) -> None:
     assert set(rows) == set(check.ONE_GPU)
     assert all(r["status"] == "rejected" for r in rows.values())
     text = {f: " ".join(r["problems"]) for f, r in rows.items()}
-    assert "QLoRA needs a CUDA GPU" in text["gpu.yaml"] and "fp16 mixed precision" in text["gpu.yaml"]
-    assert "8-bit AdamW (bitsandbytes) needs a CUDA GPU" in text["gpu.yaml"]
+    assert "QLoRA needs a CUDA GPU" in text["gpu.yaml"]
+    assert "fp16 mixed precision" in text["precision.yaml"]
+    assert "8-bit AdamW (bitsandbytes) needs a CUDA GPU" in text["precision.yaml"]
     for name in ("zero2.yaml", "zero2-nooffload.yaml", "zero3.yaml", "zero3-offload.yaml"):
         assert "deepspeed shards a model across GPUs" in text[name]
     assert "fsdp shards a model across GPUs" in text["fsdp.yaml"]

@@ -32,9 +32,9 @@ import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-# FSDP first (issue 13); the offload files last: DeepSpeed compiles its CPU Adam then.
-ONE_GPU = ["fsdp.yaml", "gpu.yaml", "zero2-nooffload.yaml", "zero3.yaml", "zero2.yaml",
-           "zero3-offload.yaml"]
+# Longest first; the offload files early, as DeepSpeed compiles its CPU Adam op then.
+ONE_GPU = ["precision.yaml", "fsdp.yaml", "zero2.yaml", "gpu.yaml", "zero3-offload.yaml",
+           "zero3.yaml", "zero2-nooffload.yaml"]
 # name → (source file, launch block): the same runs spread over two GPUs.
 TWO_GPUS = {
     "ddp-2gpu": ("fsdp.yaml", {"num_processes": 2}),
@@ -82,26 +82,49 @@ def two_gpu_file(name: str, src: str, launch: dict[str, Any], ws: Path) -> Path:
     return out
 
 
-def run_launch(ws: Path, path: Path, timeout: float) -> str:
-    """`ftsweep launch`; past ``timeout`` it is stopped the way a user would (SIGTERM).
+GRACE_S = 30  # a launch still running this long after the budget is stopped
 
-    The launcher then stops its runs' process groups and records them; SIGKILL would leave
-    the workers running on the GPU beside the next file's runs.
+
+def launch_all(jobs: list[tuple[str, Path, Path]], parallel: int, deadline: float) -> dict[str, str]:
+    """`ftsweep launch` each (label, file, workspace), ``parallel`` at a time.
+
+    Each file has its own workspace, so launches do not wait for each other's lock. None
+    starts after ``deadline``; one still running ``GRACE_S`` later is stopped the way a
+    user would (SIGTERM): the launcher stops and records its runs, where SIGKILL would
+    leave workers on the GPU beside the next runs.
     """
-    cmd = [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(path)]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          cwd=REPO) as proc:
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-            return f"exit {proc.returncode}" + (f"\n{out[-3000:]}" if proc.returncode == 2 else "")
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
-            return "stopped: over the budget"
+    pending, running, how = list(jobs), {}, {}
+    while pending or running:
+        while pending and len(running) < parallel and time.time() < deadline:
+            name, path, ws = pending.pop(0)
+            ws.mkdir(parents=True, exist_ok=True)
+            log = open(ws / "launch.log", "w")  # closed when the launch ends
+            cmd = [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(path)]
+            running[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO),
+                             time.time(), log, ws)
+        if time.time() >= deadline:
+            how.update({name: "skipped: over the budget" for name, _, _ in pending})
+            pending = []
+        for name, (proc, t0, log, ws) in list(running.items()):
+            if proc.poll() is None and time.time() > deadline + GRACE_S:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                how[name] = "stopped: over the budget"
+            elif proc.poll() is not None:
+                how[name] = f"exit {proc.returncode}"
+            else:
+                continue
+            log.close()
+            print(f"{name}: launch {how[name]} after {time.time() - t0:.0f} s", flush=True)
+            if proc.returncode == 2:  # bad input: say why
+                print((ws / "launch.log").read_text()[-3000:], flush=True)
+            del running[name]
+        time.sleep(0.5)
+    return how
 
 
 def label(spec: dict[str, Any]) -> str:
@@ -195,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=290.0,
                     help="stop launching new files after this many seconds")
     ap.add_argument("--only", nargs="+", metavar="FILE", help="run these files of the bundle")
+    ap.add_argument("--parallel", type=int, default=3,
+                    help="one-GPU files launched at once (1: timings free of contention)")
     a = ap.parse_args(argv)
     started = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -211,19 +236,18 @@ def main(argv: list[str] | None = None) -> int:
         code = 2
     else:
         rows, code = [], 0
+        spaces = {f: a.workspace / Path(str(p)).stem for f, p in zip(files, paths, strict=True)}
+        one = [(f, p, spaces[f]) for f, p in zip(files, paths, strict=True) if f in ONE_GPU]
+        two = [(f, p, spaces[f]) for f, p in zip(files, paths, strict=True) if f not in ONE_GPU]
+        deadline = started + a.budget_s
+        how = launch_all(one, a.parallel, deadline)
+        how.update(launch_all(two, 1, deadline))  # each needs both GPUs to itself
         for file, path in zip(files, paths, strict=True):
-            left = a.budget_s - (time.time() - started)
             experiment = yaml.safe_load(path.read_text())["experiment"]
-            if left <= 0:
-                rows.append({"file": file, "run": "(all)", "status": "skipped: over the budget"})
-                continue
-            t0 = time.time()
-            how = run_launch(a.workspace, path, timeout=left + 30)
-            print(f"{file}: launch {how} after {time.time() - t0:.0f} s", flush=True)
-            found = runs_of(a.workspace, experiment)
+            found = runs_of(spaces[file], experiment)
             rows += [row_for(file, d, s) for d, s in found] or [
-                {"file": file, "run": "(none)", "status": "not run"}]
-        dirs = {s["run_id"]: d for d, s in runs_of_all(a.workspace)}
+                {"file": file, "run": "(all)", "status": how.get(file, "not run")}]
+        dirs = {s["run_id"]: d for ws in spaces.values() for d, s in runs_of_all(ws)}
         for row in rows:  # FSDP rows always; the others while the budget (+90 s) lasts
             if row["status"] != "complete":
                 continue
@@ -250,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def runs_of_all(ws: Path) -> list[tuple[Path, dict[str, Any]]]:
     root = ws / "runs"
-    return [r for e in sorted(root.iterdir()) if e.is_dir() for r in runs_of(ws, e.name)]
+    exps = sorted(root.iterdir()) if root.is_dir() else []
+    return [r for e in exps if e.is_dir() for r in runs_of(ws, e.name)]
 
 
 if __name__ == "__main__":
