@@ -281,12 +281,15 @@ def _row(
     }
 
 
-def test_report_reads_the_journal_where_the_search_writes_it(tmp_path: Path) -> None:
-    from ftsweep.report import search_queries
+def test_the_report_finds_the_journal_without_importing_the_search_driver() -> None:
+    import subprocess
+    import sys
 
-    ws = Workspace(tmp_path / "ws")
-    for exp in ("e", "a/b c", XSS):
-        assert search_queries.journal_path(ws, exp) == journal_path(ws, exp)
+    code = ("import sys, ftsweep.report; "
+            "print('ftsweep.search.study' in sys.modules, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["False", "False"]  # one owner of the path, in a light module
 
 
 def test_shared_study_names_and_best_so_far_are_per_method() -> None:

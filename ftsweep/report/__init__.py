@@ -16,6 +16,7 @@ from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
 from ftsweep.report.viewmodel import CURVE_METRICS, ReportView, build_view, eval_spec
+from ftsweep.search.summary import journal_path
 from ftsweep.store import open_reader
 from ftsweep.workspace import Workspace, safe_name
 
@@ -29,7 +30,7 @@ def _search_view(
     trials = search_queries.trials(con, name)
     if not trials:
         return None
-    facts = search_queries.study_facts(search_queries.journal_path(workspace, name))
+    facts = search_queries.study_facts(journal_path(workspace, name))
     return build_search_view(trials, runs, facts)
 
 

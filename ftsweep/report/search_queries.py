@@ -20,20 +20,9 @@ from typing import Any
 import duckdb
 
 from ftsweep.report.queries import _dicts
-from ftsweep.workspace import Workspace, safe_name
 
 _TRIAL_JSON = ("params", "objective_values", "intermediate", "run_ids")
 MIN_IMPORTANCE_TRIALS = 2  # PED-ANOVA compares the best trials with the rest
-
-
-def journal_path(ws: Workspace, experiment: str) -> Path:
-    """Where ``ftsweep.search.study.journal_path`` keeps an experiment's studies.
-
-    Repeated here because importing ``ftsweep.search.study`` imports every method (and so
-    torch and transformers), tens of seconds a report does not need; a test checks that
-    both paths agree.
-    """
-    return ws.root / "studies" / f"{safe_name(experiment)}.journal"
 
 
 def trials(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]]:

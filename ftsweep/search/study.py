@@ -26,15 +26,12 @@ from optuna.storages.journal import JournalFileBackend
 
 from ftsweep.config.schema import PrunerBlock, SearchBlock
 from ftsweep.search.space import MethodSpace, SearchSpace
-from ftsweep.workspace import Workspace, safe_name
+from ftsweep.search.summary import journal_path
+from ftsweep.workspace import Workspace
 
 # Experimental-feature warnings (TPE's multivariate/group) say nothing a user can act on.
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def journal_path(ws: Workspace, experiment: str) -> Path:
-    return ws.root / "studies" / f"{safe_name(experiment)}.journal"
 
 
 def open_storage(path: Path) -> JournalStorage:

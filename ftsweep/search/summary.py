@@ -13,6 +13,11 @@ from typing import Any
 from ftsweep.workspace import Workspace, safe_name
 
 
+def journal_path(ws: Workspace, experiment: str) -> Path:
+    """The Optuna journal of an experiment's studies (light: no Optuna import)."""
+    return ws.root / "studies" / f"{safe_name(experiment)}.journal"
+
+
 def summary_path(ws: Workspace, experiment: str) -> Path:
     return ws.root / "studies" / f"{safe_name(experiment)}.summary.json"
 

@@ -40,7 +40,10 @@ def trial_rows(experiment: str, studies: Iterable[Any]) -> list[dict[str, Any]]:
             if (study.study_name, t.number) in seen:
                 continue
             seen.add((study.study_name, t.number))
-            values = [_finite(v) for v in t.values] if t.values else None
+            # Optuna gives a pruned trial its last intermediate value (the signed eval
+            # loss); only a complete trial has objective values.
+            complete = t.state.name == "COMPLETE"
+            values = [_finite(v) for v in t.values] if t.values and complete else None
             rows.append({
                 "experiment": experiment, "study": study.study_name, "number": t.number,
                 "method": t.user_attrs.get("method") or t.params.get("method"),
