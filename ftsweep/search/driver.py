@@ -49,11 +49,10 @@ from ftsweep.rundir import (
     read_jsonl,
 )
 from ftsweep.search.checks import COST_METRICS
+from ftsweep.search.prior import enqueue_grid, warm_start
 from ftsweep.search.study import Handle, ask_seed, decode_values, make_sampler, open_handles
-from ftsweep.search.summary import summary_path
+from ftsweep.search.summary import SOURCE, summarize, summary_path
 from ftsweep.workspace import Workspace
-
-SOURCE = "ftsweep"  # user_attr "source" of trials ftsweep asked (warm-start ones are "grid")
 
 
 @dataclass
@@ -85,9 +84,10 @@ class SearchDriver:
         self.told = 0
         self.sign = -1.0 if self.search.objectives[0].direction == "maximize" else 1.0
         if self.search.sampler == "grid":
-            self._enqueue_grid()
+            enqueue_grid(self.handles, self.search.budget)
         if self.search.warm_start:
-            self._warm_start()
+            warm_start(self.handles, self.search.budget, exp.runs, self._run_dir,
+                       self._objective_values)
         self._recover()
 
     # -- what the launcher calls -----------------------------------------------------
@@ -373,78 +373,8 @@ class SearchDriver:
                 runs = self._runs_for(handle, values, t.number)
                 self._activate(ActiveTrial(handle, trial, runs))
 
-    def _enqueue_grid(self) -> None:
-        for h in self.handles.values():
-            for values in h.space.grid():
-                params = {h.prefix + k: h.space.dists[k].to_optuna_value(v)
-                          for k, v in values.items() if k in h.space.dists}
-                if self.search.budget == "shared":
-                    params["method"] = h.method
-                h.study.enqueue_trial(params, skip_if_exists=True)
-
-    def _warm_start(self) -> None:
-        """Tell each study the complete grid runs of its method that fall inside its space."""
-        from optuna.distributions import CategoricalDistribution
-
-        for h in self.handles.values():
-            known = {rid for t in h.study.get_trials(deepcopy=False)
-                     for rid in t.user_attrs.get("run_ids", [])}
-            dists = _optuna_distributions(h)
-            for run in self.exp.runs:
-                if run.method != h.method or run.run_id in known:
-                    continue
-                rd = self._run_dir(run)
-                if rd.read_state() != RunState.COMPLETE:
-                    continue
-                params = _params_in_space(h, run.params)
-                if params is None:
-                    continue
-                values = self._objective_values([run])
-                if values is None:
-                    continue
-                if self.search.budget == "shared":
-                    params["method"] = h.method
-                    dists["method"] = CategoricalDistribution(list(self.handles))
-                h.study.add_trial(optuna.trial.create_trial(
-                    params=params, distributions={k: dists[k] for k in params}, values=values,
-                    user_attrs={"source": "grid", "method": h.method, "run_ids": [run.run_id]}))
-
     def _run_dir(self, run: RunSpec) -> RunDir:
         return self.ws.run_dir(self.exp.spec.experiment, run.run_id)
-
-
-def _optuna_distributions(h: Handle) -> dict[str, Any]:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    out: dict[str, Any] = {}
-    for key, d in h.space.dists.items():
-        name = h.prefix + key
-        if d.kind == "float":
-            out[name] = FloatDistribution(d.low, d.high, log=d.log, step=d.step)
-        elif d.kind == "int":
-            out[name] = IntDistribution(int(d.low), int(d.high), log=d.log, step=int(d.step or 1))
-        else:
-            out[name] = CategoricalDistribution([d.to_optuna_value(c) for c in d.choices])
-    return out
-
-
-def _params_in_space(h: Handle, run_params: dict[str, Any]) -> dict[str, Any] | None:
-    """A grid run's values as study parameters, or None if any lies outside the space."""
-    for key, value in h.space.fixed.items():
-        if run_params.get(key, value) != value:
-            return None
-    out = {}
-    for key, d in h.space.dists.items():
-        if key not in run_params:
-            return None
-        v = run_params[key]
-        if d.kind == "choices":
-            if v not in d.choices:
-                return None
-        elif not isinstance(v, int | float) or not d.low <= v <= d.high:
-            return None
-        out[h.prefix + key] = d.to_optuna_value(v)
-    return out
 
 
 def _stop_orphan(rd: RunDir) -> None:
@@ -463,23 +393,3 @@ def _stop_orphan(rd: RunDir) -> None:
     except (ProcessLookupError, KeyError, ValueError, PermissionError):
         pass
 
-
-def summarize(experiment: str, rows: list[dict[str, Any]], objectives: Any,
-              limit: int | None, budget: str) -> dict[str, Any]:
-    """Per method: trials by state and the best so far (first objective)."""
-    first = objectives[0]
-    better = max if first.direction == "maximize" else min
-    methods: dict[str, dict[str, Any]] = {}
-    for r in rows:
-        m = methods.setdefault(str(r["method"]), {"complete": 0, "pruned": 0, "fail": 0,
-                                                 "running": 0, "waiting": 0, "warm_start": 0,
-                                                 "best": None, "best_trial": None})
-        if r["source"] != SOURCE:
-            m["warm_start"] += 1
-        else:
-            m[r["state"]] = m.get(r["state"], 0) + 1
-        if r["state"] == "complete" and r["value"] is not None and (
-                m["best"] is None or better(r["value"], m["best"]) == r["value"]):
-            m["best"], m["best_trial"] = r["value"], r["number"]
-    return {"experiment": experiment, "objective": first.metric, "direction": first.direction, "budget": budget,
-            "n_trials": limit, "methods": methods, "time": time.time()}

@@ -7,10 +7,13 @@ without importing Optuna or DuckDB so that `status` answers at once.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from ftsweep.workspace import Workspace, safe_name
+
+SOURCE = "ftsweep"  # user_attr "source" of trials ftsweep asked (warm-start ones are "grid")
 
 
 def journal_path(ws: Workspace, experiment: str) -> Path:
@@ -48,3 +51,24 @@ def status_rows(ws: Workspace, experiment: str | None) -> list[dict[str, Any]]:
                          "direction": summary.get("direction"),
                          "n_trials": summary.get("n_trials"), "budget": summary.get("budget")})
     return rows
+
+
+def summarize(experiment: str, rows: list[dict[str, Any]], objectives: Any,
+              limit: int | None, budget: str) -> dict[str, Any]:
+    """Per method: trials by state and the best so far (first objective)."""
+    first = objectives[0]
+    better = max if first.direction == "maximize" else min
+    methods: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        m = methods.setdefault(str(r["method"]), {"complete": 0, "pruned": 0, "fail": 0,
+                                                 "running": 0, "waiting": 0, "warm_start": 0,
+                                                 "best": None, "best_trial": None})
+        if r["source"] != SOURCE:
+            m["warm_start"] += 1
+        else:
+            m[r["state"]] = m.get(r["state"], 0) + 1
+        if r["state"] == "complete" and r["value"] is not None and (
+                m["best"] is None or better(r["value"], m["best"]) == r["value"]):
+            m["best"], m["best_trial"] = r["value"], r["number"]
+    return {"experiment": experiment, "objective": first.metric, "direction": first.direction, "budget": budget,
+            "n_trials": limit, "methods": methods, "time": time.time()}
