@@ -186,8 +186,9 @@ class LaunchBlock(Strict):
     # two single-process runs on each GPU.
     gpus_per_run: float | None = Field(None, gt=0)
     num_processes: int = Field(1, ge=1, description="processes per run (DDP when > 1)")
-    # Single-process local runs start from a server that has imported torch /
+    # Single-process local runs on CPU start from a server that has imported torch /
     # transformers / peft once (a fresh forked process per run): seconds less per run.
+    # Never on a CUDA machine: a process forked after CUDA initialisation cannot use it.
     fork_server: bool = True
     # Threads each process may use; on a 2-core machine 2 runs x 1 thread beats 1 x 2.
     threads_per_process: int | None = Field(None, ge=1)

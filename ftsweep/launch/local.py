@@ -71,8 +71,11 @@ class LocalExecutor(Executor):
         devices = visible_devices(launch.gpus)
         per_run = launch.gpus_per_run or float(launch.num_processes)
         if devices:
+            # No fork server on a CUDA machine: the imports it shares initialise CUDA, and a
+            # process forked after that cannot use CUDA ("Cannot re-initialize CUDA in
+            # forked subprocess", seen on an H200). GPU runs start cold.
             fits = GpuPool(devices, per_run).capacity()
-            return cls(launch.max_parallel or fits, devices, per_run, launch.fork_server)
+            return cls(launch.max_parallel or fits, devices, per_run, fork_server=False)
         return cls(launch.max_parallel or 1, fork_server=launch.fork_server)
 
     def submit(self, job: Job) -> None:
