@@ -24,7 +24,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
+import multiprocessing
 import random
 import shutil
 import statistics
@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = (
     "loss", "grad_norm", "lr", "tokens_per_s", "eval_loss", "eval_exact_match",
     "eval_token_f1", "eval_accuracy",
@@ -167,27 +168,78 @@ def experiment_name(size: Size, index: int) -> str:
     return f"scale-{index % size.experiments:02d}"
 
 
-def generate(root: Path, size: Size, start: int = 0) -> list[Path]:
+def _write_one(args: tuple[Path, Size, int]) -> Path:
+    root, size, i = args
+    return write_run(root, size, experiment_name(size, i), i)
+
+
+def generate(root: Path, size: Size, start: int = 0, jobs: int = 1) -> list[Path]:
     """Write runs ``start`` .. ``size.runs - 1`` (spread over ``size.experiments``)."""
-    return [write_run(root, size, experiment_name(size, i), i) for i in range(start, size.runs)]
+    todo = [(root, size, i) for i in range(start, size.runs)]
+    if jobs <= 1:
+        return [_write_one(t) for t in todo]
+    with multiprocessing.Pool(jobs) as pool:  # the same bytes, in any order
+        return pool.map(_write_one, todo, chunksize=8)
+
+
+def plan_yaml(folder: Path, runs: int) -> Path:
+    """The demo grid turned into a LoRA matrix of ``runs`` runs (r x lr x 10 seeds)."""
+    points = max(1, runs // 10)
+    rs = min(points, 50)
+    lrs = -(-points // rs)
+    text = (ROOT / "experiments" / "grid.yaml").read_text(encoding="utf-8")
+    text = text.replace("../models", str(ROOT / "models")).replace("../data", str(ROOT / "data"))
+    head, _, rest = text.partition("matrix:")
+    _, _, tail = rest.partition("seeds:")
+    tail = tail.split("\n", 1)[1]
+    matrix = ("matrix:\n  method:\n    - {name: lora, alpha: 32, target_modules: all-linear, "
+              f"r: [{', '.join(str(r + 1) for r in range(rs))}], "
+              f"training.lr: [{', '.join(f'{1e-4 * (1 + i / 100):.6g}' for i in range(lrs))}]}}\n"
+              f"seeds: [{', '.join(str(s) for s in range(10))}]\n")
+    path = folder / f"plan-{runs}.yaml"
+    path.write_text(head + matrix + tail, encoding="utf-8")
+    return path
 
 
 # -- measuring ------------------------------------------------------------------------------
 
 
+# Peak RSS comes from wait4, but a child forked from a big process starts with that
+# process's pages counted (and the mark survives exec), so commands are started by this
+# small helper, launched before the benchmark imports anything heavy.
+_SPAWNER = """
+import json, os, subprocess, sys, time
+for line in sys.stdin:
+    cmd = json.loads(line)
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, "COLUMNS": "200"})
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    print(json.dumps([time.perf_counter() - t0, usage.ru_maxrss / 1024,
+                      os.waitstatus_to_exitcode(status), out]), flush=True)
+"""
+_spawner: subprocess.Popen[str] | None = None
+
+
+def _run(cmd: list[str]) -> tuple[float, float, int, str]:
+    global _spawner
+    if _spawner is None:
+        _spawner = subprocess.Popen([sys.executable, "-c", _SPAWNER], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)
+    assert _spawner.stdin is not None and _spawner.stdout is not None
+    _spawner.stdin.write(json.dumps(cmd) + "\n")
+    _spawner.stdin.flush()
+    wall, rss, rc, out = json.loads(_spawner.stdout.readline())
+    return wall, rss, rc, out
+
+
 def _ftsweep(ws: Path, *args: str) -> tuple[float, float, str]:
     """Run one ``ftsweep`` command; return (wall s, peak RSS MB, output)."""
-    cmd = [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), *args]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
+    wall, rss, rc, out = _run([sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), *args])
+    if rc != 0:
         raise SystemExit(f"`{' '.join(args)}` failed:\n{out}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, rss, out
 
 
 def _timed(fn: Callable[[], tuple[float, float, str]], repeats: int) -> tuple[float, float]:
@@ -214,7 +266,8 @@ def _launcher_step(ws: Path, new_run: Callable[[], Path], repeats: int) -> float
     return statistics.median(times)
 
 
-def measure(ws: Path, size: Size, repeats: int) -> list[tuple[str, str, str, str]]:
+def measure(ws: Path, size: Size, repeats: int,
+            plan_runs: int = 0) -> list[tuple[str, str, str, str]]:
     rows: list[tuple[str, str, str, str]] = []
 
     def row(op: str, wall: float, rss: float | None, target: str) -> None:
@@ -244,6 +297,11 @@ def measure(ws: Path, size: Size, repeats: int) -> list[tuple[str, str, str, str
     row(f"`ftsweep status` ({more.runs + repeats} runs)", wall, rss, "≤ 0.3 s")
     wall, rss = _timed(lambda: _ftsweep(ws, "query", "select 1"), repeats)
     row('`ftsweep query "select 1"`', wall, rss, "≤ 0.3 s")
+    if plan_runs:
+        big = plan_yaml(ws.parent, plan_runs)
+        wall, rss, out = _ftsweep(ws.parent / "plan-ws", "plan", str(big), "--json")
+        assert out.count('"run_id"') == plan_runs, out[-500:]
+        row(f"`ftsweep plan --json` of a {plan_runs:,}-run matrix", wall, rss, "≤ 5 s")
     return rows
 
 
@@ -255,20 +313,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--examples", type=int, default=Size.examples)
     p.add_argument("--experiments", type=int, default=Size.experiments)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=1, help="processes that generate the workspace")
+    p.add_argument("--plan-runs", type=int, default=100_000,
+                   help="also time `ftsweep plan` of a matrix this big (0: skip)")
     p.add_argument("--workspace", help="where to generate (default: a temporary directory)")
     p.add_argument("--only", choices=("generate",), help="generate the workspace and stop")
     args = p.parse_args(argv)
     size = Size(args.runs, args.steps, args.metrics, args.examples, args.experiments)
+    _run([sys.executable, "-c", "pass"])  # start the spawner while this process is small
     tmp = None if args.workspace else Path(tempfile.mkdtemp(prefix="ftsweep-scale-"))
     ws = Path(args.workspace) if args.workspace else tmp / "ws"  # type: ignore[operator]
     try:
         t0 = time.perf_counter()
         if not (ws / "runs").exists():
-            generate(ws, size)
+            generate(ws, size, jobs=args.jobs)
         print(f"workspace {ws}: {size} ready in {time.perf_counter() - t0:.1f} s", flush=True)
         if args.only == "generate":
             return 0
-        rows = measure(ws, size, args.repeats)
+        rows = measure(ws, size, args.repeats, args.plan_runs)
         print("\n| operation | now | target |\n|---|---|---|")
         for op, now, target, _ in rows:
             print(f"| {op} | {now} | {target} |")

@@ -24,7 +24,7 @@ import hashlib
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,15 +68,27 @@ def safe_name(name: str) -> str:
 
 @dataclass
 class LockHandle:
-    """An acquired workspace lock; ``release`` (idempotent) gives it up."""
+    """An acquired workspace lock; ``release`` (idempotent) gives it up.
+
+    ``on_release`` callbacks run first, while the lock is still held (the store closes
+    its writer connection there).
+    """
 
     path: Path
     fd: int
     root: Path = field(repr=False)
+    on_release: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     def release(self) -> None:
         if self.fd < 0:
             return
+        try:
+            while self.on_release:
+                self.on_release.pop()()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
         try:
             os.ftruncate(self.fd, 0)  # holder pid is no longer true
             fcntl.flock(self.fd, fcntl.LOCK_UN)
@@ -147,6 +159,10 @@ class Workspace:
     def holds_lock(self) -> bool:
         """True if this process holds this workspace's lock."""
         return self._key() in _HELD
+
+    def held_lock(self) -> LockHandle | None:
+        """This process's handle on the lock, if it holds it."""
+        return _HELD.get(self._key())
 
     def try_lock(self) -> LockHandle | None:
         """Take the exclusive lock without waiting; None if anyone else holds it.

@@ -238,33 +238,41 @@ def test_reader_catches_up_incrementally_when_idle(ws: Workspace) -> None:
 
 
 SWEEP = textwrap.dedent("""
-    import sys, time
-    sys.path.insert(0, sys.argv[3])
+    import sys
+    sys.path.insert(0, sys.argv[2])
     import store_scale as bench
+    from pathlib import Path
     from ftsweep.rundir import RunDir
     from ftsweep.store import Store
     from ftsweep.workspace import Workspace
     ws = Workspace(sys.argv[1])
     size = bench.Size(runs=1, steps=20, metrics=2, examples=3, experiments=1,
                       fail_every=10**9, resume_every=10**9)
+    written = 0
     with ws.lock():
         with Store.writer(ws) as store:
             store.ingest_all()
         print("writing", flush=True)
-        for i in range(int(sys.argv[2])):
-            rd = RunDir(bench.write_run(ws.root, size, "sweep", 1000 + i))
-            with Store.writer(ws) as store:
+        while not Path(sys.argv[1], "stop").exists() and written < 500:
+            rd = RunDir(bench.write_run(ws.root, size, "sweep", 1000 + written))
+            with Store.writer(ws) as store:  # as the launcher does after each run
                 store.ingest_runs([rd])
+            written += 1
+    print(written, flush=True)
 """)
 
 READERS = textwrap.dedent("""
-    import sys, threading
+    import sys, threading, time
     from ftsweep.store import open_reader
     from ftsweep.workspace import Workspace
     ws, n, per_run, base = Workspace(sys.argv[1]), int(sys.argv[2]), 40, int(sys.argv[3])
     errors, seen = [], set()
+    deadline = time.monotonic() + 300
     def read():
-        for _ in range(n):
+        # at least n reads each, and on until runs were seen being added
+        done = 0
+        while done < n or (len(seen) < 2 and time.monotonic() < deadline):
+            done += 1
             try:
                 con = open_reader(ws)
                 try:
@@ -283,7 +291,8 @@ READERS = textwrap.dedent("""
     threads = [threading.Thread(target=read) for _ in range(25)]
     for t in threads: t.start()
     for t in threads: t.join()
-    print(len(errors), len(seen), errors[:3])
+    print()
+    print("RESULT", len(errors), sorted(seen), errors[:3])
 """)
 
 
@@ -291,22 +300,29 @@ def test_a_hundred_concurrent_readers_during_a_sweep_see_no_error(ws: Workspace)
     """4 processes x 25 threads read while another process ingests and publishes."""
     run_query(ws, "select 1")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    sweep = subprocess.Popen([sys.executable, "-c", SWEEP, str(ws.root), "25",
-                              str(ROOT / "benchmarks")], stdout=subprocess.PIPE, text=True,
-                             env=env)
+    sweep = subprocess.Popen([sys.executable, "-c", SWEEP, str(ws.root), str(ROOT / "benchmarks")],
+                             stdout=subprocess.PIPE, text=True, env=env)
     assert sweep.stdout is not None and sweep.stdout.readline().strip() == "writing"
-    readers = [subprocess.Popen([sys.executable, "-c", READERS, str(ws.root), "4",
-                                 str(SIZE.runs)], stdout=subprocess.PIPE, text=True, env=env)
-               for _ in range(4)]
-    outs = [r.communicate(timeout=600)[0] for r in readers]
-    sweep.communicate(timeout=600)
+    try:
+        readers = [subprocess.Popen([sys.executable, "-c", READERS, str(ws.root), "4",
+                                     str(SIZE.runs)], stdout=subprocess.PIPE, text=True, env=env)
+                   for _ in range(4)]
+        outs = [r.communicate(timeout=600)[0] for r in readers]
+    finally:
+        (ws.root / "stop").touch()
+        written = int(sweep.communicate(timeout=600)[0].split()[-1])
     assert sweep.returncode == 0
-    for out in outs:
-        errors, _, sample = out.strip().split(" ", 2)
-        assert errors == "0", sample
+    seen: set[int] = set()
+    for out in outs:  # "RESULT <errors> [<sweep runs seen>, ...] [<first errors>]"
+        result = out.rsplit("RESULT ", 1)[-1]
+        assert result.split(" ", 1)[0] == "0", out[-2000:]
+        counts = result.split("[", 1)[1].split("]", 1)[0]
+        seen |= {int(c) for c in counts.split(",") if c.strip()}
+    assert len(seen) >= 2, f"the readers saw no run being added ({seen}); the test proves nothing"
     assert len(generations(ws)) <= MAX_GENERATIONS + 1
     con = open_reader(ws)
-    assert con.execute("SELECT count(*) FROM runs WHERE experiment = 'sweep'").fetchone() == (25,)
+    assert con.execute("SELECT count(*) FROM runs WHERE experiment = 'sweep'").fetchone() == (
+        written,)
     con.close()
 
 

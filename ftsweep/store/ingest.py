@@ -33,8 +33,8 @@ import pyarrow as pa
 from ftsweep.rundir import RunDir
 from ftsweep.store import bulk, scan
 from ftsweep.store.rows import SCHEMAS, eval_rows, run_row
+from ftsweep.store.state import TABLES, load_states, run_filters
 
-TABLES = ("runs", "metrics", "evals", "eval_examples")
 BATCH_BYTES = 64 << 20  # of log text read per transaction: bounds memory, not speed
 BATCH_RUNS = 500
 MAX_PROBLEMS = 20  # kept per run in _ingest_state (all of them are reported at ingest)
@@ -72,12 +72,6 @@ class IngestStats:
         text = (f"{self.runs} run dirs: {self.updated} updated, {self.deleted} removed; "
                 f"{self.metrics:,} metric rows, {self.eval_examples:,} eval examples written")
         return text + (f"; {self.bad_rows} bad rows" if self.bad_rows else "")
-
-
-def load_states(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
-    cur = con.execute("SELECT * FROM _ingest_state")
-    cols = [d[0] for d in cur.description or []]
-    return {row[0]: dict(zip(cols, row, strict=True)) for row in cur.fetchall()}
 
 
 def ingest_workspace(con: duckdb.DuckDBPyConnection, runs_dir: Path,
@@ -150,24 +144,6 @@ def _batches(changed: list[scan.RunChange]) -> Iterator[list[scan.RunChange]]:
         size += n
     if batch:
         yield batch
-
-
-def _in_list(ids: Iterable[str]) -> str:
-    # Literal constants, so DuckDB pushes the filter into the scan (zone maps).
-    return ", ".join("'" + i.replace("'", "''") + "'" for i in sorted(set(ids)))
-
-
-def run_filters(run_ids: Iterable[str]) -> list[str]:
-    """WHERE clauses selecting these runs' rows, as few as possible but prunable.
-
-    An equality with a literal lets DuckDB skip every row group whose min/max excludes
-    it (rows of one run are stored together), so a handful of runs is found without
-    reading the whole table; many runs go in one IN list.
-    """
-    ids = sorted(set(run_ids))
-    if len(ids) > 16:
-        return [f"run_id IN ({_in_list(ids)})"]
-    return [f"run_id = {_in_list([i])}" for i in ids]
 
 
 def _delete(con: duckdb.DuckDBPyConnection, table: str, run_ids: Iterable[str]) -> None:
@@ -322,5 +298,4 @@ def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
         con.unregister("_ingest_rows")
 
 
-__all__ = ["BATCH_BYTES", "TABLES", "IngestStats", "apply", "ingest", "ingest_workspace",
-           "load_states", "run_filters"]
+__all__ = ["BATCH_BYTES", "IngestStats", "apply", "ingest", "ingest_workspace"]

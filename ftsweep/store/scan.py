@@ -60,10 +60,14 @@ class RunFiles:
     """One run directory as ``stat`` sees it."""
 
     key: str  # "<experiment dir>/<run dir>", relative to runs/ (absolute if outside it)
-    path: Path
-    small_sig: str
+    dir: str
+    small_sig: str  # "d<directory mtime>|" then size:mtime:inode of each small file
     logs: Mapping[str, LogStat | None]
     heartbeat_mtime: float | None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.dir)
 
     @property
     def run_dir(self) -> RunDir:
@@ -116,7 +120,23 @@ def run_key(runs_dir: Path, path: Path) -> str:
     return rel.as_posix()
 
 
-def _stat_run(runs_dir: Path, path: Path) -> RunFiles | None:
+def _stat_log(path: str) -> LogStat | None:
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return LogStat(f"{st.st_dev}:{st.st_ino}", st.st_size, st.st_mtime_ns)
+
+
+def _stat_run(key: str, path: str, dir_mtime_ns: int, known_sig: str | None) -> RunFiles | None:
+    """Stat one run directory. With ``known_sig`` (the watermark's) and a directory mtime
+    that still matches it, the small files are taken as unchanged without a stat each:
+    workers and the launcher replace them by rename, which changes the directory's
+    mtime. Only the two logs, which grow in place, are stat'ed then."""
+    prefix = f"d{dir_mtime_ns}|"
+    if known_sig is not None and known_sig.startswith(prefix):
+        logs = {log: _stat_log(f"{path}/{name}") for log, name in LOGS.items()}
+        return RunFiles(key, path, known_sig, logs, dir_mtime_ns / 1e9)
     stats: dict[str, os.stat_result] = {}
     try:
         with os.scandir(path) as entries:
@@ -130,7 +150,7 @@ def _stat_run(runs_dir: Path, path: Path) -> RunFiles | None:
         return None
     if SPEC not in stats:
         return None  # not a run (yet): the launcher writes spec.json first
-    sig = ";".join(
+    sig = prefix + ";".join(
         f"{name}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}"
         for name in SMALL_FILES
         if (st := stats.get(name)) is not None
@@ -142,26 +162,42 @@ def _stat_run(runs_dir: Path, path: Path) -> RunFiles | None:
         for log, name in LOGS.items()
     }
     hb = stats.get(HEARTBEAT)
-    return RunFiles(run_key(runs_dir, path), path, sig, logs, hb.st_mtime if hb else None)
+    return RunFiles(key, path, sig, logs, hb.st_mtime if hb else None)
 
 
-def scan(runs_dir: Path, experiment_dir: str | None = None) -> list[RunFiles]:
-    """Every run directory (with a spec.json) under ``runs_dir``, sorted by key."""
-    if experiment_dir is not None:
-        parents = [runs_dir / experiment_dir]
-    else:
-        try:
-            parents = sorted(Path(e.path) for e in os.scandir(runs_dir) if e.is_dir())
-        except FileNotFoundError:
-            return []
+def _subdirs(path: str) -> list[tuple[str, str, int]]:
+    """(name, path, mtime_ns) of the directories in ``path``, sorted by name."""
     out = []
-    for parent in parents:
-        try:
-            children = sorted(e.path for e in os.scandir(parent) if e.is_dir())
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for child in children:
-            files = _stat_run(runs_dir, Path(child))
+    try:
+        with os.scandir(path) as entries:
+            for e in entries:
+                try:
+                    if e.is_dir():
+                        out.append((e.name, e.path, e.stat().st_mtime_ns))
+                except FileNotFoundError:
+                    continue
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(out)
+
+
+def scan(runs_dir: Path, experiment_dir: str | None = None,
+         known: Mapping[str, Mapping[str, Any]] | None = None) -> list[RunFiles]:
+    """Every run directory (with a spec.json) under ``runs_dir``, sorted by key.
+
+    ``known``: watermarks by key, for the quick check of ``_stat_run`` (readers). The
+    writer scans without it, so a file rewritten in place is also noticed.
+    """
+    if experiment_dir is not None:
+        parents = [(experiment_dir, str(runs_dir / experiment_dir))]
+    else:
+        parents = [(name, path) for name, path, _ in _subdirs(str(runs_dir))]
+    out = []
+    for parent, parent_path in parents:
+        for name, path, mtime in _subdirs(parent_path):
+            key = f"{parent}/{name}"
+            state = known.get(key) if known is not None else None
+            files = _stat_run(key, path, mtime, state.get("small_sig") if state else None)
             if files is not None:
                 out.append(files)
     return out
@@ -171,9 +207,15 @@ def scan_dirs(runs_dir: Path, paths: Iterable[Path]) -> tuple[list[RunFiles], li
     """Scan given run directories; also return the keys of those that are not runs."""
     found, gone = [], []
     for path in paths:
-        files = _stat_run(runs_dir, path)
+        key = run_key(runs_dir, path)
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            files = None
+        else:
+            files = _stat_run(key, str(path), mtime, None)
         if files is None:
-            gone.append(run_key(runs_dir, path))
+            gone.append(key)
         else:
             found.append(files)
     return found, gone
@@ -197,7 +239,7 @@ def line_fingerprint(line: bytes) -> str:
     return f"{len(line)}:{hashlib.sha256(line).hexdigest()}"
 
 
-def _tail_matches(path: Path, mark: Watermark) -> bool:
+def _tail_matches(path: str, mark: Watermark) -> bool:
     """Do the bytes just before the watermark still hold the last line consumed?"""
     if mark.tail is None:
         return mark.bytes == 0
@@ -210,7 +252,7 @@ def _tail_matches(path: Path, mark: Watermark) -> bool:
         return False
 
 
-def log_action(path: Path, now: LogStat | None, mark: Watermark) -> str | None:
+def log_action(path: str, now: LogStat | None, mark: Watermark) -> str | None:
     """None (nothing to read), "append" (from the watermark on) or "full"."""
     if now is None:
         return "full" if mark.ident is not None else None
@@ -253,7 +295,7 @@ def diff(
         )
         logs = {}
         for log, name in LOGS.items():
-            action = log_action(f.path / name, f.logs[log], watermark(state, log))
+            action = log_action(f"{f.dir}/{name}", f.logs[log], watermark(state, log))
             if action is not None:
                 logs[log] = action
         if run_row or logs:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import duckdb
 
-from ftsweep.store.ingest import TABLES, run_filters
+from ftsweep.store.state import TABLES, run_filters
 from ftsweep.workspace import Workspace
 
 MAX_GENERATIONS = 3
@@ -44,6 +44,24 @@ READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "enable_external_access": False,
     "lock_configuration": True,
 }
+
+
+def connect_reader(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection with READER_CONFIG (and no progress bar in the output)."""
+    con = duckdb.connect(str(path), read_only=True,
+                         config={k: v for k, v in READER_CONFIG.items()
+                                 if k != "lock_configuration"})
+    try:
+        # Per connection, so it must be set before the configuration is locked; another
+        # connection of this process to the same file shares that (locked) database:
+        # then only the progress bar stays on.
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET lock_configuration = true")
+    except duckdb.InvalidInputException as exc:
+        if "locked" not in str(exc):
+            con.close()
+            raise
+    return con
 
 
 def generations(workspace: Workspace) -> list[Path]:
@@ -68,7 +86,7 @@ def open_published(workspace: Workspace, wait_s: float = 10.0) -> duckdb.DuckDBP
         if target is None:
             return None
         try:
-            return duckdb.connect(str(target), read_only=True, config=READER_CONFIG)
+            return connect_reader(target)
         except (duckdb.IOException, duckdb.ConnectionException):
             # The writer is updating the generation we resolved a moment before it was
             # switched away from: resolve again.
@@ -87,8 +105,10 @@ def _meta(con: duckdb.DuckDBPyConnection, db: str) -> tuple[str, int, frozenset[
 
 
 def _tables(con: duckdb.DuckDBPyConnection, db: str) -> list[str]:
-    rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = ?",
-                       [db]).fetchall()
+    # The store's own database is named after its file; "main" is its default schema.
+    where = "current_database()" if db == "main" else "?"
+    rows = con.execute(f"SELECT table_name FROM duckdb_tables() WHERE database_name = {where} "
+                       "AND schema_name = 'main'", [] if db == "main" else [db]).fetchall()
     return sorted(r[0] for r in rows)
 
 
@@ -174,13 +194,14 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> Path:
 
     ``con`` is the writer's connection to ``workspace.store_path`` (lock holder only).
     """
-    con.execute("CHECKPOINT")
     folder = workspace.root / SNAPSHOT_DIR
     folder.mkdir(exist_ok=True)
     current = published(workspace)
     gens = generations(workspace)
     others = [g for g in gens if g != current]
-    for gen in sorted(others, key=lambda g: g.stat().st_mtime):  # the stalest first
+    # The freshest first: it has the fewest runs to catch up (two generations alternate;
+    # a third appears only while readers hold both).
+    for gen in sorted(others, key=lambda g: g.stat().st_mtime, reverse=True):
         if _update_in_place(con, gen):
             _point(workspace, gen)
             return gen
@@ -190,10 +211,11 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> Path:
                       if f"store.{i}.duckdb" not in used)
     else:  # all held or unusable: replace the stalest one (its readers keep their copy)
         target = min(others, key=lambda g: g.stat().st_mtime)
+    con.execute("CHECKPOINT")  # the file alone must hold everything before it is copied
     _copy(workspace.store_path, target)
     _point(workspace, target)
     return target
 
 
-__all__ = ["MAX_GENERATIONS", "READER_CONFIG", "generations", "open_published", "publish",
+__all__ = ["MAX_GENERATIONS", "READER_CONFIG", "connect_reader", "generations", "open_published", "publish",
            "published"]

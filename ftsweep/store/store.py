@@ -22,15 +22,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from ftsweep.rundir import RunDir
 from ftsweep.store import scan, snapshot
-from ftsweep.store.ingest import IngestStats, ingest, ingest_workspace, load_states
 from ftsweep.store.migrations import StoreError, migrate
 from ftsweep.store.snapshot import READER_CONFIG
+from ftsweep.store.state import load_states
 from ftsweep.workspace import Workspace, WorkspaceLocked, safe_name
+
+if TYPE_CHECKING:  # the writer's modules import pyarrow; readers never need them
+    from ftsweep.store.ingest import IngestStats
 
 # DuckDB's own default is 80% of RAM; ingest works in bounded batches and spills
 # beyond this, so a big workspace never takes the machine's memory.
@@ -38,9 +42,38 @@ WRITER_MEMORY = "1GB"
 
 
 def _connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(str(path), config={"memory_limit": WRITER_MEMORY})
+    # Threads: the CPUs this process may use (DuckDB counts the machine's).
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": WRITER_MEMORY, "threads": max(1, len(os.sched_getaffinity(0)))}
+    con = duckdb.connect(str(path), config=config)
+    con.execute("SET enable_progress_bar = false")  # it would print into the CLI's output
     migrate(con)
     return con
+
+
+# The writer connection of each workspace whose lock this process holds. A launcher
+# enters Store.writer after every finished run; opening the store each time (and
+# checkpointing it at every close) cost more than the ingest. The connection stays open
+# until the lock is released (LockHandle.on_release), so it never outlives the lock.
+_WRITERS: dict[Path, duckdb.DuckDBPyConnection] = {}
+
+
+def _writer_connection(workspace: Workspace) -> duckdb.DuckDBPyConnection:
+    key = workspace.root.resolve()
+    con = _WRITERS.get(key)
+    if con is None:
+        handle = workspace.held_lock()
+        assert handle is not None
+        con = _connect_writer(workspace.store_path)
+        _WRITERS[key] = con
+        handle.on_release.append(lambda: _close_writer(key))
+    return con
+
+
+def _close_writer(key: Path) -> None:
+    con = _WRITERS.pop(key, None)
+    if con is not None:
+        con.close()  # checkpoints the WAL into the file
 
 
 class Store:
@@ -63,21 +96,26 @@ class Store:
                 "take it with `with workspace.lock():` first"
             )
         workspace.root.mkdir(parents=True, exist_ok=True)
-        con = _connect_writer(workspace.store_path)
+        con = _writer_connection(workspace)
         try:
             store = cls(workspace, con)
             yield store
             store.publish_snapshot()
-        finally:
-            con.close()
+        except BaseException:
+            _close_writer(workspace.root.resolve())  # start clean next time
+            raise
 
     def ingest_runs(self, run_dirs: Iterable[RunDir]) -> IngestStats:
         """Bring these run directories' rows up to date (only what changed is read)."""
+        from ftsweep.store.ingest import ingest
+
         return ingest(self.con, run_dirs, self.workspace.runs_dir)
 
     def ingest_all(self, experiment: str | None = None) -> IngestStats:
         """Bring every run directory of the workspace (or of one experiment) up to date:
         new runs, new log lines, changed results; rows of deleted run directories go."""
+        from ftsweep.store.ingest import ingest_workspace
+
         exp_dir = safe_name(experiment) if experiment is not None else None
         return ingest_workspace(self.con, self.workspace.runs_dir, exp_dir)
 
@@ -91,6 +129,8 @@ def _build_file(path: Path, runs_dir: Path, studies_dir: Path | None = None) -> 
 
     ``studies_dir`` holds the search journals (their trials are rebuilt from them too).
     """
+    from ftsweep.store.ingest import ingest_workspace
+
     con = _connect_writer(path)
     try:
         stats = ingest_workspace(con, runs_dir)
@@ -109,9 +149,8 @@ def rebuild(workspace: Workspace) -> IngestStats:
 
     Writes a new file beside the store and swaps it in with os.replace, so a crash
     leaves the old store intact. Needs the workspace lock: taken here if free, and
-    ``WorkspaceLocked`` is raised if another process holds it. Must not be called while
-    this process has a ``Store.writer`` open (that connection would still see the old
-    file).
+    ``WorkspaceLocked`` is raised if another process holds it. Must not be called from
+    inside a ``Store.writer`` block (its connection is closed here).
     """
     if workspace.holds_lock():
         return _rebuild_locked(workspace)
@@ -120,6 +159,7 @@ def rebuild(workspace: Workspace) -> IngestStats:
 
 
 def _rebuild_locked(workspace: Workspace) -> IngestStats:
+    _close_writer(workspace.root.resolve())  # it would keep writing the old file
     tmp = workspace.root / f".store.rebuild.{os.getpid()}.duckdb"
     tmp.unlink(missing_ok=True)
     try:
@@ -131,11 +171,8 @@ def _rebuild_locked(workspace: Workspace) -> IngestStats:
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)
-    con = _connect_writer(workspace.store_path)
-    try:
-        snapshot.publish(con, workspace)  # a new store_id: a full copy, once
-    finally:
-        con.close()
+    with Store.writer(workspace):
+        pass  # publishes: a new store_id, so a full copy, once
     return stats
 
 
@@ -185,7 +222,7 @@ def _behind(workspace: Workspace, con: duckdb.DuckDBPyConnection) -> scan.Change
         states = load_states(con)
     except duckdb.CatalogException:
         return None
-    files = scan.scan(workspace.runs_dir)
+    files = scan.scan(workspace.runs_dir, known=states)
     return scan.diff(files, states, scan.deleted_keys(states, files, None),
                      recheck_running=False)
 
@@ -233,7 +270,7 @@ def _private_copy(workspace: Workspace) -> duckdb.DuckDBPyConnection:
     path = tmpdir / "store.duckdb"
     try:
         _build_file(path, workspace.runs_dir)
-        return duckdb.connect(str(path), read_only=True, config=READER_CONFIG)
+        return snapshot.connect_reader(path)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
