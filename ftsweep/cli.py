@@ -152,16 +152,14 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    """Runs and their states, read live from the run directories."""
-    from ftsweep.store import status_rows
+# Above this many runs, `status` shows counts and only the runs that need attention:
+# a rich table of thousands of rows takes seconds to render and nobody reads it.
+STATUS_ROWS = 50
+_ATTENTION = ("running", "lost", "failed", "pending", "unreadable")
 
-    rows = status_rows(_workspace(args), args.experiment)
-    if args.json:
-        _print_json(rows)
-        return 0
-    experiments = sorted({str(r["experiment"]) for r in rows})
-    t = Table(title=f"runs: {escape(', '.join(experiments))}")
+
+def _status_table(rows: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title)
     for col in ("run_id", "method", "params", "seed", "status", "progress / metric", "wall s"):
         t.add_column(col, no_wrap=col in ("run_id", "status"))
     for r in rows:
@@ -174,7 +172,43 @@ def cmd_status(args: argparse.Namespace) -> int:
         wall = f"{r['wall_time_s']:.1f}" if r.get("wall_time_s") is not None else ""
         t.add_row(r["run_id"], escape(str(r["method"])), escape(_params(r.get("params") or {})),
                   str(r.get("seed")), r["status"], escape(detail), wall)
+    return t
+
+
+def _status_summary(rows: list[dict[str, Any]]) -> None:
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for r in rows:
+        c = counts.setdefault((str(r["experiment"]), str(r["method"])), {})
+        c[r["status"]] = c.get(r["status"], 0) + 1
+    states = sorted({st for c in counts.values() for st in c})
+    t = Table(title=f"{len(rows)} runs")
+    for col in ("experiment", "method", *states):
+        t.add_column(col)
+    for (exp, method), c in sorted(counts.items()):
+        t.add_row(escape(exp), escape(method), *(str(c.get(st, "")) for st in states))
     console.print(t)
+    attention = [r for r in rows if r["status"] in _ATTENTION]
+    if attention:
+        more = len(attention) - STATUS_ROWS
+        console.print(_status_table(attention[:STATUS_ROWS], "runs that are not finished or failed"
+                                    + (f" (first {STATUS_ROWS} of {len(attention)})"
+                                       if more > 0 else "")))
+    console.print("(`ftsweep status --all` lists every run, `--json` too)")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Runs and their states, read live from the run directories."""
+    from ftsweep.store import status_rows
+
+    rows = status_rows(_workspace(args), args.experiment)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if len(rows) > STATUS_ROWS and not args.all:
+        _status_summary(rows)
+    else:
+        experiments = sorted({str(r["experiment"]) for r in rows})
+        console.print(_status_table(rows, f"runs: {escape(', '.join(experiments))}"))
     _print_trials(_workspace(args), args.experiment)
     return 0
 
@@ -349,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("experiment", help="the experiment whose jobs to cancel")
     sp = add("status", cmd_status)
     sp.add_argument("--experiment", help="only this experiment")
+    sp.add_argument("--all", action="store_true",
+                    help=f"list every run (above {STATUS_ROWS} runs: counts, and the runs "
+                         "not finished or failed)")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = add("query", cmd_query)
     sp.add_argument("sql", help='SQL, e.g. "select method, count(*) from runs group by method"')
