@@ -127,7 +127,12 @@ def test_deepspeed_and_fsdp_accelerate_configs():
     fsdp = accelerate_config(cfg, {"strategy": "fsdp", "zero_stage": 2, "offload": False,
                                    "fsdp_sharding": "SHARD_GRAD_OP"}, 4)
     assert fsdp["distributed_type"] == "FSDP" and fsdp["num_processes"] == 4
-    assert fsdp["fsdp_config"]["fsdp_sharding_strategy"] == "SHARD_GRAD_OP"
+    # FSDP2: SHARD_GRAD_OP keeps the parameters gathered after forward (no reshard)
+    assert fsdp["fsdp_config"]["fsdp_version"] == 2
+    assert fsdp["fsdp_config"]["fsdp_reshard_after_forward"] is False
+    full = accelerate_config(cfg, {"strategy": "fsdp", "zero_stage": 2, "offload": False,
+                                   "fsdp_sharding": "FULL_SHARD"}, 4)
+    assert full["fsdp_config"]["fsdp_reshard_after_forward"] is True
 
 
 def test_duplicates_are_dropped_from_train_only(tmp_path):
