@@ -25,6 +25,7 @@ import dataclasses
 import hashlib
 import json
 import multiprocessing
+import os
 import random
 import shutil
 import statistics
@@ -217,12 +218,13 @@ for line in sys.stdin:
     out = p.stdout.read()
     _, status, usage = os.wait4(p.pid, 0)
     print(json.dumps([time.perf_counter() - t0, usage.ru_maxrss / 1024,
-                      os.waitstatus_to_exitcode(status), out]), flush=True)
+                      os.waitstatus_to_exitcode(status), out,
+                      usage.ru_utime + usage.ru_stime]), flush=True)
 """
 _spawner: subprocess.Popen[str] | None = None
 
 
-def _run(cmd: list[str]) -> tuple[float, float, int, str]:
+def _run(cmd: list[str]) -> tuple[float, float, int, str, float]:
     global _spawner
     if _spawner is None:
         _spawner = subprocess.Popen([sys.executable, "-c", _SPAWNER], stdin=subprocess.PIPE,
@@ -230,78 +232,93 @@ def _run(cmd: list[str]) -> tuple[float, float, int, str]:
     assert _spawner.stdin is not None and _spawner.stdout is not None
     _spawner.stdin.write(json.dumps(cmd) + "\n")
     _spawner.stdin.flush()
-    wall, rss, rc, out = json.loads(_spawner.stdout.readline())
-    return wall, rss, rc, out
+    wall, rss, rc, out, cpu = json.loads(_spawner.stdout.readline())
+    return wall, rss, rc, out, cpu
 
 
-def _ftsweep(ws: Path, *args: str) -> tuple[float, float, str]:
-    """Run one ``ftsweep`` command; return (wall s, peak RSS MB, output)."""
-    wall, rss, rc, out = _run([sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), *args])
+@dataclass
+class Timing:
+    wall: float  # s, what the user waits
+    cpu: float  # s, user + system of the process and its threads
+    rss: float | None = None  # MB, peak
+
+
+def _ftsweep(ws: Path, *args: str) -> tuple[Timing, str]:
+    """Run one ``ftsweep`` command; return its timing and output."""
+    wall, rss, rc, out, cpu = _run([sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws),
+                                    *args])
     if rc != 0:
         raise SystemExit(f"`{' '.join(args)}` failed:\n{out}")
-    return wall, rss, out
+    return Timing(wall, cpu, rss), out
 
 
-def _timed(fn: Callable[[], tuple[float, float, str]], repeats: int) -> tuple[float, float]:
-    results = [fn() for _ in range(repeats)]
-    return statistics.median(r[0] for r in results), max(r[1] for r in results)
+def _timed(fn: Callable[[], tuple[Timing, str]], repeats: int) -> Timing:
+    """The median of ``repeats`` runs (wall and CPU each), the highest peak RSS."""
+    results = [fn()[0] for _ in range(repeats)]
+    rss = [r.rss for r in results if r.rss is not None]
+    return Timing(statistics.median(r.wall for r in results),
+                  statistics.median(r.cpu for r in results), max(rss) if rss else None)
 
 
-def _launcher_step(ws: Path, new_run: Callable[[], Path], repeats: int) -> float:
-    """What the launcher does after each finished run: ingest it, publish a snapshot."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+def _launcher_step(ws: Path, new_run: Callable[[], Path], repeats: int) -> Timing:
+    """What the launcher does after each finished run: ingest it, publish a snapshot.
+
+    In this process, as in the launcher (which holds the lock and the store open for
+    the whole sweep); the first of ``repeats + 1`` steps opens the store and is not
+    counted.
+    """
+    sys.path.insert(0, str(ROOT))
     from ftsweep.rundir import RunDir
     from ftsweep.store import Store
     from ftsweep.workspace import Workspace
 
     workspace = Workspace(ws)
-    times = []
+    walls, cpus = [], []
     with workspace.lock():
-        for _ in range(repeats):
+        for _ in range(repeats + 1):
             rd = RunDir(new_run())
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             with Store.writer(workspace) as store:
                 store.ingest_runs([rd])
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    return Timing(statistics.median(walls[1:]), statistics.median(cpus[1:]))
 
 
 def measure(ws: Path, size: Size, repeats: int,
-            plan_runs: int = 0) -> list[tuple[str, str, str, str]]:
-    rows: list[tuple[str, str, str, str]] = []
+            plan_runs: int = 0) -> list[tuple[str, str, str]]:
+    rows: list[tuple[str, str, str]] = []
 
-    def row(op: str, wall: float, rss: float | None, target: str) -> None:
-        mem = f", peak {rss:,.0f} MB" if rss is not None else ""
-        rows.append((op, f"{wall:.2f} s{mem}", target, ""))
-        print(f"  {op}: {wall:.2f} s{mem}", flush=True)
+    def row(op: str, t: Timing, target: str) -> None:
+        mem = f", peak {t.rss:,.0f} MB" if t.rss is not None else ""
+        rows.append((op, f"{t.wall:.2f} s (CPU {t.cpu:.2f} s{mem})", target))
+        print(f"  {op}: {rows[-1][1]}  [load {os.getloadavg()[0]:.1f}]", flush=True)
 
-    wall, rss, out = _ftsweep(ws, "ingest", "--rebuild")
+    t, out = _ftsweep(ws, "ingest", "--rebuild")
     print("   ", out.strip().splitlines()[-1][:300])
-    row("`ftsweep ingest --rebuild`", wall, rss, "≤ 15 s, ≤ 2 GB")
-    wall, rss = _timed(lambda: _ftsweep(ws, "query", "select count(*) from metrics"), repeats)
-    row('`ftsweep query "select count(*) from metrics"` (settled)', wall, rss, "≤ 1 s")
-    wall, rss = _timed(lambda: _ftsweep(ws, "report", "--experiment", experiment_name(size, 0),
-                                        "--out", str(ws.parent / "report")), repeats)
+    row("`ftsweep ingest --rebuild`", t, "≤ 15 s, ≤ 2 GB")
+    row('`ftsweep query "select count(*) from metrics"` (settled)',
+        _timed(lambda: _ftsweep(ws, "query", "select count(*) from metrics"), repeats), "≤ 1 s")
     runs_per_exp = -(-size.runs // size.experiments)
     row(f"`ftsweep report --experiment {experiment_name(size, 0)}` ({runs_per_exp} runs)",
-        wall, rss, "≤ 3 s")
+        _timed(lambda: _ftsweep(ws, "report", "--experiment", experiment_name(size, 0),
+                                "--out", str(ws.parent / "report")), repeats), "≤ 3 s")
     more = dataclasses.replace(size, runs=size.runs + 10)
     generate(ws, more, start=size.runs)
-    wall, rss, _ = _ftsweep(ws, "ingest")
-    row("`ftsweep ingest` after 10 new runs", wall, rss, "≤ 2 s")
+    row("`ftsweep ingest` after 10 new runs", _ftsweep(ws, "ingest")[0], "≤ 2 s")
     counter = iter(range(more.runs, more.runs + 1000))
-    step = _launcher_step(ws, lambda: write_run(ws, size, "scale-launch", next(counter)), repeats)
-    row("launcher: ingest one finished run + publish snapshot (in process)", step, None,
+    row("launcher: ingest a finished run + publish the snapshot (in process, store open)",
+        _launcher_step(ws, lambda: write_run(ws, size, "scale-launch", next(counter)), repeats),
         "≤ 0.2 s")
-    wall, rss = _timed(lambda: _ftsweep(ws, "status"), repeats)
-    row(f"`ftsweep status` ({more.runs + repeats} runs)", wall, rss, "≤ 0.3 s")
-    wall, rss = _timed(lambda: _ftsweep(ws, "query", "select 1"), repeats)
-    row('`ftsweep query "select 1"`', wall, rss, "≤ 0.3 s")
+    row(f"`ftsweep status` ({more.runs + repeats + 1} runs)",
+        _timed(lambda: _ftsweep(ws, "status"), repeats), "≤ 0.3 s")
+    row('`ftsweep query "select 1"`', _timed(lambda: _ftsweep(ws, "query", "select 1"), repeats),
+        "≤ 0.3 s")
     if plan_runs:
         big = plan_yaml(ws.parent, plan_runs)
-        wall, rss, out = _ftsweep(ws.parent / "plan-ws", "plan", str(big), "--json")
+        t, out = _ftsweep(ws.parent / "plan-ws", "plan", str(big), "--json")
         assert out.count('"run_id"') == plan_runs, out[-500:]
-        row(f"`ftsweep plan --json` of a {plan_runs:,}-run matrix", wall, rss, "≤ 5 s")
+        row(f"`ftsweep plan --json` of a {plan_runs:,}-run matrix", t, "≤ 5 s")
     return rows
 
 
@@ -331,8 +348,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.only == "generate":
             return 0
         rows = measure(ws, size, args.repeats, args.plan_runs)
+        print(f"\n{os.cpu_count()} CPUs, load average {os.getloadavg()}")
         print("\n| operation | now | target |\n|---|---|---|")
-        for op, now, target, _ in rows:
+        for op, now, target in rows:
             print(f"| {op} | {now} | {target} |")
     finally:
         if tmp is not None:

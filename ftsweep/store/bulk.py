@@ -39,6 +39,9 @@ METRIC_FIELDS = {"step": "INTEGER", "epoch": "DOUBLE", "name": "VARCHAR", "value
                  "time": "DOUBLE"}
 EVAL_FIELDS = {"split": "VARCHAR", "example_id": "VARCHAR", "metric": "VARCHAR",
                "value": "DOUBLE", "prediction": "VARCHAR", "reference": "VARCHAR"}
+# Batches of log text above this go to DuckDB as an Arrow table (no copy, parallel scan);
+# smaller ones as a query parameter.
+ARROW_ABOVE = 16 << 20
 _KINDS = {
     "metrics": (METRIC_FIELDS, ("step", "name", "value"), "metric"),
     "evals": (EVAL_FIELDS, ("metric", "value"), "eval"),
@@ -115,16 +118,21 @@ def _stage(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead],
            texts: list[bytes | memoryview]) -> None:
     """Temp table _rows: one row per new line, parsed (``bad`` holds unusable lines)."""
     fields, required, _ = _KINDS[kind]
-    table = pa.table({
-        "run_id": [r.run_id for r in reads], "path": [r.path for r in reads],
-        "first": [r.start.lines for r in reads], "content": _content(texts),
-    })
     cols = ", ".join(
         f"CASE WHEN isfinite(j.{c}) THEN j.{c} END AS {c}" if t == "DOUBLE" else f"j.{c} AS {c}"
         for c, t in fields.items()
     )
     missing = " OR ".join(f"j.{c} IS NULL" for c in required)
-    con.register("_texts", table)
+    columns = {"run_id": [r.run_id for r in reads], "path": [r.path for r in reads],
+               "first": [r.start.lines for r in reads]}
+    if sum(len(t) for t in texts) > ARROW_ABOVE:
+        table = pa.table({**columns, "content": _content(texts)})
+        # DuckDB scans an Arrow table one record batch per thread: a few files per batch.
+        con.register("_texts", pa.Table.from_batches(table.to_batches(max_chunksize=4)))
+    else:  # small: no Arrow scan, which imports pandas (seconds) the first time
+        con.execute("CREATE OR REPLACE TEMP TABLE _texts AS SELECT * FROM (SELECT unnest($1) AS "
+                    "run_id, unnest($2) AS path, unnest($3) AS first, decode(unnest($4)) AS content)",
+                    [columns["run_id"], columns["path"], columns["first"], [bytes(t) for t in texts]])
     try:
         # Each text ends with a newline, so the last element of its split is "".
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _rows AS
@@ -137,6 +145,7 @@ def _stage(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead],
                   WHERE i < n AND l <> '')""")
     finally:
         con.unregister("_texts")
+        con.execute("DROP TABLE IF EXISTS _texts")
 
 
 def _why(text: str, what: str) -> str | None:

@@ -223,8 +223,7 @@ def _apply_batch(con: duckdb.DuckDBPyConnection, batch: list[scan.RunChange],
     for table, ids in stale.items():
         _delete(con, table, ids)
     for table in ("runs", "evals"):
-        if rows[table]:
-            _insert_arrow(con, table, pa.Table.from_pylist(rows[table], schema=SCHEMAS[table]))
+        _insert_rows(con, table, rows[table], SCHEMAS[table])
     stats.evals += len(rows["evals"])
     results = {log: _read_logs(con, log, plans) for log in scan.LOGS}
     for result in results.values():
@@ -235,8 +234,7 @@ def _apply_batch(con: duckdb.DuckDBPyConnection, batch: list[scan.RunChange],
     stats.eval_examples += results["evals"].inserted
     stats.updated += len(plans)
     states = [_new_state(p, results, version) for p in plans]
-    _insert_arrow(con, "_ingest_state", pa.Table.from_pylist(states, schema=_STATE),
-                  replace=True)
+    _insert_rows(con, "_ingest_state", states, _STATE, replace=True)
 
 
 def _read_logs(con: duckdb.DuckDBPyConnection, log: str, plans: list[_Plan]) -> bulk.LogResult:
@@ -287,15 +285,24 @@ def _new_state(p: _Plan, results: dict[str, bulk.LogResult], version: int) -> di
     return state
 
 
-def _insert_arrow(con: duckdb.DuckDBPyConnection, table: str, data: pa.Table,
-                  replace: bool = False) -> None:
-    con.register("_ingest_rows", data)
-    try:
-        cols = ", ".join(data.column_names)
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        con.execute(f"{verb} INTO {table} ({cols}) SELECT {cols} FROM _ingest_rows")
-    finally:
-        con.unregister("_ingest_rows")
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
+                 schema: pa.Schema, replace: bool = False) -> None:
+    """One INSERT of these rows, their columns passed as list parameters.
+
+    A few rows per run: an Arrow scan would import pandas (seconds, once per process).
+    """
+    if not rows:
+        return
+    cols = schema.names
+    args = ", ".join(f"unnest(${i + 1}::{_SQL_TYPES[schema.field(c).type]})"
+                     for i, c in enumerate(cols))
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    con.execute(f"{verb} INTO {table} ({', '.join(cols)}) SELECT * FROM (SELECT {args})",
+                [[r.get(c) for r in rows] for c in cols])
+
+
+_SQL_TYPES = {pa.string(): "VARCHAR[]", pa.int64(): "BIGINT[]", pa.int32(): "INTEGER[]",
+              pa.float64(): "DOUBLE[]", pa.timestamp("us"): "TIMESTAMP[]"}
 
 
 __all__ = ["BATCH_BYTES", "IngestStats", "apply", "ingest", "ingest_workspace"]
