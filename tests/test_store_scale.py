@@ -368,3 +368,21 @@ def test_publish_updates_a_generation_in_place_and_skips_held_ones(ws: Workspace
     con = open_reader(ws)
     assert con.execute("SELECT count(*) FROM runs").fetchone() == (SIZE.runs + 1,)
     con.close()
+
+
+def test_unreadable_new_run_is_reported_once_and_does_not_keep_readers_behind(
+        ws: Workspace) -> None:
+    run_query(ws, "select 1")
+    rd = RunDir(Path(bench.write_run(ws.root, SIZE, "scale-00", 800)))
+    good = rd.file("spec.json").read_text()
+    atomic_write_json(rd.file("spec.json"), {"run_id": 5})  # readable JSON ...
+    rd.file("spec.json").write_text("{not json")  # ... then not
+    with ws.lock(), Store.writer(ws) as store:
+        stats = store.ingest_all()
+        assert stats.bad_rows == 1 and "run skipped" in stats.problems[0]
+        assert store.ingest_all().bad_rows == 0  # recorded, not re-read
+    con, freshness = open_snapshot(ws)
+    con.close()
+    assert freshness.note() is None
+    atomic_write_json(rd.file("spec.json"), json.loads(good))  # fixed by hand
+    assert run_query(ws, "select count(*) from runs")[1] == [(SIZE.runs + 1,)]

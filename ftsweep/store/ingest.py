@@ -168,6 +168,7 @@ class _Plan:
     run_id: str
     status: str | None
     logs: dict[str, str]  # log -> "append" | "full"
+    problem: str | None = None  # set for a new run that cannot be ingested (no rows)
 
 
 def _plan(change: scan.RunChange, owners: dict[str, str], stats: IngestStats, now: datetime,
@@ -185,12 +186,10 @@ def _plan(change: scan.RunChange, owners: dict[str, str], stats: IngestStats, no
             evals = eval_rows(rd, spec, run_id)
         except (OSError, ValueError, AttributeError, TypeError) as exc:
             # One unreadable run must not block the others; reported, not dropped silently.
-            stats.bad(str(rd.path), f"run skipped: {type(exc).__name__}: {exc}")
-            return None
+            return _skip(change, stats, f"run skipped: {type(exc).__name__}: {exc}")
         if owners.get(run_id, key) != key:
-            stats.bad(str(rd.path), f"run skipped: run_id {run_id} is already the run in "
-                                    f"runs/{owners[run_id]}")
-            return None
+            return _skip(change, stats, f"run skipped: run_id {run_id} is already the run in "
+                                        f"runs/{owners[run_id]}")
         status = row["status"]
         rows["runs"].append(row)
         rows["evals"].extend(evals)
@@ -198,6 +197,17 @@ def _plan(change: scan.RunChange, owners: dict[str, str], stats: IngestStats, no
         logs = {log: "full" for log in scan.LOGS}
     owners[run_id] = key
     return _Plan(change, run_id, status, logs)
+
+
+def _skip(change: scan.RunChange, stats: IngestStats, why: str) -> _Plan | None:
+    """Report a run that cannot be ingested. A run the store had keeps its rows (and is
+    reported again next time); a new one is recorded as unreadable, without rows, so
+    that readers do not find the snapshot behind on it until its files change."""
+    path = str(change.files.path)
+    stats.bad(path, why)
+    if change.state is not None:
+        return None
+    return _Plan(change, change.files.run_dir.run_id, "unreadable", {}, f"{path}: {why}")
 
 
 def _apply_batch(con: duckdb.DuckDBPyConnection, batch: list[scan.RunChange],
@@ -281,6 +291,8 @@ def _new_state(p: _Plan, results: dict[str, bulk.LogResult], version: int) -> di
             prev = old.get("metrics_max_step") if append else None
             state["metrics_max_step"] = max((m for m in (new, prev) if m is not None),
                                             default=None)
+    if p.problem is not None:
+        problems = [p.problem]
     state["problems"] = json.dumps(problems) if problems else None
     return state
 

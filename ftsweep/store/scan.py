@@ -309,6 +309,10 @@ def diff(
 def deleted_keys(states: Mapping[str, Any], files: Iterable[RunFiles], prefix: str | None) -> list[str]:
     """Watermarked keys (under ``prefix/`` if given) with no run directory any more."""
     present = {f.key for f in files}
+    # An absolute key is a run directory outside runs/ (given to ``ingest`` by path):
+    # a scan of runs/ says nothing about it.
     return [
-        k for k in states if k not in present and (prefix is None or k.startswith(prefix + "/"))
+        k for k in states
+        if k not in present and not k.startswith("/")
+        and (prefix is None or k.startswith(prefix + "/"))
     ]
