@@ -4,7 +4,8 @@ Layout of a workspace root (default ``.ftsweep`` in the current directory)::
 
     runs/<safe experiment>/<run_id>/   one RunDir per run (see ``ftsweep.rundir``)
     store.duckdb                       the store; written only by the lock holder
-    store.snapshot.duckdb              last published copy; what readers open
+    store.snapshot.duckdb              symlink to the published snapshot; what readers open
+    snapshots/store.<n>.duckdb         snapshot generations (ftsweep.store.snapshot)
     lock                               flock'ed by the one process allowed to write
 
 Two safety contracts live here:

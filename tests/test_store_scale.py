@@ -28,7 +28,7 @@ import duckdb
 import pytest
 
 from ftsweep.rundir import HEARTBEAT, METRICS, RESULT, RunDir, atomic_write_json
-from ftsweep.store import Store, open_reader, open_snapshot, run_query
+from ftsweep.store import Store, bulk, open_reader, open_snapshot, run_query
 from ftsweep.store.snapshot import MAX_GENERATIONS, generations, published
 from ftsweep.store.store import _build_file
 from ftsweep.workspace import Workspace
@@ -123,8 +123,17 @@ def check(ws: Workspace, store: Store, tmp: Path) -> dict[str, list[tuple[Any, .
     return got
 
 
-def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(ws: Workspace,
-                                                                 tmp_path: Path) -> None:
+@pytest.fixture(params=["parameters", "arrow"])
+def log_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Small batches of log text go to DuckDB as query parameters, big ones through Arrow:
+    run both at this size."""
+    if request.param == "arrow":
+        monkeypatch.setattr(bulk, "ARROW_ABOVE", 0)
+    return str(request.param)
+
+
+def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(ws: Workspace, tmp_path: Path,
+                                                                 log_path: str) -> None:
     with ws.lock():
         with Store.writer(ws) as store:
             first = store.ingest_all()
@@ -207,7 +216,7 @@ def test_rewritten_log_of_same_size_and_inode_is_read_again(ws: Workspace,
         check(ws, store, tmp_path)
 
 
-def test_not_utf8_is_read_with_replacement(ws: Workspace, tmp_path: Path) -> None:
+def test_not_utf8_is_read_with_replacement(ws: Workspace, tmp_path: Path, log_path: str) -> None:
     rd = next(iter(ws.iter_run_dirs()))
     with open(rd.file("evals.jsonl"), "ab") as fh:
         fh.write(b'{"split": "test", "example_id": "x", "metric": "em", "value": 1.0, '
