@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+MUNGE_SOCKET = "/run/munge/munge.socket.2"
 DAEMONS = ("munged", "slurmctld", "slurmd", "sinfo", "sbatch", "scontrol", "squeue", "scancel")
 
 
@@ -80,6 +81,51 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
+def _munge_answers(path: str = MUNGE_SOCKET) -> bool:
+    """Whether a munged answers on its socket (a socket file alone may be stale)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        try:
+            s.connect(path)
+        except OSError:
+            return False
+    return True
+
+
+def _ensure_munge() -> None:
+    if _munge_answers():
+        return
+    Path("/run/munge").mkdir(parents=True, exist_ok=True)
+    shutil.chown("/run/munge", "munge", "munge")
+    if not Path("/etc/munge/munge.key").exists() and shutil.which("mungekey"):
+        subprocess.run(["mungekey", "--create"], check=True, capture_output=True, timeout=30)
+        shutil.chown("/etc/munge/munge.key", "munge", "munge")
+    # --force: start even over a stale socket left by a munged that died.
+    _daemon(["munged", "--force"], None, Path("/run/munge"))
+    deadline = time.time() + 10
+    while not _munge_answers():
+        if time.time() > deadline:
+            raise RuntimeError("munged started but does not answer on " + MUNGE_SOCKET)
+        time.sleep(0.1)
+
+
+def _daemon(argv: list[str], env: dict[str, str] | None, root: Path) -> None:
+    """Run a daemonising command; its output goes to a file, never to a pipe, so a
+    child that keeps the descriptors cannot hold us up."""
+    log = root / f"{Path(argv[0]).name}.start.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                env=env, start_new_session=True)
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError(f"{' '.join(argv)} did not daemonise in 30 s; "
+                               f"see {log} and the daemon logs in {root}") from None
+    if rc != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {rc}: {log.read_text(errors='replace')}")
+
+
 def start(root: Path, timeout: float = 60.0) -> Cluster:
     root.mkdir(parents=True, exist_ok=True)
     for sub in ("spool", "state"):
@@ -87,25 +133,25 @@ def start(root: Path, timeout: float = 60.0) -> Cluster:
     conf = root / "slurm.conf"
     conf.write_text(_conf(root), encoding="utf-8")
     cluster = Cluster(root, {**os.environ, "SLURM_CONF": str(conf)})
-    if not Path("/run/munge/munge.socket.2").exists():
-        Path("/run/munge").mkdir(parents=True, exist_ok=True)
-        shutil.chown("/run/munge", "munge", "munge")
-        subprocess.run(["munged", "--force"], check=True, capture_output=True, timeout=30)
-    for daemon in ("slurmctld", "slurmd"):
-        subprocess.run([daemon, "-f", str(conf)], check=True, capture_output=True,
-                       env=cluster.env, timeout=30)
-        pid_file = root / f"{daemon}.pid"
-        deadline = time.time() + 10
-        while not pid_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        cluster.pids.append(int(pid_file.read_text().strip()))
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cluster.sinfo() == "idle":
-            return cluster
-        time.sleep(0.5)
-    stop(cluster)
-    raise RuntimeError(f"the Slurm node never became idle; see {root}/slurmctld.log, slurmd.log")
+    _ensure_munge()
+    try:
+        for daemon in ("slurmctld", "slurmd"):
+            _daemon([daemon, "-f", str(conf)], cluster.env, root)
+            pid_file = root / f"{daemon}.pid"
+            deadline = time.time() + 10
+            while not pid_file.exists() and time.time() < deadline:
+                time.sleep(0.1)
+            cluster.pids.append(int(pid_file.read_text().strip()))
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if cluster.sinfo() == "idle":
+                return cluster
+            time.sleep(0.5)
+        raise RuntimeError(f"the Slurm node never became idle; see {root}/slurmctld.log, "
+                           "slurmd.log")
+    except BaseException:
+        stop(cluster)
+        raise
 
 
 def stop(cluster: Cluster) -> None:

@@ -118,6 +118,10 @@ def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
         jid = job_id(rd)
         subprocess.run(["scancel", "--signal=USR1", "--batch", jid], check=True)
         wait_for(lambda: (job_info(jid) or {}).get("Restarts", "0") != "0", 120, "a requeue")
+        # slurmd refuses ("Job credential revoked") a launch in the same second as the
+        # kill that requeued the job; the 2-minute hold normally hides that.
+        wait_for(lambda: (job_info(jid) or {}).get("JobState") == "PENDING", 60, "pending")
+        time.sleep(2)
         subprocess.run(["scontrol", "update", f"JobId={jid}", "StartTime=now"], check=True)
         assert launcher.wait(timeout=300) == 0
     finally:
