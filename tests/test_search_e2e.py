@@ -93,7 +93,7 @@ search:
         r: {choices: [4, 8]}
         training.lr: {float: [1.0e-3, 1.0e-2], log: true}
 """
-    text = experiment_yaml("kill", matrix="\n", max_steps=120,
+    text = experiment_yaml("kill", matrix="\n", max_steps=80,
                            launch="{threads_per_process: 1}").replace(
         "logging_every: 2", "logging_every: 2\n  eval_every: 20\n  checkpoint_every: 20") + search
     exp_file = write_exp(text)
@@ -126,7 +126,7 @@ search:
     run_ids = [t.user_attrs["run_ids"][0] for t in trials]
     assert len(set(run_ids)) == 3 == len(list(runs_dir.glob("*/result.json")))
     resumed = Workspace(ws).run_dir("kill", run_ids[running[0].number])
-    assert json.loads(resumed.file("result.json").read_text())["steps"] == 120
+    assert json.loads(resumed.file("result.json").read_text())["steps"] == 80
     _, rows = run_query(Workspace(ws), "select count(*), count(distinct (run_id, step, name)) "
                                        "from metrics")
     assert rows[0][0] == rows[0][1] > 0

@@ -81,7 +81,7 @@ def test_a_grid_through_slurm_gives_the_metrics_of_local_runs(slurm_cluster, wri
 def test_a_scancelled_job_is_failed_with_its_cause_and_retried(slurm_cluster, write_exp,
                                                                tmp_path):
     exp_file = write_exp(experiment_yaml("c", matrix="matrix:\n  method: [full]\n",
-                                         max_steps=150, launch=SLURM))
+                                         max_steps=60, launch=SLURM))
     ws = tmp_path / "ws"
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("c", run.run_id)
@@ -95,7 +95,7 @@ def test_a_scancelled_job_is_failed_with_its_cause_and_retried(slurm_cluster, wr
     assert failure is not None and "CANCELLED" in failure["cause"]
     assert cli(ws, "launch", str(exp_file)) == 1  # failed, not retried without the flag
     assert cli(ws, "launch", "--retry-failed", str(exp_file)) == 0
-    assert rd.result()["steps"] == 150
+    assert rd.result()["steps"] == 60
 
 
 def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
@@ -104,7 +104,7 @@ def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
     its timer's resolution). The test sends that same signal to the batch shell with
     `scancel --signal=USR1 --batch` mid-training, and lifts the 2-minute hold Slurm puts
     on a requeued job, so it runs in seconds instead of minutes."""
-    text = experiment_yaml("p", matrix="matrix:\n  method: [full]\n", max_steps=150,
+    text = experiment_yaml("p", matrix="matrix:\n  method: [full]\n", max_steps=80,
                            launch=SLURM)
     exp_file = write_exp(text)
     ws = tmp_path / "ws"
@@ -114,7 +114,7 @@ def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: (rd.heartbeat() or {}).get("step", 0) >= 30, 180, "step 30")
+        wait_for(lambda: (rd.heartbeat() or {}).get("step", 0) >= 20, 180, "step 20")
         jid = job_id(rd)
         subprocess.run(["scancel", "--signal=USR1", "--batch", jid], check=True)
         wait_for(lambda: (job_info(jid) or {}).get("Restarts", "0") != "0", 120, "a requeue")
@@ -131,7 +131,7 @@ def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
     assert "checkpointed before the time limit; requeueing" in log and "restart 1" in log
     assert jobs_named(run.run_id) == 1  # the same job, requeued, not a new submission
     result = rd.result()
-    assert result["steps"] == 150
+    assert result["steps"] == 80
     # the same run without interruption, locally: the same metrics
     assert cli(tmp_path / "ref", "launch", str(write_exp(
         text.replace(SLURM, LOCAL), "ref.yaml"))) == 0
@@ -141,7 +141,7 @@ def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
 
 def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(slurm_cluster,
                                                                       write_exp, tmp_path):
-    grid = "matrix:\n  method:\n    - {name: lora, r: 4, training.lr: [1.0e-2, 3.0e-3, 1.0e-3]}\n"
+    grid = "matrix:\n  method:\n    - {name: lora, r: 4, training.lr: [1.0e-2, 3.0e-3]}\n"
     exp_file = write_exp(experiment_yaml("k", matrix=grid, max_steps=40, launch=SLURM))
     ws = tmp_path / "ws"
     runs = load_experiment(exp_file).runs
@@ -159,7 +159,8 @@ def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(slurm_clus
     assert all(jobs_named(r.run_id) == 1 for r in runs)
     assert all(rd.result() for rd in rds)
     # --detach submits and returns at once; a later launch reattaches and finishes
-    exp2 = write_exp(experiment_yaml("d", matrix=grid, max_steps=10, launch=SLURM), "d.yaml")
+    one = "matrix:\n  method:\n    - {name: lora, r: 4}\n"
+    exp2 = write_exp(experiment_yaml("d", matrix=one, max_steps=10, launch=SLURM), "d.yaml")
     t0 = time.time()
     assert cli(ws, "launch", "--detach", str(exp2)) == 0
     assert time.time() - t0 < 30
