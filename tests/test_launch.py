@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -230,6 +231,11 @@ def test_same_config_and_seed_give_the_same_metrics(write_exp, tmp_path):
                                          max_steps=6))
     results, losses = [], []
     for ws in (tmp_path / "a", tmp_path / "b"):
+        if ws.name == "b":  # the second run reads the first one's token cache
+            entries = sorted((tmp_path / "a" / "cache" / "tokens").glob("*.json"))
+            assert len(entries) == 2  # train and test
+            shutil.copytree(tmp_path / "a" / "cache", ws / "cache")
+            stamps = {p.name: p.stat().st_mtime_ns for p in (ws / "cache" / "tokens").iterdir()}
         assert cli(ws, "launch", str(exp_file)) == 0
         (run,) = load_experiment(exp_file).runs
         rd = Workspace(ws).run_dir("repro", run.run_id)
@@ -238,3 +244,5 @@ def test_same_config_and_seed_give_the_same_metrics(write_exp, tmp_path):
                        if r["name"] == "loss"])
     assert results[0] == results[1]
     assert losses[0] == losses[1] and len(losses[0]) == 3
+    # read, not rebuilt (a rebuild replaces the file)
+    assert {p.name: p.stat().st_mtime_ns for p in (ws / "cache" / "tokens").iterdir()} == stamps

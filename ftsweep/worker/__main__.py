@@ -33,6 +33,7 @@ from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
 from ftsweep.worker.preempt import PreemptionCallback
 from ftsweep.worker.pruning import PruneHandshake
+from ftsweep.worker.tokcache import TokenCache
 from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_metrics
 
 
@@ -63,8 +64,9 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     trainable, total = setup.count_params(model)
 
     eval_split = cfg["eval"]["split"]
+    cache = TokenCache.for_run(run, cfg, spec["fingerprints"])
     final_examples, counts_eval = setup.load_split(cfg, paths, eval_split, tok,
-                                                   cfg["eval"]["max_examples"])
+                                                   cfg["eval"]["max_examples"], cache)
     stopper = EarlyStopping(cfg["training"]["early_stopping"]["patience"],
                             cfg["training"]["early_stopping"]["threshold"])
     train_time, steps, tokens_seen = 0.0, 0, 0
@@ -73,12 +75,13 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     data_counts = {eval_split: counts_eval}
     if method.trains:
         train_ex, data_counts["train"] = setup.load_split(cfg, paths, "train", tok,
-                                                         cfg["data"]["max_train_samples"])
+                                                         cfg["data"]["max_train_samples"], cache)
         if cfg["data"]["packing"]:
             train_ex = pack(train_ex, cfg["data"]["max_length"])
         eval_ds = None
         if cfg["training"]["eval_every"] and has_split(cfg["data"], "eval"):
-            ev_ex, _ = setup.load_split(cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"])
+            ev_ex, _ = setup.load_split(cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"],
+                                        cache)
             eval_ds = TokenDataset(ev_ex)
         resume = latest_checkpoint(run)
         if resume and is_main:  # before the metrics log opens its file handle

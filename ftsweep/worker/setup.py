@@ -15,6 +15,7 @@ import torch
 
 from ftsweep.data.records import load_split_records
 from ftsweep.worker.dataset import Example, encode
+from ftsweep.worker.tokcache import TokenCache
 
 PACKAGES = ("ftsweep", "torch", "transformers", "peft", "accelerate", "tokenizers",
             "safetensors", "duckdb", "optuna")
@@ -58,13 +59,19 @@ def load_dtype(precision: str) -> torch.dtype:
 
 
 def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
-               limit: int | None) -> tuple[list[Example], dict[str, int]]:
-    """Encoded examples of one split, and the record counts (kept, dropped by reason)."""
-    d = cfg["data"]
-    records, counts = load_split_records(d, paths, split)
-    records = records[:limit] if limit else records
-    examples = [encode(r, i, split, d, tok) for i, r in enumerate(records)]
-    return examples, counts
+               limit: int | None, cache: TokenCache | None = None
+               ) -> tuple[list[Example], dict[str, int]]:
+    """Encoded examples of one split, and the record counts (kept, dropped by reason).
+
+    With a ``cache`` (worker/tokcache.py), an earlier run's encoding of the same inputs
+    is read instead of encoding again."""
+    def build() -> tuple[list[Example], dict[str, int]]:
+        d = cfg["data"]
+        records, counts = load_split_records(d, paths, split)
+        records = records[:limit] if limit else records
+        return [encode(r, i, split, d, tok) for i, r in enumerate(records)], counts
+
+    return cache.get_or_build(split, limit, build) if cache else build()
 
 
 def count_params(model: Any) -> tuple[int, int]:
