@@ -1,9 +1,10 @@
-"""A single-node Slurm cluster on this machine, for the Slurm executor's tests.
+"""A two-node Slurm cluster on this machine, for the Slurm executor's tests.
 
 Needs Debian's ``slurm-wlm`` and ``munge`` (``make slurm-test-deps`` installs them) and
 root (slurmd runs jobs as their user). ``start()`` writes a slurm.conf into a temporary
-directory, starts munged (if it is not running), slurmctld and slurmd on free ports,
-waits until ``sinfo`` shows the node idle, and returns the environment a client needs
+directory, starts munged (if it is not running), slurmctld and one slurmd per node
+(``slurmd -N``; both nodes are this host at 127.0.0.1) on free ports,
+waits until ``sinfo`` shows the nodes idle, and returns the environment a client needs
 (``SLURM_CONF``). ``stop()`` stops the daemons it started, by their pids.
 """
 
@@ -49,10 +50,20 @@ class Cluster:
                               env=self.env, timeout=10).stdout.strip()
 
 
+NODES = ("ftsweep-n1", "ftsweep-n2")
+
+
 def _conf(root: Path) -> str:
+    """Two nodes on this host (one slurmd each, `slurmd -N`), so that multi-node runs are
+    tested too; the machine's CPUs and memory are split between them."""
     host = socket.gethostname()
-    cpus = os.cpu_count() or 1
+    cpus = max(1, (os.cpu_count() or 1) // len(NODES))
     mem_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    mem_mb = max(1024, (mem_mb - 2048) // len(NODES))
+    port = _free_port()
+    nodes = "\n".join(
+        f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={_free_port()} "
+        f"CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN" for n in NODES)
     return f"""ClusterName=ftsweeptest
 SlurmctldHost={host}
 SlurmUser=root
@@ -63,21 +74,21 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
 ReturnToService=2
+SlurmdParameters=config_overrides
 SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
-SlurmdSpoolDir={root}/spool
+SlurmdPidFile={root}/slurmd-%n.pid
+SlurmdSpoolDir={root}/spool/%n
 StateSaveLocation={root}/state
 SlurmctldLogFile={root}/slurmctld.log
-SlurmdLogFile={root}/slurmd.log
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmdLogFile={root}/slurmd-%n.log
+SlurmctldPort={port}
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 MinJobAge=3600
 KillWait=5
-NodeName={host} CPUs={cpus} RealMemory={max(1024, mem_mb - 2048)} State=UNKNOWN
-PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
+{nodes}
+PartitionName=debug Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE State=UP
 """
 
 
@@ -112,7 +123,8 @@ def _ensure_munge() -> None:
 def _daemon(argv: list[str], env: dict[str, str] | None, root: Path) -> None:
     """Run a daemonising command; its output goes to a file, never to a pipe, so a
     child that keeps the descriptors cannot hold us up."""
-    log = root / f"{Path(argv[0]).name}.start.log"
+    node = f"-{argv[argv.index('-N') + 1]}" if "-N" in argv else ""
+    log = root / f"{Path(argv[0]).name}{node}.start.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
                                 env=env, start_new_session=True)
@@ -128,16 +140,18 @@ def _daemon(argv: list[str], env: dict[str, str] | None, root: Path) -> None:
 
 def start(root: Path, timeout: float = 60.0) -> Cluster:
     root.mkdir(parents=True, exist_ok=True)
-    for sub in ("spool", "state"):
-        (root / sub).mkdir(exist_ok=True)
+    for sub in ("state", *(f"spool/{n}" for n in NODES)):
+        (root / sub).mkdir(parents=True, exist_ok=True)
     conf = root / "slurm.conf"
     conf.write_text(_conf(root), encoding="utf-8")
     cluster = Cluster(root, {**os.environ, "SLURM_CONF": str(conf)})
     _ensure_munge()
     try:
-        for daemon in ("slurmctld", "slurmd"):
-            _daemon([daemon, "-f", str(conf)], cluster.env, root)
-            pid_file = root / f"{daemon}.pid"
+        daemons = [("slurmctld", [], "slurmctld.pid")] + [
+            ("slurmd", ["-N", n], f"slurmd-{n}.pid") for n in NODES]
+        for daemon, args, pid_name in daemons:
+            _daemon([daemon, "-f", str(conf), *args], cluster.env, root)
+            pid_file = root / pid_name
             deadline = time.time() + 10
             while not pid_file.exists() and time.time() < deadline:
                 time.sleep(0.1)
@@ -147,8 +161,8 @@ def start(root: Path, timeout: float = 60.0) -> Cluster:
             if cluster.sinfo() == "idle":
                 return cluster
             time.sleep(0.5)
-        raise RuntimeError(f"the Slurm node never became idle; see {root}/slurmctld.log, "
-                           "slurmd.log")
+        raise RuntimeError(f"the Slurm nodes never became idle; see {root}/slurmctld.log, "
+                           "slurmd-*.log")
     except BaseException:
         stop(cluster)
         raise

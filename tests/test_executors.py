@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+from conftest import experiment_yaml
 
+from ftsweep.cli import main
 from ftsweep.config.schema import SlurmOptions
-from ftsweep.launch.executor import Executor, Job
+from ftsweep.launch.executor import MAIN_ADDR, MAIN_PORT, NODE_RANK, Executor, Job
 from ftsweep.launch.local import LocalExecutor
-from ftsweep.launch.slurm import SlurmExecutor
+from ftsweep.launch.slurm import SlurmExecutor, batch_script
 
 # name → (factory, fixtures it needs)
 EXECUTORS = {
@@ -121,3 +125,31 @@ def test_cancel_stops_an_earlier_launchers_job(executor, same_kind, tmp_path):
     same_kind.cancel([j.job_id])
     time.sleep(4.0)
     assert not marker.exists(), "the cancelled job ran to its end"
+
+
+def test_multi_node_settings_are_checked_before_anything_runs(write_exp, tmp_path):
+    bad = write_exp(experiment_yaml("mn", launch="{num_processes: 3, num_machines: 2}"), "a.yaml")
+    assert main(["--workspace", str(tmp_path / "ws"), "validate", str(bad)]) == 2
+    local = write_exp(experiment_yaml("mn", launch="{num_processes: 2, num_machines: 2}"), "b.yaml")
+    assert main(["--workspace", str(tmp_path / "ws"), "launch", str(local)]) == 2
+    assert not (tmp_path / "ws" / "runs").exists()  # refused before any run directory
+
+
+def test_a_multi_node_batch_script_gives_each_node_its_rank_and_the_first_nodes_address(
+        tmp_path):
+    """The script's per-node function, run as srun would run it on node 1."""
+    argv = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))",
+            "--machine_rank", NODE_RANK, "--main_process_ip", MAIN_ADDR,
+            "--main_process_port", MAIN_PORT, "an arg with 'quotes' and $HOME"]
+    job = Job("r1", argv, {}, tmp_path, tmp_path / "worker.log", num_processes=4,
+              num_machines=2)
+    script = batch_script(job, SlurmOptions(gpus_per_run=4))
+    assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=2" in script
+    assert "#SBATCH --ntasks=1" not in script
+    func = next(line for line in script.splitlines() if line.startswith("ftsweep_node()"))
+    out = subprocess.run(["bash", "-c", f"{func}\nftsweep_node"], capture_output=True, text=True,
+                         env={"SLURM_NODEID": "1", "FTSWEEP_MAIN_ADDR": "10.0.0.7",
+                              "FTSWEEP_MAIN_PORT": "20042", "PATH": "/usr/bin:/bin"},
+                         check=True).stdout
+    assert json.loads(out) == ["--machine_rank", "1", "--main_process_ip", "10.0.0.7",
+                               "--main_process_port", "20042", "an arg with 'quotes' and $HOME"]

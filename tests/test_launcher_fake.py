@@ -24,6 +24,7 @@ class FakeExecutor(Executor):
 
     name = "fake"
     detachable = True
+    max_machines = 1
 
     def __init__(self, capacity: int = 2, alive: set[str] | None = None):
         self.capacity = capacity

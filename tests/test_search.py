@@ -57,6 +57,7 @@ class FakeTrainer(Executor):
 
     name = "fake"
     detachable = False
+    max_machines = 1
 
     def __init__(self, capacity: int = 2):
         self.capacity = capacity

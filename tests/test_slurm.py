@@ -168,3 +168,26 @@ def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(slurm_clus
     assert cli(ws, "launch", str(exp2)) == 0
     assert all(rd.result() for rd in Workspace(ws).iter_run_dirs("d"))
     assert all(jobs_named(rd.run_id) == 1 for rd in Workspace(ws).iter_run_dirs("d"))
+
+
+def test_a_run_over_two_nodes_gives_the_metrics_of_ddp_on_one(slurm_cluster, write_exp,
+                                                              tmp_path):
+    """num_machines 2: one job on both nodes of the test cluster, srun starting one
+    `accelerate launch` per node (rank 0 and 1, gloo over 127.0.0.1). CPU DDP is
+    deterministic, so it must give the numbers of 2 processes on one machine."""
+    one_node = "{threads_per_process: 1, num_processes: 2}"
+    two_nodes = ('{executor: slurm, threads_per_process: 1, num_processes: 2, num_machines: 2, '
+                 'slurm: {poll_interval_s: 0.5, time: "10"}}')
+    grid = "matrix:\n  method:\n    - {name: lora, r: 4}\n"
+    local = write_exp(experiment_yaml("mn", matrix=grid, max_steps=6, launch=one_node), "a.yaml")
+    multi = write_exp(experiment_yaml("mn", matrix=grid, max_steps=6, launch=two_nodes), "b.yaml")
+    assert cli(tmp_path / "one", "launch", str(local)) == 0
+    assert cli(tmp_path / "two", "launch", str(multi)) == 0
+    (rd,) = Workspace(tmp_path / "two").iter_run_dirs("mn")
+    script = rd.file("slurm.sh").read_text()
+    assert "#SBATCH --nodes=2" in script and "srun --nodes=2" in script
+    info = job_info(job_id(rd))
+    assert info is not None and info["NumNodes"] == "2"
+    (a,), (b,) = (list(final_evals(tmp_path / w, "mn").values()) for w in ("one", "two"))
+    assert a is not None and a == b
+    assert rd.result()["steps"] == 6

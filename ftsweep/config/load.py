@@ -33,7 +33,9 @@ from ftsweep.search.checks import probe_points, search_checks
 from ftsweep.search.space import parse_space
 
 # Blocks of the resolved config that change what a run computes, hence its run_id.
-HASHED_KEYS = ("model", "data", "training", "eval", "method", "seed", "num_processes")
+# num_machines is in a config only when above 1, so single-node run ids stay as they were.
+HASHED_KEYS = ("model", "data", "training", "eval", "method", "seed", "num_processes",
+               "num_machines")
 RUN_ID_LENGTH = 12  # content_hash's default length, which __post_init__ uses
 _SEED_TOKEN = "\ue000ftsweep seed\ue000"  # a private-use placeholder no config contains
 
@@ -243,6 +245,8 @@ def _resolve_points(
             ok = False
             problems += _pydantic_problems(exc, pos, where, cls.Params)
         cfg["num_processes"] = spec.launch.num_processes
+        if spec.launch.num_machines > 1:
+            cfg["num_machines"] = spec.launch.num_machines
         if ok:
             out.append((point, cfg))
     return out

@@ -186,6 +186,9 @@ class LaunchBlock(Strict):
     # two single-process runs on each GPU.
     gpus_per_run: float | None = Field(None, gt=0)
     num_processes: int = Field(1, ge=1, description="processes per run (DDP when > 1)")
+    # Machines one run spans (an executor that can: slurm). num_processes is the total,
+    # split evenly: num_machines 2 with num_processes 8 is 4 ranks on each of 2 nodes.
+    num_machines: int = Field(1, ge=1, description="nodes per run (multi-node DDP)")
     # Single-process local runs on CPU start from a server that has imported torch /
     # transformers / peft once (a fresh forked process per run): seconds less per run.
     # Never on a CUDA machine: a process forked after CUDA initialisation cannot use it.
@@ -210,6 +213,14 @@ class LaunchBlock(Strict):
         if g is not None and g >= 1 and g < self.num_processes:
             raise ValueError(f"each process needs its own GPU: gpus_per_run {g:g} is less "
                              f"than num_processes {self.num_processes}")
+        m = self.num_machines
+        if m > 1 and self.num_processes % m:
+            raise ValueError(f"num_processes {self.num_processes} (the total over the run's "
+                             f"machines) does not split evenly over num_machines {m}")
+        gpus = self.slurm.gpus_per_run
+        if m > 1 and gpus is not None and gpus % m:
+            raise ValueError(f"slurm.gpus_per_run {gpus} (the run's total) does not split "
+                             f"evenly over num_machines {m}")
         return self
 
 

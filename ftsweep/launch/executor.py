@@ -20,6 +20,8 @@ Contract for implementations (held by tests/test_executors.py, one suite for all
 - ``capacity`` is how many jobs may run at once; the launcher never exceeds it.
 - ``detachable``: whether submitted jobs run on after the launcher exits
   (``launch --detach``): a scheduler's jobs do, a local process group needs its launcher.
+- ``max_machines``: how many machines one job may span (``launch.num_machines``): 1 for
+  an executor that runs a job on this host; a cluster's can start a rank per node.
 - Jobs write only into their run directory; the executor captures their output in
   ``job.log_path``.
 
@@ -34,6 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+# Placeholders in a multi-machine job's argv that the executor fills in on each machine:
+# its rank, and the first machine's address and a port there (launcher.worker_command).
+NODE_RANK, MAIN_ADDR, MAIN_PORT = "{node_rank}", "{main_addr}", "{main_port}"
+
 
 @dataclass
 class Job:
@@ -45,6 +51,7 @@ class Job:
     started_at: float = 0.0
     handle: object = field(default=None, repr=False)
     num_processes: int = 1  # GPUs a run needs: one per process (local GPU slots)
+    num_machines: int = 1  # machines the job spans; num_processes is the total over them
     job_id: str = ""  # set by submit() or given to reattach()
     reason: str = ""  # why the job ended, when the executor knows more than an exit code
 
@@ -52,6 +59,7 @@ class Job:
 class Executor(ABC):
     name: ClassVar[str]
     detachable: ClassVar[bool]
+    max_machines: ClassVar[int]
     capacity: int
 
     @abstractmethod

@@ -24,9 +24,9 @@ from rich.markup import escape
 
 from ftsweep.config.load import Experiment
 from ftsweep.config.schema import LaunchBlock
-from ftsweep.errors import FtsweepError
+from ftsweep.errors import ConfigError, FtsweepError, Problem
 from ftsweep.launch.accel_config import write_accelerate_config
-from ftsweep.launch.executor import Executor, Job, make_executor
+from ftsweep.launch.executor import MAIN_ADDR, MAIN_PORT, NODE_RANK, Executor, Job, make_executor
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
 from ftsweep.plan import Action, PlanItem, plan
@@ -77,11 +77,20 @@ def _cuda() -> bool:
 
 def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: bool,
                    cfg: dict[str, Any] | None = None) -> list[str]:
-    """The `accelerate launch` command line for one run."""
-    n = launch.num_processes
+    """The `accelerate launch` command line for one run.
+
+    A run over several machines gets the placeholders ``NODE_RANK``, ``MAIN_ADDR`` and
+    ``MAIN_PORT`` where each node's launcher needs its own rank and the first node's
+    address; the executor that starts it on every node fills them in.
+    """
+    n, m = launch.num_processes, launch.num_machines
     argv = [sys.executable, "-m", "accelerate.commands.launch", "--quiet",
-            "--num_machines", "1", "--num_processes", str(n),
-            "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+            "--num_machines", str(m), "--num_processes", str(n), "--dynamo_backend", "no"]
+    if m > 1:
+        argv += ["--machine_rank", NODE_RANK, "--main_process_ip", MAIN_ADDR,
+                 "--main_process_port", MAIN_PORT]
+    else:
+        argv += ["--main_process_port", str(_free_port())]
     config_file = None
     if launch.accelerate_config:
         config_file = (base_dir / launch.accelerate_config).resolve()
@@ -209,6 +218,12 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
     started = time.time()
     lb = exp.spec.launch
     executor = executor or make_executor(executor_name or lb.executor, lb, ws.root)
+    if lb.num_machines > executor.max_machines:  # bad input: exit 2, before any run dir
+        raise ConfigError([Problem(
+            ("launch", "num_machines"), f"the {executor.name} executor runs a job on at most "
+            f"{executor.max_machines} machine(s)", value=lb.num_machines, has_value=True,
+            valid="executor: slurm (or --executor slurm) for multi-node runs",
+            file=str(exp.file))])
     if detach:
         _check_detach(exp, executor)
     with ws.lock(wait_s=LOCK_WAIT_S):
@@ -237,7 +252,7 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             job = Job(item.run.run_id,
                       worker_command(item.run_dir.path, lb, base_dir, cuda, item.run.config),
                       env, Path.cwd(), item.run_dir.file(WORKER_LOG),
-                      num_processes=lb.num_processes)
+                      num_processes=lb.num_processes, num_machines=lb.num_machines)
             executor.submit(job)
             if job.job_id:
                 write_job_record(item.run_dir, executor, job)

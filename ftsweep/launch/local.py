@@ -53,6 +53,7 @@ def _parse_job_id(job_id: str) -> tuple[int, str] | None:
 
 class LocalExecutor(Executor):
     name = "local"
+    max_machines = 1  # one host: its processes, its GPUs
     detachable = False  # the launcher schedules local runs; without it nothing would
 
     def __init__(self, capacity: int, gpus: list[int] | None = None, gpus_per_run: float = 1.0,

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ftsweep.config.schema import SlurmOptions
-from ftsweep.launch.executor import Executor, Job, register
+from ftsweep.launch.executor import MAIN_ADDR, MAIN_PORT, NODE_RANK, Executor, Job, register
 from ftsweep.rundir import PREEMPTED
 
 # Slurm job states in which a job still holds (or waits for) its allocation.
@@ -57,14 +57,19 @@ def batch_script(job: Job, opts: SlurmOptions) -> str:
              "#SBATCH --open-mode=append",
              f"#SBATCH --chdir={job.cwd}",
              "#SBATCH --nodes=1",
-             "#SBATCH --ntasks=1",
              f"#SBATCH --time={opts.time}",
              f"#SBATCH --signal=B:USR1@{opts.signal_grace_s}",
              "#SBATCH --requeue"]
+    nodes = job.num_machines
+    if nodes > 1:  # one task per node: each runs accelerate launch for its node's ranks
+        lines += [f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1"]
+    else:
+        lines.append("#SBATCH --ntasks=1")
+    gpus = ("gpus-per-node", opts.gpus_per_run // nodes) if nodes > 1 and opts.gpus_per_run \
+        else ("gpus", opts.gpus_per_run)
     for flag, value in (("partition", opts.partition), ("account", opts.account),
                         ("qos", opts.qos), ("cpus-per-task", opts.cpus_per_task),
-                        ("mem", opts.mem), ("gpus", opts.gpus_per_run),
-                        ("constraint", opts.constraint)):
+                        ("mem", opts.mem), gpus, ("constraint", opts.constraint)):
         if value is not None:
             lines.append(f"#SBATCH --{flag}={value}")
     lines += [f"#SBATCH {extra}" for extra in opts.extra_sbatch]
@@ -78,9 +83,7 @@ def batch_script(job: Job, opts: SlurmOptions) -> str:
         # USR1 is ignored by everything but the worker, which installs its own handler.
         # This shell forwards it to the run's process group, again every 2 s until the
         # worker has checkpointed (it may arrive before the worker's handler exists).
-        "got=0",
-        "trap '' USR1",
-        f"setsid {shlex.join(job.argv)} &",
+        *_command(job),
         "child=$!",
         "trap 'got=1' USR1",
         "while kill -0 $child 2>/dev/null; do",
@@ -96,6 +99,37 @@ def batch_script(job: Job, opts: SlurmOptions) -> str:
         "exit $rc",
     ]
     return "\n".join(line for line in lines if line) + "\n"
+
+
+def _command(job: Job) -> list[str]:
+    """Script lines that start the run in the background as ``$child`` (its own session).
+
+    Several machines: ``srun`` starts one ``accelerate launch`` per node (it forwards
+    USR1 to them); each fills in its node's rank and the first node's address and port
+    (placeholders in the worker command). The run directory must be on a file system
+    every node sees.
+    """
+    lines = ["got=0", "trap '' USR1"]
+    if job.num_machines <= 1:
+        return [*lines, f"setsid {shlex.join(job.argv)} &"]
+    fill = {NODE_RANK: '"$SLURM_NODEID"', MAIN_ADDR: '"$FTSWEEP_MAIN_ADDR"',
+            MAIN_PORT: '"$FTSWEEP_MAIN_PORT"'}
+    argv = " ".join(fill.get(a, shlex.quote(a)) for a in job.argv)
+    return [
+        'first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
+        # the address Slurm reaches the node at (its name, unless NodeAddr says otherwise)
+        'FTSWEEP_MAIN_ADDR=$(scontrol show node -o "$first" | grep -o "NodeAddr=[^ ]*" '
+        '| cut -d= -f2)',
+        'FTSWEEP_MAIN_ADDR=${FTSWEEP_MAIN_ADDR:-$first}',
+        # a port that differs between jobs sharing a first node
+        "FTSWEEP_MAIN_PORT=$((20000 + SLURM_JOB_ID % 20000))",
+        "export FTSWEEP_MAIN_ADDR FTSWEEP_MAIN_PORT",
+        f"ftsweep_node() {{ exec {argv}; }}",
+        "export -f ftsweep_node",
+        *lines,
+        f"setsid srun --nodes={job.num_machines} --ntasks-per-node=1 --kill-on-bad-exit=1 "
+        "bash -c ftsweep_node &",
+    ]
 
 
 def job_info(job_id: str) -> dict[str, str] | None:
@@ -115,6 +149,7 @@ def job_info(job_id: str) -> dict[str, str] | None:
 
 class SlurmExecutor(Executor):
     name = "slurm"
+    max_machines = 1 << 16  # srun starts one launcher per node of the allocation
     detachable = True  # Slurm runs its jobs whether or not ftsweep waits for them
 
     def __init__(self, options: SlurmOptions, capacity: int = DEFAULT_CAPACITY):
