@@ -100,5 +100,7 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             RunState.PENDING: Action.RELAUNCH,
             RunState.RUNNING: Action.BUSY,
         }[state]
+        if action == Action.SKIP and state == RunState.FAILED and rd.corrupt_result():
+            action = Action.RELAUNCH  # its result.json is unreadable: no decision to respect
         items.append(PlanItem(run, str(state), action, rd))
     return items

@@ -27,6 +27,7 @@ from ftsweep.config.schema import LaunchBlock
 from ftsweep.errors import FtsweepError
 from ftsweep.launch.accel_config import write_accelerate_config
 from ftsweep.launch.executor import Executor, Job, make_executor
+from ftsweep.launch.exits import exit_cause
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
 from ftsweep.plan import Action, PlanItem, plan
@@ -79,7 +80,9 @@ def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: boo
                    cfg: dict[str, Any] | None = None) -> list[str]:
     """The `accelerate launch` command line for one run."""
     n = launch.num_processes
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--quiet",
+    # No --quiet: with it, `accelerate launch` turns a worker killed by a signal into a
+    # bare exit 1; without it, the signal is named in worker.log (launch/exits.py).
+    argv = [sys.executable, "-m", "accelerate.commands.launch",
             "--num_machines", "1", "--num_processes", str(n),
             "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
     config_file = None
@@ -159,7 +162,7 @@ def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
     A result.json means the worker finished everything (it is written last); a non-zero
     exit after it (a DDP rank failing at teardown) is noted in the log, not a failure.
     """
-    if rd.file("result.json").exists():
+    if rd.result() is not None:  # a corrupt one is a failure (rd.failure() says why)
         if rc != 0:
             with open(rd.file(WORKER_LOG), "a", encoding="utf-8") as fh:
                 fh.write(f"ftsweep: exit code {rc} after the result was written; kept\n")
@@ -169,8 +172,7 @@ def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
         return RunState.PRUNED
     tail = _log_tail(rd)
     if failure is None:
-        cause = (f"worker exited with code {rc}" if rc != 0
-                 else "worker exited without writing a result")
+        cause = exit_cause(rc, tail)
         if reason:
             cause += f" ({reason})"
         rd.write_failure(cause, tail)

@@ -1,0 +1,74 @@
+"""Failures that explain themselves (issue 8, items 12-17): killed workers, corrupt results,
+damaged stores, a full disk, retries, a busy workspace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from conftest import experiment_yaml
+from test_launcher_fake import MATRIX, FakeExecutor
+
+from ftsweep.config.load import load_experiment
+from ftsweep.config.schema import LaunchBlock
+from ftsweep.launch.exits import exit_cause, signal_in_log, signal_of
+from ftsweep.launch.launcher import launch, worker_command
+from ftsweep.plan import Action, plan
+from ftsweep.rundir import RESULT, RunState
+from ftsweep.store import status_rows
+from ftsweep.workspace import Workspace
+
+# -- item 14: a worker killed by a signal is named, not "exit code 1" -----------------
+
+
+def test_exit_statuses_that_stand_for_signals_are_named() -> None:
+    assert signal_of(-9) == signal.SIGKILL and signal_of(137) == signal.SIGKILL
+    assert signal_of(-11) == signal.SIGSEGV and signal_of(1) is None and signal_of(0) is None
+    assert "SIGKILL" in exit_cause(-9) and "likely the out-of-memory killer" in exit_cause(-9)
+    assert "SIGSEGV" in exit_cause(139) and "out-of-memory" not in exit_cause(139)
+    assert exit_cause(3) == "worker exited with code 3"
+    # `accelerate launch` exits 1; the signal is only in its output.
+    called = "CalledProcessError: Command '[...]' died with <Signals.SIGKILL: 9>."
+    assert "SIGKILL" in exit_cause(1, called)
+    elastic = "exitcode  : -11 (pid: 123)\n"
+    assert signal_in_log(elastic) == signal.SIGSEGV
+    assert exit_cause(1, "Traceback ... ValueError: bad") == "worker exited with code 1"
+
+
+def test_a_worker_killed_under_accelerate_launch_is_reported_with_its_signal(tmp_path: Path) -> None:
+    """The real `accelerate launch` the launcher uses, around a process that is SIGKILLed."""
+    suicide = tmp_path / "die.py"
+    suicide.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    argv = worker_command(tmp_path, LaunchBlock(), tmp_path, cuda=False)
+    argv = argv[: argv.index("-m", 3)] + [str(suicide)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert out.returncode != 0
+    cause = exit_cause(out.returncode, out.stdout + out.stderr)
+    assert "SIGKILL" in cause and "out-of-memory" in cause, (out.returncode, out.stderr[-2000:])
+
+
+# -- item 15: a corrupt result.json is a failed run that relaunch trains again --------
+
+
+def test_corrupt_result_is_failed_and_relaunch_retrains_it_keeping_the_file(write_exp, tmp_path):
+    exp = load_experiment(write_exp(experiment_yaml("c", matrix=MATRIX)))
+    ws = Workspace(tmp_path / "ws")
+    assert launch(exp, ws, executor=FakeExecutor()).exit_code == 0
+    victim = ws.run_dir("c", exp.runs[0].run_id)
+    victim.file(RESULT).write_text('{"final_eval": {"exact_ma')  # torn
+    assert victim.read_state() == RunState.FAILED
+    row = next(r for r in status_rows(ws, "c") if r["run_id"] == victim.run_id)
+    assert row["status"] == "failed" and "result.json is corrupt" in row["failure_cause"]
+    actions = {i.run.run_id: i.action for i in plan(exp, ws)}
+    assert actions[victim.run_id] == Action.RELAUNCH  # no --retry-failed needed
+    assert sum(a == Action.SKIP for a in actions.values()) == len(actions) - 1
+
+    ex = FakeExecutor()
+    summary = launch(exp, ws, executor=ex)
+    assert ex.submitted == [victim.run_id] and summary.exit_code == 0
+    assert victim.read_state() == RunState.COMPLETE
+    kept = victim.file("attempt-0") / RESULT
+    assert kept.read_text() == '{"final_eval": {"exact_ma'
