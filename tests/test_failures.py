@@ -3,6 +3,7 @@ damaged stores, a full disk, retries, a busy workspace."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from ftsweep.config.schema import LaunchBlock
 from ftsweep.launch.exits import exit_cause, signal_in_log, signal_of
 from ftsweep.launch.launcher import launch, worker_command
 from ftsweep.plan import Action, plan
-from ftsweep.rundir import RESULT, RunState
+from ftsweep.rundir import RESULT, RunDir, RunState
 from ftsweep.store import status_rows
 from ftsweep.workspace import Workspace
 
@@ -72,3 +73,84 @@ def test_corrupt_result_is_failed_and_relaunch_retrains_it_keeping_the_file(writ
     assert victim.read_state() == RunState.COMPLETE
     kept = victim.file("attempt-0") / RESULT
     assert kept.read_text() == '{"final_eval": {"exact_ma'
+
+
+# -- item 16: a killed worker is retried from its checkpoint; retrying keeps checkpoints
+
+
+class KillingExecutor(FakeExecutor):
+    """Like FakeExecutor, but a run's first attempts end with the given exit statuses,
+    after leaving a checkpoint behind (a worker killed mid-training)."""
+
+    def __init__(self, deaths: dict[str, list[int]], own_failure: bool = False):
+        super().__init__(capacity=1)
+        self.deaths = deaths
+        self.own_failure = own_failure
+        self.had_checkpoint: list[bool] = []  # per submit: was the checkpoint still there
+
+    def submit(self, job):
+        ckpt = RunDir(job.log_path.parent).file("checkpoints") / "checkpoint-3"
+        self.had_checkpoint.append((ckpt / "trainer_state.json").is_file())
+        super().submit(job)
+
+    def poll(self):
+        done = []
+        for job in list(self.jobs):
+            codes = self.deaths.get(job.run_id)
+            if not codes:
+                continue
+            rd = RunDir(job.log_path.parent)
+            ckpt = rd.file("checkpoints") / "checkpoint-3"
+            ckpt.mkdir(parents=True, exist_ok=True)
+            (ckpt / "trainer_state.json").write_text("{}")
+            if self.own_failure:
+                rd.write_failure("ValueError: the worker's own error", "Traceback ...")
+            self.jobs.remove(job)
+            done.append((job, codes.pop(0)))
+        return done + super().poll()
+
+
+ONE_RUN = "matrix:\n  method:\n    - {name: lora, r: [4], training.lr: [1.0e-3]}\n"
+
+
+def _one_run(write_exp, launch_block: str):
+    exp = load_experiment(write_exp(experiment_yaml("k", matrix=ONE_RUN, launch=launch_block)))
+    return exp, exp.runs[0].run_id
+
+
+def test_a_killed_worker_is_retried_from_its_checkpoint(write_exp, tmp_path, capsys):
+    exp, run_id = _one_run(write_exp, "{retry_backoff_s: 0}")
+    assert exp.spec.launch.max_retries == 1  # the default
+    ws = Workspace(tmp_path / "ws")
+    ex = KillingExecutor({run_id: [-9]})
+    summary = launch(exp, ws, executor=ex)
+    assert summary.exit_code == 0 and summary.complete == [run_id]
+    assert ex.submitted == [run_id, run_id] and ex.had_checkpoint == [False, True]
+    rd = ws.run_dir("k", run_id)
+    kept = json.loads((rd.file("attempt-0") / "failure.json").read_text())
+    assert "SIGKILL" in kept["cause"] and kept["retryable"] is True
+    assert "retry 1 of 1" in capsys.readouterr().out
+
+
+def test_retries_stop_at_max_retries_and_retry_failed_keeps_the_checkpoint(write_exp, tmp_path):
+    exp, run_id = _one_run(write_exp, "{retry_backoff_s: 0, max_retries: 1}")
+    ws = Workspace(tmp_path / "ws")
+    ex = KillingExecutor({run_id: [-9, -11]})
+    summary = launch(exp, ws, executor=ex)
+    assert summary.failed == [run_id] and len(ex.submitted) == 2
+    assert "SIGSEGV" in ws.run_dir("k", run_id).failure()["cause"]
+    ex = KillingExecutor({})
+    summary = launch(exp, ws, retry_failed=True, executor=ex)
+    assert summary.exit_code == 0 and ex.had_checkpoint == [True]
+
+
+def test_own_failures_and_stop_requests_are_not_retried(write_exp, tmp_path):
+    exp, run_id = _one_run(write_exp, "{retry_backoff_s: 0, max_retries: 3}")
+    ws = Workspace(tmp_path / "ws")
+    ex = KillingExecutor({run_id: [1]}, own_failure=True)
+    assert launch(exp, ws, executor=ex).failed == [run_id] and len(ex.submitted) == 1
+    exp, run_id = _one_run(write_exp, "{retry_backoff_s: 0, max_retries: 3}")
+    ws = Workspace(tmp_path / "ws2")
+    ex = KillingExecutor({run_id: [-int(signal.SIGTERM)]})
+    assert launch(exp, ws, executor=ex).failed == [run_id] and len(ex.submitted) == 1
+    assert ws.run_dir("k", run_id).failure()["retryable"] is False

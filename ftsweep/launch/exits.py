@@ -68,3 +68,22 @@ def exit_cause(rc: int, log_tail: str = "") -> str:
     if sig is not None:
         return f"worker {describe_signal(sig)}"
     return f"worker exited with code {rc}"
+
+
+# Signals that ask a process to stop: someone (ftsweep cancel, Ctrl-C, a closed
+# terminal, a scheduler) wanted the run to end, so a retry would undo their decision.
+_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+                           signal.SIGUSR1, signal.SIGUSR2})
+# What a scheduler reports when the machine, not the run, failed.
+_INVOLUNTARY_REASONS = ("OUT_OF_MEMORY", "NODE_FAIL")
+
+
+def killed_involuntarily(rc: int, log_tail: str = "", reason: str = "") -> bool:
+    """Whether a worker that left neither result nor failure of its own died of something
+    a retry may not meet again (a kill, a crash, a lost node), not of a stop request."""
+    if any(word in reason for word in _INVOLUNTARY_REASONS):
+        return True
+    if "CANCELLED" in reason:
+        return False
+    sig = signal_of(rc) or (signal_in_log(log_tail) if rc == 1 else None)
+    return sig is not None and sig not in _STOP_SIGNALS

@@ -27,9 +27,10 @@ from ftsweep.config.schema import LaunchBlock
 from ftsweep.errors import FtsweepError
 from ftsweep.launch.accel_config import write_accelerate_config
 from ftsweep.launch.executor import Executor, Job, make_executor
-from ftsweep.launch.exits import exit_cause
+from ftsweep.launch.exits import exit_cause, killed_involuntarily
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
+from ftsweep.launch.retry import RetryPolicy
 from ftsweep.plan import Action, PlanItem, plan
 from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
 from ftsweep.store import Store
@@ -142,6 +143,14 @@ def _warn_ingest(console: Any, stats: Any) -> None:
         (console or _stderr()).print(f"[yellow]store:[/] {escape(str(problem))}")
 
 
+def _ingest(ws: Workspace, run_dirs: list[RunDir], search: Any, console: Any) -> None:
+    """Bring the store up to date with these run directories (and the search's trials)."""
+    with Store.writer(ws) as store:
+        _warn_ingest(console, store.ingest_runs(run_dirs))
+        if search:
+            search.publish(store)
+
+
 def _stderr() -> Any:
     from rich.console import Console
 
@@ -175,7 +184,7 @@ def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
         cause = exit_cause(rc, tail)
         if reason:
             cause += f" ({reason})"
-        rd.write_failure(cause, tail)
+        rd.write_failure(cause, tail, retryable=killed_involuntarily(rc, tail, reason))
     elif not failure.get("log_tail"):
         rd.write_failure(failure["cause"], tail)
     return RunState.FAILED
@@ -252,11 +261,14 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             summary.wall_s = time.time() - started
             return summary
         search = None  # started once the grid's runs are done, so warm_start sees them
+        retry = RetryPolicy(lb.max_retries, lb.retry_backoff_s)
         with LiveView(console, items, summary) as view:
             for run_id in adopted:
                 view.started(by_id[run_id])
             try:
-                while queue or executor.running() or _search_left(exp, search):
+                while queue or executor.running() or retry.waiting() \
+                        or _search_left(exp, search):
+                    queue[:0] = retry.due()
                     if search is None and exp.spec.search and not queue and not executor.running():
                         search = _search_driver(exp, ws, executor.capacity, retry_failed)
                     while executor.running() < executor.capacity:
@@ -268,14 +280,18 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         item = by_id[job.run_id]
                         _record_process(item.run_dir, job, rc)
                         state = _settle(item.run_dir, rc, job.reason)
+                        if state == RunState.FAILED and not search:
+                            delay = retry.consider(item, item.run_dir.failure())
+                            if delay is not None:
+                                view.retrying(item, retry.retries[item.run.run_id],
+                                              lb.max_retries, delay)
+                                _ingest(ws, [item.run_dir], None, console)
+                                continue
                         {RunState.COMPLETE: summary.complete,
                          RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(job.run_id)
                         if search:
                             search.finished(job.run_id, state)
-                        with Store.writer(ws) as store:
-                            store.ingest_runs([item.run_dir])
-                            if search:
-                                search.publish(store)
+                        _ingest(ws, [item.run_dir], search, console)
                         view.finished(item, state)
                     if search:
                         search.serve()
@@ -284,9 +300,10 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                             raise RuntimeError("search stalled: trials are active but none of "
                                                "their runs can start (a bug; please report)")
                     view.refresh()
-                    time.sleep(0.3 if executor.running() else 0.0)
+                    time.sleep(0.3 if executor.running() or retry.waiting() else 0.0)
             except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (see _stop_on_signals), any error
                 executor.cancel_all()  # no orphaned workers: their runs show as lost
+                retry.cancel()  # their failure.json stays: --retry-failed resumes them
                 raise
             finally:
                 with Store.writer(ws) as store:
