@@ -146,6 +146,12 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if summary.failed:
         console.print(f"[red]failed runs:[/] {', '.join(summary.failed)} "
                       "(see `ftsweep status` and the run's worker.log)")
+    if summary.lost:
+        console.print(f"[yellow]{len(summary.lost)} run(s) ended but could not be recorded:[/] "
+                      + ", ".join(summary.lost) + " (`ftsweep launch` again resumes them)")
+    if summary.store_problem:
+        err_console.print(f"[red]the store is behind the run directories:[/] "
+                          f"{escape(summary.store_problem)}", highlight=False)
     if summary.still_failed:
         console.print(f"[yellow]{len(summary.still_failed)} run(s) failed earlier and were not "
                       "retried:[/] " + ", ".join(summary.still_failed) + " (use --retry-failed)")

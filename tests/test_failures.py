@@ -12,13 +12,14 @@ from pathlib import Path
 from conftest import experiment_yaml
 from test_launcher_fake import MATRIX, FakeExecutor
 
+from ftsweep.cli import main as cli_main
 from ftsweep.config.load import load_experiment
 from ftsweep.config.schema import LaunchBlock
 from ftsweep.launch.exits import exit_cause, signal_in_log, signal_of
 from ftsweep.launch.launcher import launch, worker_command
 from ftsweep.plan import Action, plan
 from ftsweep.rundir import RESULT, RunDir, RunState
-from ftsweep.store import status_rows
+from ftsweep.store import run_query, status_rows
 from ftsweep.workspace import Workspace
 
 # -- item 14: a worker killed by a signal is named, not "exit code 1" -----------------
@@ -154,3 +155,99 @@ def test_own_failures_and_stop_requests_are_not_retried(write_exp, tmp_path):
     ex = KillingExecutor({run_id: [-int(signal.SIGTERM)]})
     assert launch(exp, ws, executor=ex).failed == [run_id] and len(ex.submitted) == 1
     assert ws.run_dir("k", run_id).failure()["retryable"] is False
+
+
+# -- item 12: a damaged store: launch sets it aside and rebuilds; readers say how -----
+
+
+def _swept(write_exp, tmp_path, name: str = "d"):
+    exp = load_experiment(write_exp(experiment_yaml(name, matrix=MATRIX)))
+    ws = Workspace(tmp_path / "ws")
+    assert launch(exp, ws, executor=FakeExecutor()).exit_code == 0
+    return exp, ws
+
+
+def test_launch_moves_a_damaged_store_aside_and_rebuilds_it(write_exp, tmp_path, capsys):
+    exp, ws = _swept(write_exp, tmp_path)
+    garbage = b"not a database at all\n" * 100
+    ws.store_path.write_bytes(garbage)
+    capsys.readouterr()
+    summary = launch(exp, ws, executor=FakeExecutor())
+    assert summary.exit_code == 0
+    said = " ".join(" ".join(capsys.readouterr()).split())  # rich wraps lines
+    assert "damaged" in said and "rebuilt it from the run directories" in said
+    (aside,) = ws.root.glob("store.damaged-*.duckdb")
+    assert aside.read_bytes() == garbage  # kept for inspection
+    assert run_query(ws, "select count(*) from runs")[1] == [(4,)]
+
+
+def test_readers_say_the_store_is_damaged_and_how_to_rebuild(write_exp, tmp_path, capsys):
+    exp, ws = _swept(write_exp, tmp_path)
+    ws.store_path.write_bytes(b"\0" * 4096)
+    Path(os.path.realpath(ws.snapshot_path)).write_bytes(b"garbage" * 100)
+    capsys.readouterr()
+    for argv in (["query", "select count(*) from runs"], ["report"]):
+        assert cli_main(["--workspace", str(ws.root), *argv]) == 2
+        err = capsys.readouterr().err
+        assert "damaged" in err and "ftsweep ingest --rebuild" in err
+        assert "Traceback" not in err
+    assert cli_main(["--workspace", str(ws.root), "status"]) == 0  # run directories only
+    assert cli_main(["--workspace", str(ws.root), "ingest", "--rebuild"]) == 0
+    assert run_query(ws, "select count(*) from runs")[1] == [(4,)]
+
+
+# -- item 13: a full disk: the launcher survives, names it, keeps what it wrote --------
+
+
+def test_a_full_disk_is_named_survived_and_a_relaunch_catches_up(write_exp, tmp_path,
+                                                                  monkeypatch, capsys):
+    import duckdb
+
+    from ftsweep.store import ingest as ingest_mod
+
+    exp = load_experiment(write_exp(experiment_yaml("f", matrix=MATRIX)))
+    ws = Workspace(tmp_path / "ws")
+    real = ingest_mod._apply_batch
+    full = {"on": True}
+
+    def apply_batch(con, *args, **kwargs):
+        if full["on"]:
+            # What DuckDB does on ENOSPC: the transaction is already gone, so our
+            # ROLLBACK fails with "cannot rollback", which used to hide the cause.
+            con.execute("ROLLBACK")
+            raise duckdb.IOException('IO Error: Could not write file "store.duckdb.wal": '
+                                     "No space left on device")
+        return real(con, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_mod, "_apply_batch", apply_batch)
+    summary = launch(exp, ws, executor=FakeExecutor())
+    assert len(summary.complete) == 4 and summary.exit_code == 1
+    assert summary.store_problem and "No space left on device" in summary.store_problem
+    out = " ".join(" ".join(capsys.readouterr()).split())
+    assert "disk full" in out and "cannot rollback" not in out
+    assert all(ws.run_dir("f", r.run_id).read_state() == RunState.COMPLETE for r in exp.runs)
+
+    full["on"] = False  # space freed
+    ex = FakeExecutor()
+    summary = launch(exp, ws, executor=ex)
+    assert summary.exit_code == 0 and ex.submitted == []
+    assert run_query(ws, "select count(*) from runs where status = 'complete'")[1] == [(4,)]
+
+
+def test_a_full_disk_while_recording_a_run_leaves_it_lost_for_the_next_launch(
+        write_exp, tmp_path, monkeypatch):
+    import errno
+
+    from ftsweep.launch import launcher as launcher_mod
+
+    exp = load_experiment(write_exp(experiment_yaml("g", matrix=ONE_RUN)))
+    ws = Workspace(tmp_path / "ws")
+
+    def no_room(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(launcher_mod, "_record_process", no_room)
+    summary = launch(exp, ws, executor=KillingExecutor({exp.runs[0].run_id: [-9]}))
+    assert summary.lost == [exp.runs[0].run_id] and summary.exit_code == 1
+    monkeypatch.undo()
+    assert launch(exp, ws, executor=FakeExecutor()).exit_code == 0

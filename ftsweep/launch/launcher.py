@@ -31,9 +31,10 @@ from ftsweep.launch.exits import exit_cause, killed_involuntarily
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
 from ftsweep.launch.retry import RetryPolicy
+from ftsweep.launch.storekeeper import StoreKeeper
 from ftsweep.plan import Action, PlanItem, plan
 from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
-from ftsweep.store import Store
+from ftsweep.store import no_space
 from ftsweep.workspace import Workspace
 
 LOG_TAIL_CHARS = 4000
@@ -58,11 +59,16 @@ class LaunchSummary:
     # Submitted with --detach: running under the scheduler, not finished.
     detached: list[str] = field(default_factory=list)
     trials: int = 0  # search trials finished in this launch
+    # Ended, but the outcome could not be written (a full disk): the next launch resumes.
+    lost: list[str] = field(default_factory=list)
+    # Why the store is behind the run directories (a full disk), if it is.
+    store_problem: str | None = None
 
     @property
     def exit_code(self) -> int:
-        """0 only when every run of the experiment is complete."""
-        return 1 if self.failed or self.still_failed or self.busy else 0
+        """0 only when every run of the experiment is complete and in the store."""
+        return 1 if (self.failed or self.still_failed or self.busy or self.lost
+                     or self.store_problem) else 0
 
 
 def _free_port() -> int:
@@ -137,20 +143,6 @@ def _log_tail(rd: RunDir) -> str:
         return fh.read().decode("utf-8", errors="replace")
 
 
-def _warn_ingest(console: Any, stats: Any) -> None:
-    """Run directories the store could not read are reported, never silently skipped."""
-    for problem in getattr(stats, "problems", [])[:20]:
-        (console or _stderr()).print(f"[yellow]store:[/] {escape(str(problem))}")
-
-
-def _ingest(ws: Workspace, run_dirs: list[RunDir], search: Any, console: Any) -> None:
-    """Bring the store up to date with these run directories (and the search's trials)."""
-    with Store.writer(ws) as store:
-        _warn_ingest(console, store.ingest_runs(run_dirs))
-        if search:
-            search.publish(store)
-
-
 def _stderr() -> Any:
     from rich.console import Console
 
@@ -163,6 +155,19 @@ def _record_process(rd: RunDir, job: Job, rc: int) -> None:
         "submitted_at": job.started_at, "exited_at": now, "returncode": rc,
         "process_wall_s": now - job.started_at, "argv": job.argv,
     })
+
+
+def _outcome(rd: RunDir, job: Job, rc: int, keeper: StoreKeeper) -> RunState:
+    """Record how a process group ended; with the disk full the run is left lost (its
+    directory untouched: the next launch resumes it) instead of stopping the sweep."""
+    try:
+        _record_process(rd, job, rc)
+        return _settle(rd, rc, job.reason)
+    except OSError as exc:
+        if not no_space(exc):
+            raise
+        keeper.disk_full(exc, f"recording how run {rd.run_id} ended")
+        return RunState.LOST
 
 
 def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
@@ -225,8 +230,8 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
     with ws.lock(wait_s=LOCK_WAIT_S):
         items = plan(exp, ws, retry_failed)
         summary = LaunchSummary(total=len(items))
-        with Store.writer(ws) as store:
-            _warn_ingest(console, store.ingest_all(exp.spec.experiment))
+        keeper = StoreKeeper(ws, exp.spec.experiment, console)
+        keeper.start()
         cuda = _cuda()
         local_model = Path(exp.paths["model"]).is_dir() if exp.paths else True
         env = worker_env(lb, offline=local_model and exp.spec.data.hub is None,
@@ -278,20 +283,19 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         submit(nxt, view)
                     for job, rc in executor.poll():
                         item = by_id[job.run_id]
-                        _record_process(item.run_dir, job, rc)
-                        state = _settle(item.run_dir, rc, job.reason)
+                        state = _outcome(item.run_dir, job, rc, keeper)
                         if state == RunState.FAILED and not search:
                             delay = retry.consider(item, item.run_dir.failure())
                             if delay is not None:
                                 view.retrying(item, retry.retries[item.run.run_id],
                                               lb.max_retries, delay)
-                                _ingest(ws, [item.run_dir], None, console)
+                                keeper.ingest([item.run_dir])
                                 continue
-                        {RunState.COMPLETE: summary.complete,
+                        {RunState.COMPLETE: summary.complete, RunState.LOST: summary.lost,
                          RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(job.run_id)
                         if search:
                             search.finished(job.run_id, state)
-                        _ingest(ws, [item.run_dir], search, console)
+                        keeper.ingest([item.run_dir], search)
                         view.finished(item, state)
                     if search:
                         search.serve()
@@ -306,10 +310,8 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                 retry.cancel()  # their failure.json stays: --retry-failed resumes them
                 raise
             finally:
-                with Store.writer(ws) as store:
-                    store.ingest_all(exp.spec.experiment)
-                    if search:
-                        search.publish(store)
+                keeper.ingest(None, search)
+        summary.store_problem = keeper.problem
         if search:
             summary.total += len(search.trained)
             summary.trials = search.told

@@ -59,7 +59,8 @@ class LiveView:
         self.running.pop(item.run.run_id, None)
         if not self._live:
             mark = {RunState.COMPLETE: "[green]done[/]  ",
-                    RunState.PRUNED: "[yellow]pruned[/]"}.get(state, "[red]failed[/]")
+                    RunState.PRUNED: "[yellow]pruned[/]",
+                    RunState.LOST: "[yellow]lost[/]  "}.get(state, "[red]failed[/]")
             extra = ""
             if state != RunState.COMPLETE:
                 failure = item.run_dir.failure() or {}
