@@ -132,7 +132,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     exp = _load(args.file)
     summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console,
-                     executor_name=args.executor, detach=args.detach)
+                     executor_name=args.executor, detach=args.detach, lock_wait_s=args.wait)
     if args.detach:
         console.print(f"{len(summary.detached)} run(s) submitted, {summary.skipped} skipped; "
                       "`ftsweep status` shows them, `ftsweep launch` again reattaches")
@@ -385,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="where runs execute (default: the file's launch.executor)")
             sp.add_argument("--detach", action="store_true",
                             help="submit the runs and return (slurm); launch again to reattach")
+            wait = sp.add_mutually_exclusive_group()
+            wait.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                              help="how long to wait for a workspace another process holds "
+                                   "(default 60: a reader refreshing the store holds it briefly)")
+            wait.add_argument("--no-wait", dest="wait", action="store_const", const=0.0,
+                              help="fail at once if another process holds the workspace")
     sp = add("cancel", cmd_cancel)
     sp.add_argument("experiment", help="the experiment whose jobs to cancel")
     sp = add("status", cmd_status)

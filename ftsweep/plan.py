@@ -7,10 +7,8 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 
-import psutil
-
 from ftsweep.config.load import Experiment, RunSpec
-from ftsweep.rundir import SPEC, RunDir, RunState
+from ftsweep.rundir import SPEC, RunDir, RunState, pid_alive
 from ftsweep.workspace import Workspace, safe_name
 
 
@@ -50,17 +48,11 @@ class PlanItem:
 
 
 def _alive_here(hb: dict | None) -> bool:
-    """A fresh heartbeat from a process that still exists on this host."""
+    """A heartbeat from a process that still exists on this host (or from another host,
+    whose processes we cannot see: then its freshness decides)."""
     if not hb or hb.get("host") != socket.gethostname():
-        return bool(hb)  # another host's heartbeat: trust its freshness
-    try:
-        proc = psutil.Process(int(hb["pid"]))
-        # A killed worker whose parent died too can linger as a zombie until reaped.
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, KeyError, ValueError):
-        return False
-    except psutil.AccessDenied:
-        return True
+        return bool(hb)
+    return "pid" in hb and pid_alive(hb["pid"])
 
 
 def _with_spec(exp_dir: Path) -> set[str]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -58,8 +59,11 @@ PREEMPTED = "preempted.json"
 INTERMEDIATE = "intermediate.jsonl"
 DECISIONS = "decisions.jsonl"
 
-# A heartbeat older than this means the worker is gone (killed, OOM, machine lost).
+# A heartbeat older than this means the worker is gone (killed, OOM, machine lost),
+# unless the heartbeat carries the experiment's own limit (stale_after_s).
 HEARTBEAT_STALE_S = 60.0
+# How the launcher tells the worker its experiment's launch.heartbeat_timeout_s.
+STALE_AFTER_ENV = "FTSWEEP_HEARTBEAT_TIMEOUT_S"
 
 
 class RunState(StrEnum):
@@ -195,8 +199,11 @@ class RunDir:
         return read_jsonl(self.file(EVALS))
 
     def read_state(
-        self, now: float | None = None, stale_after: float = HEARTBEAT_STALE_S
+        self, now: float | None = None, stale_after: float | None = None
     ) -> RunState:
+        """The run's state from its files. A heartbeat is stale after ``stale_after``
+        seconds (default: the limit the heartbeat carries, else HEARTBEAT_STALE_S); one
+        whose worker pid is on this host and gone is lost at once."""
         if self.file(RESULT).exists() and self.corrupt_result() is None:
             return RunState.COMPLETE
         failure = self.failure()
@@ -206,8 +213,12 @@ class RunDir:
         if hb is None:
             return RunState.PENDING
         now = time.time() if now is None else now
+        if stale_after is None:
+            stale_after = _float(hb.get("stale_after_s")) or HEARTBEAT_STALE_S
         if now - float(hb.get("time", 0.0)) > stale_after:
             return RunState.LOST
+        if hb.get("host") == socket.gethostname() and not pid_alive(hb.get("pid")):
+            return RunState.LOST  # its worker is gone: no need to wait for the limit
         return RunState.RUNNING
 
     def write_failure(self, cause: str, log_tail: str = "", pruned: bool = False,
@@ -252,6 +263,33 @@ class RunDir:
             keep.mkdir()
             for n in old:
                 os.replace(self.file(n), keep / n)
+
+
+def _float(x: Any) -> float | None:
+    try:
+        return float(x) if x is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether a process of this host with this pid exists and is not a zombie (a killed
+    worker whose parent has not reaped it still answers signal 0). Unknown → alive."""
+    try:
+        pid = int(pid)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except (TypeError, ValueError, OverflowError, OSError):
+        return True  # no usable pid: leave it to the heartbeat's age
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # "pid (comm) S ...": the state follows the last ")" (comm may hold one)
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): signal 0 is all we know
 
 
 def finite_or_none(x: float | None) -> float | None:

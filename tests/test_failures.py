@@ -238,7 +238,7 @@ def test_a_full_disk_while_recording_a_run_leaves_it_lost_for_the_next_launch(
         write_exp, tmp_path, monkeypatch):
     import errno
 
-    from ftsweep.launch import launcher as launcher_mod
+    from ftsweep.launch import settle as settle_mod
 
     exp = load_experiment(write_exp(experiment_yaml("g", matrix=ONE_RUN)))
     ws = Workspace(tmp_path / "ws")
@@ -246,8 +246,81 @@ def test_a_full_disk_while_recording_a_run_leaves_it_lost_for_the_next_launch(
     def no_room(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(launcher_mod, "_record_process", no_room)
+    monkeypatch.setattr(settle_mod, "_record_process", no_room)
     summary = launch(exp, ws, executor=KillingExecutor({exp.runs[0].run_id: [-9]}))
     assert summary.lost == [exp.runs[0].run_id] and summary.exit_code == 1
     monkeypatch.undo()
     assert launch(exp, ws, executor=FakeExecutor()).exit_code == 0
+
+
+# -- item 17: a busy workspace says whom it waits for; status sees a dead worker at once
+
+
+def test_launch_on_a_busy_workspace_says_at_once_whom_it_waits_for(write_exp, tmp_path, capsys):
+    import socket
+    import time
+
+    import pytest
+    from test_workspace import _hold_lock_in_child
+
+    from ftsweep.workspace import WorkspaceLocked
+
+    exp = load_experiment(write_exp(experiment_yaml("b", matrix=ONE_RUN)))
+    ws = Workspace(tmp_path / "ws")
+    child = _hold_lock_in_child(ws.root)
+    try:
+        holder = ws.lock_holder()
+        assert holder and holder["pid"] == child.pid and holder["host"] == socket.gethostname()
+        assert abs(holder["since"] - time.time()) < 60 and holder["command"]
+        capsys.readouterr()
+        with pytest.raises(WorkspaceLocked, match=rf"pid {child.pid} on .* since "):
+            launch(exp, ws, executor=FakeExecutor(), lock_wait_s=0.5)
+        said = " ".join(" ".join(capsys.readouterr()).split())
+        assert "waiting up to 0.5 s for the workspace lock" in said and str(child.pid) in said
+        t0 = time.monotonic()
+        code = cli_main(["--workspace", str(ws.root), "launch", "--no-wait", str(exp.file)])
+        err = " ".join(capsys.readouterr().err.split())
+        assert code == 1 and time.monotonic() - t0 < 30 and f"pid {child.pid}" in err
+        assert "waiting" not in err
+    finally:
+        child.communicate("\n", timeout=30)
+
+
+def test_status_shows_a_dead_local_worker_as_lost_at_once(tmp_path):
+    import socket
+    import time
+
+    from ftsweep.rundir import HEARTBEAT, SPEC, atomic_write_json
+
+    ws = Workspace(tmp_path / "ws")
+    rd = ws.run_dir("s", "r1")
+    rd.path.mkdir(parents=True)
+    atomic_write_json(rd.file(SPEC), {"run_id": "r1", "experiment": "s", "method": "lora"})
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # reaped: its pid names no process now
+    here = socket.gethostname()
+    atomic_write_json(rd.file(HEARTBEAT), {"time": time.time(), "pid": gone.pid, "host": here})
+    assert status_rows(ws)[0]["status"] == "lost"
+    atomic_write_json(rd.file(HEARTBEAT), {"time": time.time(), "pid": os.getpid(), "host": here})
+    assert status_rows(ws)[0]["status"] == "running"
+    # Another host's worker: only its heartbeat's age tells, by the experiment's own limit.
+    old = time.time() - 30
+    atomic_write_json(rd.file(HEARTBEAT), {"time": old, "pid": 1, "host": "elsewhere",
+                                           "stale_after_s": 10.0})
+    assert status_rows(ws)[0]["status"] == "lost"
+    atomic_write_json(rd.file(HEARTBEAT), {"time": old, "pid": 1, "host": "elsewhere",
+                                           "stale_after_s": 120.0})
+    assert status_rows(ws)[0]["status"] == "running"
+
+
+def test_workers_are_told_the_experiments_heartbeat_timeout(tmp_path, monkeypatch):
+    from ftsweep.launch.launcher import worker_env
+    from ftsweep.rundir import HEARTBEAT, STALE_AFTER_ENV
+    from ftsweep.worker.callbacks import Heartbeat, Progress
+
+    env = worker_env(LaunchBlock(heartbeat_timeout_s=240), offline=True)
+    assert env[STALE_AFTER_ENV] == "240.0"
+    rd = RunDir(tmp_path)
+    monkeypatch.setenv(STALE_AFTER_ENV, env[STALE_AFTER_ENV])
+    Heartbeat(rd, Progress()).beat()
+    assert json.loads(rd.file(HEARTBEAT).read_text())["stale_after_s"] == 240.0

@@ -27,17 +27,21 @@ from ftsweep.config.schema import LaunchBlock
 from ftsweep.errors import FtsweepError
 from ftsweep.launch.accel_config import write_accelerate_config
 from ftsweep.launch.executor import Executor, Job, make_executor
-from ftsweep.launch.exits import exit_cause, killed_involuntarily
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
 from ftsweep.launch.retry import RetryPolicy
+from ftsweep.launch.settle import outcome
 from ftsweep.launch.storekeeper import StoreKeeper
 from ftsweep.plan import Action, PlanItem, plan
-from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
-from ftsweep.store import no_space
+from ftsweep.rundir import (
+    SPEC,
+    STALE_AFTER_ENV,
+    WORKER_LOG,
+    RunState,
+    atomic_write_json,
+)
 from ftsweep.workspace import Workspace
 
-LOG_TAIL_CHARS = 4000
 # A reader refreshing the store holds the lock for a moment; a launch waits this long.
 LOCK_WAIT_S = 60.0
 
@@ -117,6 +121,7 @@ def worker_env(launch: LaunchBlock, offline: bool, parallel: int = 1) -> dict[st
     env.update({
         "FTSWEEP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
         "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+        STALE_AFTER_ENV: str(launch.heartbeat_timeout_s),  # written into each heartbeat
     })
     if offline:  # a local model never needs the hub; don't let a library try it
         env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
@@ -134,65 +139,10 @@ def _prepare(item: PlanItem) -> None:
         rd.prepare_resume()
 
 
-def _log_tail(rd: RunDir) -> str:
-    p = rd.file(WORKER_LOG)
-    if not p.exists():
-        return ""
-    with open(p, "rb") as fh:
-        fh.seek(max(0, p.stat().st_size - LOG_TAIL_CHARS))
-        return fh.read().decode("utf-8", errors="replace")
-
-
 def _stderr() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _record_process(rd: RunDir, job: Job, rc: int) -> None:
-    now = time.time()
-    atomic_write_json(rd.file(LAUNCH), {
-        "submitted_at": job.started_at, "exited_at": now, "returncode": rc,
-        "process_wall_s": now - job.started_at, "argv": job.argv,
-    })
-
-
-def _outcome(rd: RunDir, job: Job, rc: int, keeper: StoreKeeper) -> RunState:
-    """Record how a process group ended; with the disk full the run is left lost (its
-    directory untouched: the next launch resumes it) instead of stopping the sweep."""
-    try:
-        _record_process(rd, job, rc)
-        return _settle(rd, rc, job.reason)
-    except OSError as exc:
-        if not no_space(exc):
-            raise
-        keeper.disk_full(exc, f"recording how run {rd.run_id} ended")
-        return RunState.LOST
-
-
-def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
-    """Record the outcome of a finished process group; the failure cause first.
-
-    A result.json means the worker finished everything (it is written last); a non-zero
-    exit after it (a DDP rank failing at teardown) is noted in the log, not a failure.
-    """
-    if rd.result() is not None:  # a corrupt one is a failure (rd.failure() says why)
-        if rc != 0:
-            with open(rd.file(WORKER_LOG), "a", encoding="utf-8") as fh:
-                fh.write(f"ftsweep: exit code {rc} after the result was written; kept\n")
-        return RunState.COMPLETE
-    failure = rd.failure()
-    if failure is not None and failure.get("pruned"):
-        return RunState.PRUNED
-    tail = _log_tail(rd)
-    if failure is None:
-        cause = exit_cause(rc, tail)
-        if reason:
-            cause += f" ({reason})"
-        rd.write_failure(cause, tail, retryable=killed_involuntarily(rc, tail, reason))
-    elif not failure.get("log_tail"):
-        rd.write_failure(failure["cause"], tail)
-    return RunState.FAILED
 
 
 @contextlib.contextmanager
@@ -214,20 +164,32 @@ def _stop_on_signals() -> Iterator[None]:
 
 def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
            executor: Executor | None = None, console: Any = None,
-           executor_name: str | None = None, detach: bool = False) -> LaunchSummary:
-    """Train what is missing (and run the search); ``detach`` submits and returns."""
+           executor_name: str | None = None, detach: bool = False,
+           lock_wait_s: float = LOCK_WAIT_S) -> LaunchSummary:
+    """Train what is missing (and run the search); ``detach`` submits and returns.
+
+    ``lock_wait_s``: how long to wait for a workspace another process holds (saying
+    at once whom it waits for), 0 to fail at once."""
     with _stop_on_signals():
-        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach)
+        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach,
+                       lock_wait_s)
 
 
 def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Executor | None,
-            console: Any, executor_name: str | None, detach: bool) -> LaunchSummary:
+            console: Any, executor_name: str | None, detach: bool,
+            lock_wait_s: float) -> LaunchSummary:
     started = time.time()
     lb = exp.spec.launch
     executor = executor or make_executor(executor_name or lb.executor, lb, ws.root)
     if detach:
         _check_detach(exp, executor)
-    with ws.lock(wait_s=LOCK_WAIT_S):
+    def waiting(holder: str) -> None:
+        (console or _stderr()).print(
+            f"waiting up to {lock_wait_s:g} s for the workspace lock of {escape(str(ws.root))}, "
+            f"held by {escape(holder)} (`--wait SECONDS` to wait longer, `--no-wait` not to)",
+            highlight=False)
+
+    with ws.lock(wait_s=lock_wait_s, on_wait=waiting):
         items = plan(exp, ws, retry_failed)
         summary = LaunchSummary(total=len(items))
         keeper = StoreKeeper(ws, exp.spec.experiment, console)
@@ -283,7 +245,7 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         submit(nxt, view)
                     for job, rc in executor.poll():
                         item = by_id[job.run_id]
-                        state = _outcome(item.run_dir, job, rc, keeper)
+                        state = outcome(item.run_dir, job, rc, keeper)
                         if state == RunState.FAILED and not search:
                             delay = retry.consider(item, item.run_dir.failure())
                             if delay is not None:
