@@ -7,8 +7,10 @@ import json
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
 from conftest import experiment_yaml
 from test_launcher_fake import MATRIX, FakeExecutor
 
@@ -324,3 +326,46 @@ def test_workers_are_told_the_experiments_heartbeat_timeout(tmp_path, monkeypatc
     monkeypatch.setenv(STALE_AFTER_ENV, env[STALE_AFTER_ENV])
     Heartbeat(rd, Progress()).beat()
     assert json.loads(rd.file(HEARTBEAT).read_text())["stale_after_s"] == 240.0
+
+
+@pytest.mark.slow
+def test_a_real_worker_killed_with_sigkill_is_retried_from_its_checkpoint(write_exp, tmp_path):
+    """End to end: the launcher lives, its worker is SIGKILLed mid-training (as the OOM
+    killer would); the run resumes from its checkpoint and completes, the kill named."""
+    import time
+
+    from conftest import REPO
+
+    from ftsweep.rundir import read_jsonl
+
+    text = experiment_yaml("oom", matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
+                           max_steps=120, launch="{threads_per_process: 1, retry_backoff_s: 0}")
+    exp_file = write_exp(text.replace("logging_every: 2",
+                                      "logging_every: 2\n  checkpoint_every: 10"))
+    (run,) = load_experiment(exp_file).runs
+    ws = tmp_path / "ws"
+    rd = Workspace(ws).run_dir("oom", run.run_id)
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            hb = rd.heartbeat() or {}
+            if hb.get("step", 0) >= 25:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"training did not reach step 25: {rd.heartbeat()}")
+        os.kill(int(hb["pid"]), signal.SIGKILL)
+        out, _ = launcher.communicate(timeout=300)
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+    assert launcher.returncode == 0, out[-3000:]
+    assert "retry 1 of 1" in " ".join(out.split())
+    kept = json.loads((rd.file("attempt-0") / "failure.json").read_text())
+    assert "SIGKILL" in kept["cause"] and "out-of-memory" in kept["cause"]
+    assert rd.result()["steps"] == 120
+    rows = [(r["step"], r["name"]) for r in read_jsonl(rd.file("metrics.jsonl"))]
+    assert len(rows) == len(set(rows)) and min(s for s, n in rows if n == "loss") == 2
