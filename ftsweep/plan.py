@@ -49,10 +49,24 @@ class PlanItem:
 
 def _alive_here(hb: dict | None) -> bool:
     """A heartbeat from a process that still exists on this host (or from another host,
-    whose processes we cannot see: then its freshness decides)."""
+    whose processes we cannot see: then True, and its freshness decides)."""
     if not hb or hb.get("host") != socket.gethostname():
         return bool(hb)
     return "pid" in hb and pid_alive(hb["pid"])
+
+
+def live_state(rd: RunDir, stale_after: float) -> RunState:
+    """``read_state`` (a fresh heartbeat whose pid is gone on this host is already lost
+    there), except that a late heartbeat whose worker still lives on this host is running.
+    Another host's processes cannot be seen: its heartbeat's age alone decides."""
+    state = rd.read_state(stale_after=stale_after)
+    if state == RunState.LOST:
+        hb = rd.heartbeat()
+        if hb and hb.get("host") == socket.gethostname() and _alive_here(hb):
+            # A late heartbeat from a worker that still exists (a stalled filesystem, a
+            # suspended machine): relaunching would put two workers in one run directory.
+            return RunState.RUNNING
+    return state
 
 
 def _with_spec(exp_dir: Path) -> set[str]:
@@ -76,14 +90,7 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             items.append(PlanItem(run, "new", Action.TRAIN, exp_dir=exp_dir))
             continue
         rd = RunDir(exp_dir / name)
-        state = rd.read_state(stale_after=stale)
-        alive = state in (RunState.RUNNING, RunState.LOST) and _alive_here(rd.heartbeat())
-        if state == RunState.RUNNING and not alive:
-            state = RunState.LOST
-        elif state == RunState.LOST and alive:
-            # A late heartbeat from a worker that still exists (a stalled filesystem, a
-            # suspended machine): relaunching would put two workers in one run directory.
-            state = RunState.RUNNING
+        state = live_state(rd, stale)
         action = {
             RunState.COMPLETE: Action.SKIP,
             RunState.PRUNED: Action.SKIP,

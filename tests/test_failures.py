@@ -369,3 +369,34 @@ def test_a_real_worker_killed_with_sigkill_is_retried_from_its_checkpoint(write_
     assert rd.result()["steps"] == 120
     rows = [(r["step"], r["name"]) for r in read_jsonl(rd.file("metrics.jsonl"))]
     assert len(rows) == len(set(rows)) and min(s for s, n in rows if n == "loss") == 2
+
+
+def test_a_relaunch_names_runs_an_earlier_launch_still_trains_and_waits_for_them(
+        write_exp, tmp_path, capsys):
+    import threading
+    import time
+
+    from ftsweep.rundir import HEARTBEAT, atomic_write_json
+
+    exp = load_experiment(write_exp(experiment_yaml(
+        "w", matrix=MATRIX, launch="{heartbeat_timeout_s: 1.5}")))
+    ws = Workspace(tmp_path / "ws")
+    finishing, dying = exp.runs[0], exp.runs[1]
+    for run in (finishing, dying):  # workers on another host, no job record to adopt
+        rd = ws.run_dir("w", run.run_id)
+        rd.path.mkdir(parents=True)
+        atomic_write_json(rd.file("spec.json"), run.to_json())
+        atomic_write_json(rd.file(HEARTBEAT), {"time": time.time(), "pid": 4242,
+                                               "host": "elsewhere", "step": 7, "max_steps": 10})
+    done = ws.run_dir("w", finishing.run_id)
+    finisher = threading.Timer(0.5, lambda: atomic_write_json(done.file(RESULT), {"steps": 10}))
+    finisher.start()
+    ex = FakeExecutor()
+    summary = launch(exp, ws, executor=ex)
+    finisher.join()
+    said = " ".join(" ".join(capsys.readouterr()).split())
+    assert "2 run(s) are still being trained by workers of an earlier launch" in said
+    assert f"{dying.run_id} (pid 4242 on elsewhere, step 7/10)" in said
+    assert summary.exit_code == 0 and summary.busy == []
+    assert finishing.run_id in summary.complete and finishing.run_id not in ex.submitted
+    assert dying.run_id in ex.submitted  # its worker went silent: resumed here

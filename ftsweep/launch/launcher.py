@@ -32,6 +32,7 @@ from ftsweep.launch.live import LiveView
 from ftsweep.launch.retry import RetryPolicy
 from ftsweep.launch.settle import outcome
 from ftsweep.launch.storekeeper import StoreKeeper
+from ftsweep.launch.watch import BusyWatch
 from ftsweep.plan import Action, PlanItem, plan
 from ftsweep.rundir import (
     SPEC,
@@ -205,8 +206,9 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         summary.skipped = len(items) - len(todo) - len(adopted)
         summary.still_failed = [i.run.run_id for i in items
                                 if i.state == RunState.FAILED and not i.will_train]
-        summary.busy = [i.run.run_id for i in items
-                        if i.action == Action.BUSY and i.run.run_id not in adopted]
+        watch = BusyWatch([i for i in items if i.action == Action.BUSY
+                           and i.run.run_id not in adopted], lb.heartbeat_timeout_s)
+        summary.busy = watch.pending()
         queue = longest_first(todo)
 
         def submit(item: PlanItem, view: Any) -> None:
@@ -232,10 +234,12 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         with LiveView(console, items, summary) as view:
             for run_id in adopted:
                 view.started(by_id[run_id])
+            watch.announce(view.console)
             try:
-                while queue or executor.running() or retry.waiting() \
+                while queue or executor.running() or retry.waiting() or watch.pending() \
                         or _search_left(exp, search):
                     queue[:0] = retry.due()
+                    _settle_watched(watch, queue, summary, keeper, view)
                     if search is None and exp.spec.search and not queue and not executor.running():
                         search = _search_driver(exp, ws, executor.capacity, retry_failed)
                     while executor.running() < executor.capacity:
@@ -266,12 +270,14 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                             raise RuntimeError("search stalled: trials are active but none of "
                                                "their runs can start (a bug; please report)")
                     view.refresh()
-                    time.sleep(0.3 if executor.running() or retry.waiting() else 0.0)
+                    busy = executor.running() or retry.waiting() or watch.pending()
+                    time.sleep(0.3 if busy else 0.0)
             except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (see _stop_on_signals), any error
                 executor.cancel_all()  # no orphaned workers: their runs show as lost
                 retry.cancel()  # their failure.json stays: --retry-failed resumes them
                 raise
             finally:
+                summary.busy = watch.pending()  # only if stopped while waiting for them
                 keeper.ingest(None, search)
         summary.store_problem = keeper.problem
         if search:
@@ -279,6 +285,19 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             summary.trials = search.told
     summary.wall_s = time.time() - started
     return summary
+
+
+def _settle_watched(watch: BusyWatch, queue: list[PlanItem], summary: LaunchSummary,
+                    keeper: StoreKeeper, view: Any) -> None:
+    """Count the earlier launch's runs that ended; queue those whose worker died."""
+    for item, state in watch.poll():
+        if item.action == Action.RELAUNCH:
+            queue.append(item)
+            continue
+        {RunState.COMPLETE: summary.complete,
+         RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(item.run.run_id)
+        keeper.ingest([item.run_dir])
+        view.finished(item, state)
 
 
 class _Printer:
