@@ -69,6 +69,13 @@ def live_state(rd: RunDir, stale_after: float) -> RunState:
     return state
 
 
+def _not_the_runs_fault(rd: RunDir) -> bool:
+    """A failure that says nothing about the run: its result.json is unreadable, or the
+    disk was full. Relaunch trains it again without --retry-failed."""
+    failure = rd.failure() or {}
+    return bool(failure.get("corrupt_result") or failure.get("disk_full"))
+
+
 def _with_spec(exp_dir: Path) -> set[str]:
     """Names of the run directories that hold a spec.json (one listing, not a stat per run)."""
     try:
@@ -99,7 +106,7 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             RunState.PENDING: Action.RELAUNCH,
             RunState.RUNNING: Action.BUSY,
         }[state]
-        if action == Action.SKIP and state == RunState.FAILED and rd.corrupt_result():
-            action = Action.RELAUNCH  # its result.json is unreadable: no decision to respect
+        if action == Action.SKIP and state == RunState.FAILED and _not_the_runs_fault(rd):
+            action = Action.RELAUNCH
         items.append(PlanItem(run, str(state), action, rd))
     return items

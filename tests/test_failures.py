@@ -85,7 +85,7 @@ class KillingExecutor(FakeExecutor):
     """Like FakeExecutor, but a run's first attempts end with the given exit statuses,
     after leaving a checkpoint behind (a worker killed mid-training)."""
 
-    def __init__(self, deaths: dict[str, list[int]], own_failure: bool = False):
+    def __init__(self, deaths: dict[str, list[int]], own_failure: bool | str = False):
         super().__init__(capacity=1)
         self.deaths = deaths
         self.own_failure = own_failure
@@ -107,7 +107,9 @@ class KillingExecutor(FakeExecutor):
             ckpt.mkdir(parents=True, exist_ok=True)
             (ckpt / "trainer_state.json").write_text("{}")
             if self.own_failure:
-                rd.write_failure("ValueError: the worker's own error", "Traceback ...")
+                cause = (self.own_failure if isinstance(self.own_failure, str)
+                         else "ValueError: the worker's own error")
+                rd.write_failure(cause, "Traceback ...")
             self.jobs.remove(job)
             done.append((job, codes.pop(0)))
         return done + super().poll()
@@ -253,6 +255,19 @@ def test_a_full_disk_while_recording_a_run_leaves_it_lost_for_the_next_launch(
     assert summary.lost == [exp.runs[0].run_id] and summary.exit_code == 1
     monkeypatch.undo()
     assert launch(exp, ws, executor=FakeExecutor()).exit_code == 0
+
+
+def test_a_run_failed_by_a_full_disk_is_trained_again_by_the_next_launch(write_exp, tmp_path):
+    exp, run_id = _one_run(write_exp, "{retry_backoff_s: 0}")
+    ws = Workspace(tmp_path / "ws")
+    full = "OSError: [Errno 28] No space left on device: 'checkpoints/checkpoint-3'"
+    summary = launch(exp, ws, executor=KillingExecutor({run_id: [1]}, own_failure=full))
+    assert summary.failed == [run_id]  # not retried while the disk is still full
+    assert ws.run_dir("k", run_id).failure()["disk_full"] is True
+    (item,) = plan(exp, ws)
+    assert item.action == Action.RELAUNCH  # space freed: no --retry-failed needed
+    ex = KillingExecutor({})
+    assert launch(exp, ws, executor=ex).exit_code == 0 and ex.had_checkpoint == [True]
 
 
 # -- item 17: a busy workspace says whom it waits for; status sees a dead worker at once
