@@ -184,6 +184,7 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
     executor = executor or make_executor(executor_name or lb.executor, lb, ws.root)
     if detach:
         _check_detach(exp, executor)
+
     def waiting(holder: str) -> None:
         (console or _stderr()).print(
             f"waiting up to {lock_wait_s:g} s for the workspace lock of {escape(str(ws.root))}, "
