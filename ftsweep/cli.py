@@ -132,7 +132,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
     exp = _load(args.file)
     summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console,
-                     executor_name=args.executor, detach=args.detach)
+                     executor_name=args.executor, detach=args.detach, lock_wait_s=args.wait)
     if args.detach:
         console.print(f"{len(summary.detached)} run(s) submitted, {summary.skipped} skipped; "
                       "`ftsweep status` shows them, `ftsweep launch` again reattaches")
@@ -146,6 +146,12 @@ def cmd_launch(args: argparse.Namespace) -> int:
     if summary.failed:
         console.print(f"[red]failed runs:[/] {', '.join(summary.failed)} "
                       "(see `ftsweep status` and the run's worker.log)")
+    if summary.lost:
+        console.print(f"[yellow]{len(summary.lost)} run(s) ended but could not be recorded:[/] "
+                      + ", ".join(summary.lost) + " (`ftsweep launch` again resumes them)")
+    if summary.store_problem:
+        err_console.print(f"[red]the store is behind the run directories:[/] "
+                          f"{escape(summary.store_problem)}", highlight=False)
     if summary.still_failed:
         console.print(f"[yellow]{len(summary.still_failed)} run(s) failed earlier and were not "
                       "retried:[/] " + ", ".join(summary.still_failed) + " (use --retry-failed)")
@@ -379,6 +385,12 @@ def build_parser() -> argparse.ArgumentParser:
                             help="where runs execute (default: the file's launch.executor)")
             sp.add_argument("--detach", action="store_true",
                             help="submit the runs and return (slurm); launch again to reattach")
+            wait = sp.add_mutually_exclusive_group()
+            wait.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
+                              help="how long to wait for a workspace another process holds "
+                                   "(default 60: a reader refreshing the store holds it briefly)")
+            wait.add_argument("--no-wait", dest="wait", action="store_const", const=0.0,
+                              help="fail at once if another process holds the workspace")
     sp = add("cancel", cmd_cancel)
     sp.add_argument("experiment", help="the experiment whose jobs to cancel")
     sp = add("status", cmd_status)

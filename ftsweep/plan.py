@@ -7,10 +7,8 @@ import socket
 from enum import StrEnum
 from pathlib import Path
 
-import psutil
-
 from ftsweep.config.load import Experiment, RunSpec
-from ftsweep.rundir import SPEC, RunDir, RunState
+from ftsweep.rundir import SPEC, RunDir, RunState, pid_alive
 from ftsweep.workspace import Workspace, safe_name
 
 
@@ -50,17 +48,32 @@ class PlanItem:
 
 
 def _alive_here(hb: dict | None) -> bool:
-    """A fresh heartbeat from a process that still exists on this host."""
+    """A heartbeat from a process that still exists on this host (or from another host,
+    whose processes we cannot see: then True, and its freshness decides)."""
     if not hb or hb.get("host") != socket.gethostname():
-        return bool(hb)  # another host's heartbeat: trust its freshness
-    try:
-        proc = psutil.Process(int(hb["pid"]))
-        # A killed worker whose parent died too can linger as a zombie until reaped.
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except (psutil.NoSuchProcess, KeyError, ValueError):
-        return False
-    except psutil.AccessDenied:
-        return True
+        return bool(hb)
+    return "pid" in hb and pid_alive(hb["pid"])
+
+
+def live_state(rd: RunDir, stale_after: float) -> RunState:
+    """``read_state`` (a fresh heartbeat whose pid is gone on this host is already lost
+    there), except that a late heartbeat whose worker still lives on this host is running.
+    Another host's processes cannot be seen: its heartbeat's age alone decides."""
+    state = rd.read_state(stale_after=stale_after)
+    if state == RunState.LOST:
+        hb = rd.heartbeat()
+        if hb and hb.get("host") == socket.gethostname() and _alive_here(hb):
+            # A late heartbeat from a worker that still exists (a stalled filesystem, a
+            # suspended machine): relaunching would put two workers in one run directory.
+            return RunState.RUNNING
+    return state
+
+
+def _not_the_runs_fault(rd: RunDir) -> bool:
+    """A failure that says nothing about the run: its result.json is unreadable, or the
+    disk was full. Relaunch trains it again without --retry-failed."""
+    failure = rd.failure() or {}
+    return bool(failure.get("corrupt_result") or failure.get("disk_full"))
 
 
 def _with_spec(exp_dir: Path) -> set[str]:
@@ -84,14 +97,7 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             items.append(PlanItem(run, "new", Action.TRAIN, exp_dir=exp_dir))
             continue
         rd = RunDir(exp_dir / name)
-        state = rd.read_state(stale_after=stale)
-        alive = state in (RunState.RUNNING, RunState.LOST) and _alive_here(rd.heartbeat())
-        if state == RunState.RUNNING and not alive:
-            state = RunState.LOST
-        elif state == RunState.LOST and alive:
-            # A late heartbeat from a worker that still exists (a stalled filesystem, a
-            # suspended machine): relaunching would put two workers in one run directory.
-            state = RunState.RUNNING
+        state = live_state(rd, stale)
         action = {
             RunState.COMPLETE: Action.SKIP,
             RunState.PRUNED: Action.SKIP,
@@ -100,5 +106,7 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             RunState.PENDING: Action.RELAUNCH,
             RunState.RUNNING: Action.BUSY,
         }[state]
+        if action == Action.SKIP and state == RunState.FAILED and _not_the_runs_fault(rd):
+            action = Action.RELAUNCH
         items.append(PlanItem(run, str(state), action, rd))
     return items

@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
+import socket
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -59,8 +59,11 @@ PREEMPTED = "preempted.json"
 INTERMEDIATE = "intermediate.jsonl"
 DECISIONS = "decisions.jsonl"
 
-# A heartbeat older than this means the worker is gone (killed, OOM, machine lost).
+# A heartbeat older than this means the worker is gone (killed, OOM, machine lost),
+# unless the heartbeat carries the experiment's own limit (stale_after_s).
 HEARTBEAT_STALE_S = 60.0
+# How the launcher tells the worker its experiment's launch.heartbeat_timeout_s.
+STALE_AFTER_ENV = "FTSWEEP_HEARTBEAT_TIMEOUT_S"
 
 
 class RunState(StrEnum):
@@ -146,12 +149,39 @@ class RunDir:
         return self.file(SPEC).exists()
 
     def result(self) -> dict[str, Any] | None:
+        """The result, or None when there is none or it cannot be read (``corrupt_result``)."""
         p = self.file(RESULT)
-        return read_json(p) if p.exists() else None
+        if not p.exists():
+            return None
+        try:
+            result = read_json(p)
+        except (OSError, ValueError):
+            return None
+        return result if isinstance(result, dict) else None
+
+    def corrupt_result(self) -> str | None:
+        """Why result.json exists but is not a result (torn, garbage, not an object); None
+        when it is fine or absent. Such a run is failed, and relaunch trains it again."""
+        p = self.file(RESULT)
+        try:
+            result = read_json(p)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None if isinstance(result, dict) else f"a JSON {type(result).__name__}, not an object"
 
     def failure(self) -> dict[str, Any] | None:
+        """failure.json; for a corrupt result.json without one, a failure saying so."""
         p = self.file(FAILURE)
-        return read_json(p) if p.exists() else None
+        if p.exists():
+            return read_json(p)
+        why = self.corrupt_result()
+        if why is None:
+            return None
+        return {"cause": f"result.json is corrupt ({why}); `ftsweep launch` trains the run "
+                         "again and keeps the file in an attempt-N folder",
+                "log_tail": "", "pruned": False, "corrupt_result": True}
 
     def heartbeat(self) -> dict[str, Any] | None:
         p = self.file(HEARTBEAT)
@@ -169,9 +199,12 @@ class RunDir:
         return read_jsonl(self.file(EVALS))
 
     def read_state(
-        self, now: float | None = None, stale_after: float = HEARTBEAT_STALE_S
+        self, now: float | None = None, stale_after: float | None = None
     ) -> RunState:
-        if self.file(RESULT).exists():
+        """The run's state from its files. A heartbeat is stale after ``stale_after``
+        seconds (default: the limit the heartbeat carries, else HEARTBEAT_STALE_S); one
+        whose worker pid is on this host and gone is lost at once."""
+        if self.file(RESULT).exists() and self.corrupt_result() is None:
             return RunState.COMPLETE
         failure = self.failure()
         if failure is not None:
@@ -180,8 +213,12 @@ class RunDir:
         if hb is None:
             return RunState.PENDING
         now = time.time() if now is None else now
+        if stale_after is None:
+            stale_after = _float(hb.get("stale_after_s")) or HEARTBEAT_STALE_S
         if now - float(hb.get("time", 0.0)) > stale_after:
             return RunState.LOST
+        if hb.get("host") == socket.gethostname() and not pid_alive(hb.get("pid")):
+            return RunState.LOST  # its worker is gone: no need to wait for the limit
         return RunState.RUNNING
 
     def write_failure(self, cause: str, log_tail: str = "", pruned: bool = False,
@@ -192,27 +229,29 @@ class RunDir:
         )
 
     def reset_for_retry(self) -> None:
-        """Clear the outcome of a failed or lost attempt; logs of that attempt are kept aside."""
-        for name in (FAILURE, HEARTBEAT, RESULT):
-            p = self.file(name)
-            if p.exists():
-                p.unlink()
-        # Earlier attempts' logs are evidence; move them instead of deleting them.
-        self._set_aside((METRICS, EVALS, WORKER_LOG, INTERMEDIATE, DECISIONS))
-        shutil.rmtree(self.file(CHECKPOINTS), ignore_errors=True)
+        """Make a failed run ready to go again: like a lost one, from its last checkpoint.
 
-    def prepare_resume(self) -> None:
-        """Make a lost run ready to go again, resuming from its last checkpoint if any.
+        Checkpoints are never deleted (a retried run resumes where it stopped, also after
+        ``--retry-failed``); the failed attempt's outcome and logs move to attempt-N/.
+        """
+        self.prepare_resume(search_files=True)
+
+    def prepare_resume(self, search_files: bool = False) -> None:
+        """Make a lost (or failed) run ready to go again, resuming from its last checkpoint.
 
         With a checkpoint, metrics.jsonl stays (the worker drops rows past the checkpoint
-        step); without one the attempt starts over and its logs are set aside.
+        step); without one the attempt starts over and its logs are set aside. The last
+        attempt's failure.json and a corrupt result.json are evidence: set aside too.
+        ``search_files``: without a checkpoint, a search's pruning handshake starts over.
         """
-        for name in (FAILURE, HEARTBEAT):
-            p = self.file(name)
-            if p.exists():
-                p.unlink()
+        p = self.file(HEARTBEAT)
+        if p.exists():
+            p.unlink()
         has_ckpt = any(self.file(CHECKPOINTS).glob("checkpoint-*/trainer_state.json"))
-        self._set_aside((EVALS, WORKER_LOG) if has_ckpt else (METRICS, EVALS, WORKER_LOG))
+        names = [FAILURE, RESULT, EVALS, WORKER_LOG]
+        if not has_ckpt:
+            names += [METRICS, INTERMEDIATE, DECISIONS] if search_files else [METRICS]
+        self._set_aside(tuple(names))
 
     def _set_aside(self, names: tuple[str, ...]) -> None:
         attempt = 0
@@ -224,6 +263,33 @@ class RunDir:
             keep.mkdir()
             for n in old:
                 os.replace(self.file(n), keep / n)
+
+
+def _float(x: Any) -> float | None:
+    try:
+        return float(x) if x is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether a process of this host with this pid exists and is not a zombie (a killed
+    worker whose parent has not reaped it still answers signal 0). Unknown → alive."""
+    try:
+        pid = int(pid)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except (TypeError, ValueError, OverflowError, OSError):
+        return True  # no usable pid: leave it to the heartbeat's age
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            # "pid (comm) S ...": the state follows the last ")" (comm may hold one)
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): signal 0 is all we know
 
 
 def finite_or_none(x: float | None) -> float | None:

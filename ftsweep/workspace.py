@@ -22,13 +22,17 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import re
+import socket
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ftsweep.errors import FtsweepError
 from ftsweep.rundir import RunDir
@@ -46,6 +50,15 @@ _HELD: dict[Path, LockHandle] = {}
 
 class WorkspaceLocked(FtsweepError):
     """Another process (or another handle in this one) holds the workspace lock."""
+
+
+def _holder_record() -> dict[str, Any]:
+    """Who holds the lock, for the humans and processes that wait for it."""
+    command = " ".join(["ftsweep", *sys.argv[1:]]) if sys.argv and "ftsweep" in sys.argv[0] \
+        else " ".join(sys.argv)
+    command = "".join(c if c.isprintable() else "?" for c in command[:200])  # a terminal
+    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
+            "command": command}
 
 
 def safe_name(name: str) -> str:
@@ -184,37 +197,68 @@ class Workspace:
                 return None
             raise
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, json.dumps(_holder_record()).encode() + b"\n", 0)
         handle = LockHandle(self.lock_path, fd, key)
         _HELD[key] = handle
         return handle
 
-    def lock_holder_pid(self) -> int | None:
-        """The pid recorded by the current holder, if any (informational only)."""
+    def lock_holder(self) -> dict[str, Any] | None:
+        """What the current holder recorded: pid, host, since (epoch s), command."""
         try:
             text = self.lock_path.read_text().strip()
         except OSError:
             return None
-        return int(text) if text.isdigit() else None
+        if text.isdigit():  # written by an older ftsweep: the pid alone
+            return {"pid": int(text)}
+        try:
+            record = json.loads(text)
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) and "pid" in record else None
+
+    def lock_holder_pid(self) -> int | None:
+        """The pid recorded by the current holder, if any (informational only)."""
+        record = self.lock_holder()
+        pid = record.get("pid") if record else None
+        return pid if isinstance(pid, int) else None
+
+    def describe_holder(self) -> str:
+        """'pid 123 on host h since 07:30:12 (ftsweep launch x.yaml)', as far as known."""
+        record = self.lock_holder() or {}
+        if not record:
+            return "another process"
+        text = f"pid {record['pid']}"
+        if record.get("host"):
+            text += f" on {record['host']}"
+        if isinstance(record.get("since"), int | float):
+            text += " since " + time.strftime("%Y-%m-%d %H:%M:%S",
+                                              time.localtime(record["since"]))
+        if record.get("command"):
+            text += f" ({record['command']})"
+        return text
 
     @contextmanager
-    def lock(self, wait_s: float = 0.0) -> Iterator[LockHandle]:
+    def lock(self, wait_s: float = 0.0,
+             on_wait: Callable[[str], None] | None = None) -> Iterator[LockHandle]:
         """Hold the exclusive workspace lock for the ``with`` block.
 
         Waits up to ``wait_s`` seconds (readers hold it for a moment to refresh the
-        store), then raises ``WorkspaceLocked`` if it is still held elsewhere.
+        store), then raises ``WorkspaceLocked`` if it is still held elsewhere. When it
+        has to wait, ``on_wait`` is told at once whom it waits for.
         """
         deadline = time.monotonic() + wait_s
         handle = self.try_lock()
+        if handle is None and on_wait is not None and wait_s > 0:
+            on_wait(self.describe_holder())
         while handle is None and time.monotonic() < deadline:
             time.sleep(0.1)
             handle = self.try_lock()
         if handle is None:
-            pid = self.lock_holder_pid()
-            who = f"process {pid}" if pid else "another process"
+            waited = f" after waiting {wait_s:g} s" if wait_s > 0 else ""
             raise WorkspaceLocked(
-                f"workspace {self.root} is locked by {who} (a sweep is probably running); "
-                "only the lock holder may write the store"
+                f"workspace {self.root} is locked by {self.describe_holder()}{waited} (a "
+                "sweep is probably running); only the lock holder may write the store. "
+                "`ftsweep status` shows its runs; `launch --wait SECONDS` waits longer"
             )
         try:
             yield handle

@@ -197,6 +197,16 @@ class LaunchBlock(Strict):
     threads_per_process: int | None = Field(None, ge=1)
     # Seconds without a heartbeat after which a run counts as lost.
     heartbeat_timeout_s: float = Field(60.0, gt=0)
+    # Times a run starts again, from its last checkpoint, after its worker was killed
+    # (SIGKILL: the out-of-memory killer, a node hiccup; SIGSEGV; Slurm NODE_FAIL) without
+    # recording a failure of its own. 1 by default: such deaths are often transient and a
+    # retry repeats only the steps since the last checkpoint; a second death in a row
+    # (an OOM that recurs at the same step) stays failed instead of burning the budget.
+    # A failure the worker records itself (an exception, the NaN guard) or a stop asked
+    # for (SIGTERM, `ftsweep cancel`) is never retried automatically; pruned runs never.
+    max_retries: int = Field(1, ge=0, description="automatic retries of a killed worker")
+    # Seconds before the first retry; doubled for each further one (memory may free up).
+    retry_backoff_s: float = Field(10.0, ge=0)
     distributed: Distributed = Distributed()
     accelerate_config: str | None = Field(
         None, description="path to your own `accelerate config` YAML; replaces `distributed`"

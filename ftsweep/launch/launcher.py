@@ -29,12 +29,20 @@ from ftsweep.launch.accel_config import write_accelerate_config
 from ftsweep.launch.executor import MAIN_ADDR, MAIN_PORT, NODE_RANK, Executor, Job, make_executor
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
+from ftsweep.launch.retry import RetryPolicy
+from ftsweep.launch.settle import outcome
+from ftsweep.launch.storekeeper import StoreKeeper
+from ftsweep.launch.watch import BusyWatch
 from ftsweep.plan import Action, PlanItem, plan
-from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
-from ftsweep.store import Store
+from ftsweep.rundir import (
+    SPEC,
+    STALE_AFTER_ENV,
+    WORKER_LOG,
+    RunState,
+    atomic_write_json,
+)
 from ftsweep.workspace import Workspace
 
-LOG_TAIL_CHARS = 4000
 # A reader refreshing the store holds the lock for a moment; a launch waits this long.
 LOCK_WAIT_S = 60.0
 
@@ -56,11 +64,16 @@ class LaunchSummary:
     # Submitted with --detach: running under the scheduler, not finished.
     detached: list[str] = field(default_factory=list)
     trials: int = 0  # search trials finished in this launch
+    # Ended, but the outcome could not be written (a full disk): the next launch resumes.
+    lost: list[str] = field(default_factory=list)
+    # Why the store is behind the run directories (a full disk), if it is.
+    store_problem: str | None = None
 
     @property
     def exit_code(self) -> int:
-        """0 only when every run of the experiment is complete."""
-        return 1 if self.failed or self.still_failed or self.busy else 0
+        """0 only when every run of the experiment is complete and in the store."""
+        return 1 if (self.failed or self.still_failed or self.busy or self.lost
+                     or self.store_problem) else 0
 
 
 def _free_port() -> int:
@@ -84,7 +97,9 @@ def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: boo
     address; the executor that starts it on every node fills them in.
     """
     n, m = launch.num_processes, launch.num_machines
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--quiet",
+    # No --quiet: with it, `accelerate launch` turns a worker killed by a signal into a
+    # bare exit 1; without it, the signal is named in worker.log (launch/exits.py).
+    argv = [sys.executable, "-m", "accelerate.commands.launch",
             "--num_machines", str(m), "--num_processes", str(n), "--dynamo_backend", "no"]
     if m > 1:
         argv += ["--machine_rank", NODE_RANK, "--main_process_ip", MAIN_ADDR,
@@ -116,6 +131,7 @@ def worker_env(launch: LaunchBlock, offline: bool, parallel: int = 1) -> dict[st
     env.update({
         "FTSWEEP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
         "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
+        STALE_AFTER_ENV: str(launch.heartbeat_timeout_s),  # written into each heartbeat
     })
     if offline:  # a local model never needs the hub; don't let a library try it
         env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
@@ -133,59 +149,10 @@ def _prepare(item: PlanItem) -> None:
         rd.prepare_resume()
 
 
-def _log_tail(rd: RunDir) -> str:
-    p = rd.file(WORKER_LOG)
-    if not p.exists():
-        return ""
-    with open(p, "rb") as fh:
-        fh.seek(max(0, p.stat().st_size - LOG_TAIL_CHARS))
-        return fh.read().decode("utf-8", errors="replace")
-
-
-def _warn_ingest(console: Any, stats: Any) -> None:
-    """Run directories the store could not read are reported, never silently skipped."""
-    for problem in getattr(stats, "problems", [])[:20]:
-        (console or _stderr()).print(f"[yellow]store:[/] {escape(str(problem))}")
-
-
 def _stderr() -> Any:
     from rich.console import Console
 
     return Console(stderr=True)
-
-
-def _record_process(rd: RunDir, job: Job, rc: int) -> None:
-    now = time.time()
-    atomic_write_json(rd.file(LAUNCH), {
-        "submitted_at": job.started_at, "exited_at": now, "returncode": rc,
-        "process_wall_s": now - job.started_at, "argv": job.argv,
-    })
-
-
-def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
-    """Record the outcome of a finished process group; the failure cause first.
-
-    A result.json means the worker finished everything (it is written last); a non-zero
-    exit after it (a DDP rank failing at teardown) is noted in the log, not a failure.
-    """
-    if rd.file("result.json").exists():
-        if rc != 0:
-            with open(rd.file(WORKER_LOG), "a", encoding="utf-8") as fh:
-                fh.write(f"ftsweep: exit code {rc} after the result was written; kept\n")
-        return RunState.COMPLETE
-    failure = rd.failure()
-    if failure is not None and failure.get("pruned"):
-        return RunState.PRUNED
-    tail = _log_tail(rd)
-    if failure is None:
-        cause = (f"worker exited with code {rc}" if rc != 0
-                 else "worker exited without writing a result")
-        if reason:
-            cause += f" ({reason})"
-        rd.write_failure(cause, tail)
-    elif not failure.get("log_tail"):
-        rd.write_failure(failure["cause"], tail)
-    return RunState.FAILED
 
 
 @contextlib.contextmanager
@@ -207,14 +174,20 @@ def _stop_on_signals() -> Iterator[None]:
 
 def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
            executor: Executor | None = None, console: Any = None,
-           executor_name: str | None = None, detach: bool = False) -> LaunchSummary:
-    """Train what is missing (and run the search); ``detach`` submits and returns."""
+           executor_name: str | None = None, detach: bool = False,
+           lock_wait_s: float = LOCK_WAIT_S) -> LaunchSummary:
+    """Train what is missing (and run the search); ``detach`` submits and returns.
+
+    ``lock_wait_s``: how long to wait for a workspace another process holds (saying
+    at once whom it waits for), 0 to fail at once."""
     with _stop_on_signals():
-        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach)
+        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach,
+                       lock_wait_s)
 
 
 def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Executor | None,
-            console: Any, executor_name: str | None, detach: bool) -> LaunchSummary:
+            console: Any, executor_name: str | None, detach: bool,
+            lock_wait_s: float) -> LaunchSummary:
     started = time.time()
     lb = exp.spec.launch
     executor = executor or make_executor(executor_name or lb.executor, lb, ws.root)
@@ -226,11 +199,18 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             file=str(exp.file))])
     if detach:
         _check_detach(exp, executor)
-    with ws.lock(wait_s=LOCK_WAIT_S):
+
+    def waiting(holder: str) -> None:
+        (console or _stderr()).print(
+            f"waiting up to {lock_wait_s:g} s for the workspace lock of {escape(str(ws.root))}, "
+            f"held by {escape(holder)} (`--wait SECONDS` to wait longer, `--no-wait` not to)",
+            highlight=False)
+
+    with ws.lock(wait_s=lock_wait_s, on_wait=waiting):
         items = plan(exp, ws, retry_failed)
         summary = LaunchSummary(total=len(items))
-        with Store.writer(ws) as store:
-            _warn_ingest(console, store.ingest_all(exp.spec.experiment))
+        keeper = StoreKeeper(ws, exp.spec.experiment, console)
+        keeper.start()
         cuda = _cuda()
         local_model = Path(exp.paths["model"]).is_dir() if exp.paths else True
         env = worker_env(lb, offline=local_model and exp.spec.data.hub is None,
@@ -242,8 +222,9 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         summary.skipped = len(items) - len(todo) - len(adopted)
         summary.still_failed = [i.run.run_id for i in items
                                 if i.state == RunState.FAILED and not i.will_train]
-        summary.busy = [i.run.run_id for i in items
-                        if i.action == Action.BUSY and i.run.run_id not in adopted]
+        watch = BusyWatch([i for i in items if i.action == Action.BUSY
+                           and i.run.run_id not in adopted], lb.heartbeat_timeout_s)
+        summary.busy = watch.pending()
         queue = longest_first(todo)
 
         def submit(item: PlanItem, view: Any) -> None:
@@ -265,11 +246,16 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
             summary.wall_s = time.time() - started
             return summary
         search = None  # started once the grid's runs are done, so warm_start sees them
+        retry = RetryPolicy(lb.max_retries, lb.retry_backoff_s)
         with LiveView(console, items, summary) as view:
             for run_id in adopted:
                 view.started(by_id[run_id])
+            watch.announce(view.console)
             try:
-                while queue or executor.running() or _search_left(exp, search):
+                while queue or executor.running() or retry.waiting() or watch.pending() \
+                        or _search_left(exp, search):
+                    queue[:0] = retry.due()
+                    _settle_watched(watch, queue, summary, keeper, view)
                     if search is None and exp.spec.search and not queue and not executor.running():
                         search = _search_driver(exp, ws, executor.capacity, retry_failed)
                     while executor.running() < executor.capacity:
@@ -279,16 +265,19 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         submit(nxt, view)
                     for job, rc in executor.poll():
                         item = by_id[job.run_id]
-                        _record_process(item.run_dir, job, rc)
-                        state = _settle(item.run_dir, rc, job.reason)
-                        {RunState.COMPLETE: summary.complete,
+                        state = outcome(item.run_dir, job, rc, keeper)
+                        if state == RunState.FAILED and not search:
+                            delay = retry.consider(item, item.run_dir.failure())
+                            if delay is not None:
+                                view.retrying(item, retry.retries[item.run.run_id],
+                                              lb.max_retries, delay)
+                                keeper.ingest([item.run_dir])
+                                continue
+                        {RunState.COMPLETE: summary.complete, RunState.LOST: summary.lost,
                          RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(job.run_id)
                         if search:
                             search.finished(job.run_id, state)
-                        with Store.writer(ws) as store:
-                            store.ingest_runs([item.run_dir])
-                            if search:
-                                search.publish(store)
+                        keeper.ingest([item.run_dir], search)
                         view.finished(item, state)
                     if search:
                         search.serve()
@@ -297,20 +286,34 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                             raise RuntimeError("search stalled: trials are active but none of "
                                                "their runs can start (a bug; please report)")
                     view.refresh()
-                    time.sleep(0.3 if executor.running() else 0.0)
+                    busy = executor.running() or retry.waiting() or watch.pending()
+                    time.sleep(0.3 if busy else 0.0)
             except BaseException:  # Ctrl-C, SIGTERM/SIGHUP (see _stop_on_signals), any error
                 executor.cancel_all()  # no orphaned workers: their runs show as lost
+                retry.cancel()  # their failure.json stays: --retry-failed resumes them
                 raise
             finally:
-                with Store.writer(ws) as store:
-                    store.ingest_all(exp.spec.experiment)
-                    if search:
-                        search.publish(store)
+                summary.busy = watch.pending()  # only if stopped while waiting for them
+                keeper.ingest(None, search)
+        summary.store_problem = keeper.problem
         if search:
             summary.total += len(search.trained)
             summary.trials = search.told
     summary.wall_s = time.time() - started
     return summary
+
+
+def _settle_watched(watch: BusyWatch, queue: list[PlanItem], summary: LaunchSummary,
+                    keeper: StoreKeeper, view: Any) -> None:
+    """Count the earlier launch's runs that ended; queue those whose worker died."""
+    for item, state in watch.poll():
+        if item.action == Action.RELAUNCH:
+            queue.append(item)
+            continue
+        {RunState.COMPLETE: summary.complete,
+         RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(item.run.run_id)
+        keeper.ingest([item.run_dir])
+        view.finished(item, state)
 
 
 class _Printer:

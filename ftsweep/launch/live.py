@@ -59,13 +59,23 @@ class LiveView:
         self.running.pop(item.run.run_id, None)
         if not self._live:
             mark = {RunState.COMPLETE: "[green]done[/]  ",
-                    RunState.PRUNED: "[yellow]pruned[/]"}.get(state, "[red]failed[/]")
+                    RunState.PRUNED: "[yellow]pruned[/]",
+                    RunState.LOST: "[yellow]lost[/]  "}.get(state, "[red]failed[/]")
             extra = ""
             if state != RunState.COMPLETE:
                 failure = item.run_dir.failure() or {}
                 extra = f"  ({escape(str(failure.get('cause', ''))[:200])})"
             self.console.print(f"{mark} {item.run.run_id}  "
                                f"{escape(self._label[item.run.run_id])}{extra}")
+
+    def retrying(self, item: PlanItem, attempt: int, of: int, delay_s: float) -> None:
+        """A killed run goes back to the queue (launch/retry.py); said even in the live view."""
+        self.running.pop(item.run.run_id, None)
+        cause = (item.run_dir.failure() or {}).get("cause", "")
+        self.console.print(f"[yellow]retry[/] {item.run.run_id}  "
+                           f"{escape(self._label[item.run.run_id])}: "
+                           f"{escape(str(cause)[:200])}; retry {attempt} of {of} in "
+                           f"{delay_s:.0f} s, from its last checkpoint")
 
     def refresh(self) -> None:
         if self._live:

@@ -138,9 +138,8 @@ class LocalExecutor(Executor):
             if "server_exit" in msg:
                 failed = True
             elif "rc" in msg and msg["pid"] in self._forked:
+                # rc is minus the signal when one killed it; the launcher names it.
                 job, rc = self._forked.pop(msg["pid"]), int(msg["rc"])
-                if rc < 0:
-                    job.reason = f"killed by {signal.Signals(-rc).name}"
                 done.append((job, rc))
                 self._release(job)
                 failed = failed or rc != 0
@@ -158,9 +157,7 @@ class LocalExecutor(Executor):
             if rc is None:
                 still.append(job)
             else:
-                if rc < 0:
-                    job.reason = f"killed by {signal.Signals(-rc).name}"
-                done.append((job, rc))
+                done.append((job, rc))  # -N for a signal: the launcher names it
                 self._release(job)
         self._jobs = still
         adopted = []

@@ -20,22 +20,33 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ftsweep.store.health import DamagedStore, no_space
     from ftsweep.store.ingest import IngestStats
     from ftsweep.store.migrations import MIGRATIONS, StoreError, migrate
     from ftsweep.store.query import QueryError, run_query, run_query_noting
     from ftsweep.store.status import status_rows
-    from ftsweep.store.store import Freshness, Store, open_reader, open_snapshot, rebuild, refresh
+    from ftsweep.store.store import (
+        Freshness,
+        Store,
+        open_reader,
+        open_snapshot,
+        rebuild,
+        refresh,
+        set_aside_and_rebuild,
+    )
 
 _WHERE = {
     "IngestStats": "ingest",
     "MIGRATIONS": "migrations", "StoreError": "migrations", "migrate": "migrations",
     "QueryError": "query", "run_query": "query", "run_query_noting": "query",
     "status_rows": "status",
+    "DamagedStore": "health", "no_space": "health", "set_aside_and_rebuild": "store",
     "Freshness": "store", "Store": "store", "open_reader": "store", "open_snapshot": "store",
     "rebuild": "store", "refresh": "store",
 }
 
 __all__ = [
+    "DamagedStore", "no_space", "set_aside_and_rebuild",
     "MIGRATIONS", "Freshness", "IngestStats", "QueryError", "Store", "StoreError", "migrate",
     "open_reader", "open_snapshot", "rebuild", "refresh", "run_query", "run_query_noting",
     "status_rows",

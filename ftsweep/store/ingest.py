@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from ftsweep.rundir import RunDir
 from ftsweep.store import bulk, scan
+from ftsweep.store.health import rollback_quietly
 from ftsweep.store.rows import SCHEMAS, eval_rows, run_row
 from ftsweep.store.state import TABLES, load_states, run_filters
 
@@ -118,7 +119,7 @@ def _transaction(con: duckdb.DuckDBPyConnection, body: Any) -> None:
         body(version[0] if version else 0)
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback_quietly(con)  # keeps the real error (a full disk), see health.py
         raise
 
 

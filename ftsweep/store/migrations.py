@@ -169,7 +169,10 @@ def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
             con.execute("INSERT INTO migrations VALUES (?, ?)", [migration.name, now])
             con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
+            try:  # after an I/O error DuckDB may have ended it: keep the real error
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
             raise
         applied.append(migration.name)
     return applied

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 
+from ftsweep.store.health import DamagedStore, damaged, first_line, rollback_quietly
 from ftsweep.store.state import TABLES, run_filters
 from ftsweep.workspace import Workspace
 
@@ -87,7 +88,9 @@ def open_published(workspace: Workspace, wait_s: float = 10.0) -> duckdb.DuckDBP
             return None
         try:
             return connect_reader(target)
-        except (duckdb.IOException, duckdb.ConnectionException):
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if damaged(exc):  # not a race with the writer: waiting would not help
+                raise DamagedStore(target, first_line(exc)) from exc
             # The writer is updating the generation we resolved a moment before it was
             # switched away from: resolve again.
             if time.monotonic() > deadline:
@@ -147,7 +150,7 @@ def _sync(con: duckdb.DuckDBPyConnection) -> bool:
         con.execute(f"UPDATE {s}._store_meta SET version = ?", [mine[1]])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback_quietly(con)  # keeps the real error (a full disk), see health.py
         raise
     return True
 

@@ -28,6 +28,7 @@ import duckdb
 
 from ftsweep.rundir import RunDir
 from ftsweep.store import scan, snapshot
+from ftsweep.store.health import DamagedStore, damaged, first_line
 from ftsweep.store.migrations import StoreError, migrate
 from ftsweep.store.snapshot import READER_CONFIG
 from ftsweep.store.state import load_states
@@ -64,7 +65,12 @@ def _writer_connection(workspace: Workspace) -> duckdb.DuckDBPyConnection:
     if con is None:
         handle = workspace.held_lock()
         assert handle is not None
-        con = _connect_writer(workspace.store_path)
+        try:
+            con = _connect_writer(workspace.store_path)
+        except duckdb.Error as exc:
+            if damaged(exc):
+                raise DamagedStore(workspace.store_path, first_line(exc)) from exc
+            raise
         _WRITERS[key] = con
         handle.on_release.append(lambda: _close_writer(key))
     return con
@@ -73,7 +79,10 @@ def _writer_connection(workspace: Workspace) -> duckdb.DuckDBPyConnection:
 def _close_writer(key: Path) -> None:
     con = _WRITERS.pop(key, None)
     if con is not None:
-        con.close()  # checkpoints the WAL into the file
+        try:
+            con.close()  # checkpoints the WAL into the file
+        except duckdb.Error:
+            pass  # after an I/O error (a full disk): the error being handled says why
 
 
 class Store:
@@ -174,6 +183,24 @@ def _rebuild_locked(workspace: Workspace) -> IngestStats:
     with Store.writer(workspace):
         pass  # publishes: a new store_id, so a full copy, once
     return stats
+
+
+def set_aside_and_rebuild(workspace: Workspace) -> tuple[Path, IngestStats]:
+    """Move a damaged store aside (kept, with a timestamp in its name) and rebuild it from
+    the run directories. Lock holder only. Returns where the damaged file went."""
+    assert workspace.holds_lock()
+    _close_writer(workspace.root.resolve())
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = workspace.root / f"store.damaged-{stamp}.duckdb"
+    n = 1
+    while aside.exists():
+        aside = workspace.root / f"store.damaged-{stamp}-{n}.duckdb"
+        n += 1
+    os.replace(workspace.store_path, aside)
+    wal = Path(f"{workspace.store_path}.wal")
+    if wal.exists():
+        os.replace(wal, Path(f"{aside}.wal"))
+    return aside, _rebuild_locked(workspace)
 
 
 def refresh(workspace: Workspace) -> bool:

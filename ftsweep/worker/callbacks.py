@@ -17,7 +17,14 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 
-from ftsweep.rundir import HEARTBEAT, METRICS, JsonlAppender, RunDir, atomic_write_json
+from ftsweep.rundir import (
+    HEARTBEAT,
+    METRICS,
+    STALE_AFTER_ENV,
+    JsonlAppender,
+    RunDir,
+    atomic_write_json,
+)
 
 # Trainer log keys → our metric names (the store's public vocabulary).
 RENAME = {"learning_rate": "lr"}
@@ -67,6 +74,15 @@ class Progress:
         return rate * max(self.max_steps - self.step, 0)
 
 
+def _stale_after() -> dict[str, float]:
+    """The experiment's launch.heartbeat_timeout_s (the launcher passes it), so readers
+    without the experiment file (`ftsweep status`) judge this heartbeat by its own limit."""
+    try:
+        return {"stale_after_s": float(os.environ[STALE_AFTER_ENV])}
+    except (KeyError, ValueError):
+        return {}
+
+
 class Heartbeat:
     """A daemon thread that rewrites heartbeat.json every ``interval`` seconds."""
 
@@ -80,7 +96,7 @@ class Heartbeat:
         atomic_write_json(self.run.file(HEARTBEAT), {
             "time": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
             "step": p.step, "max_steps": p.max_steps, "loss": p.loss, "eta_s": p.eta(),
-            "phase": p.phase,
+            "phase": p.phase, **_stale_after(),
         })
 
     def _loop(self) -> None:
