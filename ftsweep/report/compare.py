@@ -28,9 +28,14 @@ PERMUTATION = "sign-flip permutation"
 
 
 class Row(Protocol):
-    label: str
-    primary: Stat
-    run_ids: tuple[str, ...]
+    """What a comparison needs of a leaderboard row (read-only)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def primary(self) -> Stat: ...
+    @property
+    def run_ids(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,4 @@ def compare(rows: Sequence[Row], examples: Sequence[dict[str, Any]], higher: boo
     """Every pair of rows, tested, Holm-corrected across the table, with a verdict."""
     pairs = [_tested(a, b, examples) for a, b in combinations(rows, 2)]
     corrected = holm([p.p_value for p in pairs])
-    return [
-        _verdict(replace(p, p_holm=q), higher) for p, q in zip(pairs, corrected, strict=True)
-    ]
+    return [_verdict(replace(p, p_holm=q), higher) for p, q in zip(pairs, corrected, strict=True)]

@@ -164,7 +164,10 @@ def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
     decoded = [json.loads(k) for k in order]
     keys = sorted({k for fp in decoded for k in fp})
     differs = tuple(k for k in keys if len({fp.get(k) for fp in decoded}) > 1)
-    return [InputSet(i, fp, counts[k], differs) for i, (k, fp) in enumerate(zip(order, decoded, strict=True))]
+    return [
+        InputSet(i, fp, counts[k], differs)
+        for i, (k, fp) in enumerate(zip(order, decoded, strict=True))
+    ]
 
 
 def _leader_rows(
