@@ -202,3 +202,79 @@ def test_changed_inputs_are_said_in_both_reports() -> None:
     md = render_template(env, "report.md", view=view)
     assert "inputs changed" in html and "inputs changed" in md
     assert "data.train d2" in html and "data.train d2" in md.replace("\\", "")
+
+
+# -- corpus metrics: statistics agree with the corpus score (BLEU, chrF) ------------------
+
+HYPS = ["the cat sat on the mat", "a dog barked", "hello", "it rains today in paris"]
+REFS = ["the cat sat on the mat", "the dog barked loudly", "hello there", "today it rains in paris"]
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf"])
+def test_corpus_evaluators_stats_sum_to_the_corpus_score(name: str) -> None:
+    from ftsweep.evaluators import EvalExample, build_evaluator, corpus_evaluator
+
+    evaluator = build_evaluator(name, {})
+    assert evaluator.aggregate == "corpus"
+    examples = [
+        EvalExample(str(i), "", r, h) for i, (h, r) in enumerate(zip(HYPS, REFS, strict=True))
+    ]
+    stats = np.asarray(evaluator.example_stats(HYPS, REFS))
+    assert evaluator.score_stats(list(stats.sum(axis=0))) == pytest.approx(
+        evaluator.score(examples).aggregate[name]
+    )
+    assert corpus_evaluator(name) is not None and corpus_evaluator("exact_match") is None
+
+
+def _bleu_view(hyps_by_method: dict[str, list[str]], refs: list[str]):
+    from ftsweep.report.corpus import corpus_stats
+
+    runs, evals, examples, texts = [], [], [], []
+    for method, hyps in hyps_by_method.items():
+        for run in _runs(method, 3):
+            run["config"] = {"eval": {"primary_metric": "bleu", "split": "val"}}
+            runs.append(run)
+            evals.append({"run_id": run["run_id"], "metric": "bleu", "value": 0.0})
+            for i, (h, r) in enumerate(zip(hyps, refs, strict=True)):
+                examples.append({"run_id": run["run_id"], "example_id": f"e{i}", "value": 100.0})
+                texts.append(
+                    {
+                        "run_id": run["run_id"],
+                        "example_id": f"e{i}",
+                        "prediction": h,
+                        "reference": r,
+                    }
+                )
+    corpus = corpus_stats("bleu", {}, texts)
+    assert corpus is not None
+    return build_view("x", runs, evals, [], examples, corpus), corpus
+
+
+def test_bleu_over_examples_is_the_corpus_score_not_the_sentence_mean() -> None:
+    import sacrebleu
+
+    refs = [f"ref {i} w{i % 5} x{i % 3}" for i in range(40)]
+    view, _ = _bleu_view({"a": refs[:1] + ["x"] * 39}, refs)
+    cell = view.leaderboard[0].primary_examples
+    hyps = refs[:1] + ["x"] * 39
+    assert cell.mean == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert cell.mean != 100.0  # what the (fabricated) sentence scores would average to
+
+
+def test_paired_corpus_bootstrap_known_cases() -> None:
+    from ftsweep.report.compare import CORPUS_BOOTSTRAP
+
+    refs = [f"the {w} cat sat on mat number {i}" for i, w in enumerate(["red", "big"] * 20)]
+    garbled = [" ".join(reversed(r.split())) for r in refs]
+    view, corpus = _bleu_view({"good": refs, "same": refs, "bad": garbled}, refs)
+    by_pair = {(p.a, p.b): p for p in view.pairs}
+    same = by_pair[("good", "same")] if ("good", "same") in by_pair else by_pair[("same", "good")]
+    assert same.test == CORPUS_BOOTSTRAP and same.p_value == 1.0 and same.better is None
+    beaten = [p for p in view.pairs if "bad" in (p.a, p.b)]
+    assert all(p.p_value is not None and p.p_value < 0.01 for p in beaten)
+    # the fabricated aggregates are all 0.0, so the seed intervals overlap: no claim
+    assert all(p.better is None for p in beaten)
+    stats_a = np.stack(list(corpus.for_runs(view.leaderboard[0].run_ids).values()))
+    from ftsweep.report.stats import corpus_bootstrap
+
+    assert corpus_bootstrap(stats_a, corpus.score) == corpus_bootstrap(stats_a, corpus.score)

@@ -4,7 +4,8 @@ Two pieces of evidence must agree, or the verdict is "no detectable difference":
 
 1. **Examples.** A paired test on the per-example primary metric (each example's
    score averaged over the row's seeds): McNemar's exact test when every score is 0/1,
-   else the paired sign-flip permutation test. The p-values of all pairs of the table
+   else the paired sign-flip permutation test; for a corpus metric (BLEU, chrF) a
+   paired bootstrap that scores each resample of examples as a corpus. The p-values of all pairs of the table
    are Holm-corrected together, and the corrected p must be below ``ALPHA``.
 2. **Seeds.** Both rows have at least two seeds and their 95% t-intervals over seeds
    do not overlap, with the better one on the metric's good side.
@@ -20,11 +21,22 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any, Protocol
 
-from ftsweep.report.stats import Stat, holm, is_binary, mcnemar_exact_p, paired_sign_flip_p
+import numpy as np
+
+from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.stats import (
+    Stat,
+    holm,
+    is_binary,
+    mcnemar_exact_p,
+    paired_corpus_bootstrap_p,
+    paired_sign_flip_p,
+)
 
 ALPHA = 0.05
 MCNEMAR = "McNemar exact"
 PERMUTATION = "sign-flip permutation"
+CORPUS_BOOTSTRAP = "paired corpus bootstrap"
 
 
 class Row(Protocol):
@@ -71,12 +83,26 @@ def _separate(a: Stat, b: Stat) -> bool | None:
     return a.low > b.high or b.low > a.high
 
 
-def _tested(a: Row, b: Row, examples: Sequence[dict[str, Any]]) -> PairRow:
+def _corpus_test(a: Row, b: Row, corpus: CorpusStats) -> tuple[int, str | None, float | None]:
+    sa, sb = corpus.for_runs(a.run_ids), corpus.for_runs(b.run_ids)
+    shared = sorted(set(sa) & set(sb))
+    if not shared:
+        return 0, None, None
+    xa, xb = np.stack([sa[e] for e in shared]), np.stack([sb[e] for e in shared])
+    return len(shared), CORPUS_BOOTSTRAP, paired_corpus_bootstrap_p(xa, xb, corpus.score)
+
+
+def _tested(
+    a: Row, b: Row, examples: Sequence[dict[str, Any]], corpus: CorpusStats | None
+) -> PairRow:
     sa, sb = per_example(examples, a.run_ids), per_example(examples, b.run_ids)
     shared = sorted(set(sa) & set(sb))
     xa, xb = [sa[e] for e in shared], [sb[e] for e in shared]
     test, p = None, None
-    if shared and is_binary(xa) and is_binary(xb):
+    n_examples = len(shared)
+    if corpus is not None:
+        n_examples, test, p = _corpus_test(a, b, corpus)
+    elif shared and is_binary(xa) and is_binary(xb):
         test, p = MCNEMAR, mcnemar_exact_p(xa, xb)
     elif shared:
         test, p = PERMUTATION, paired_sign_flip_p([x - y for x, y in zip(xa, xb, strict=True)])
@@ -89,7 +115,7 @@ def _tested(a: Row, b: Row, examples: Sequence[dict[str, Any]]) -> PairRow:
         diff=diff,
         seeds=(a.primary.n, b.primary.n),
         intervals_separate=_separate(a.primary, b.primary),
-        n_examples=len(shared),
+        n_examples=n_examples,
         test=test,
         p_value=p,
         p_holm=None,
@@ -119,8 +145,13 @@ def _verdict(pair: PairRow, higher: bool) -> PairRow:
     return replace(pair, verdict=f"no detectable difference at {n} ({'; '.join(why)})")
 
 
-def compare(rows: Sequence[Row], examples: Sequence[dict[str, Any]], higher: bool) -> list[PairRow]:
+def compare(
+    rows: Sequence[Row],
+    examples: Sequence[dict[str, Any]],
+    higher: bool,
+    corpus: CorpusStats | None = None,
+) -> list[PairRow]:
     """Every pair of rows, tested, Holm-corrected across the table, with a verdict."""
-    pairs = [_tested(a, b, examples) for a, b in combinations(rows, 2)]
+    pairs = [_tested(a, b, examples, corpus) for a, b in combinations(rows, 2)]
     corrected = holm([p.p_value for p in pairs])
     return [_verdict(replace(p, p_holm=q), higher) for p, q in zip(pairs, corrected, strict=True)]

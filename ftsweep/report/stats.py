@@ -17,7 +17,7 @@ t-test because per-example metrics (exact match, BLEU) are far from normal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,3 +141,60 @@ def paired_sign_flip_p(diffs: Sequence[float]) -> float | None:
         hits += int(np.sum(np.abs((signs * d).mean(axis=1)) >= observed - tol))
     # +1 in both: the observed sign vector counts as one resample (never report p = 0)
     return (hits + 1) / (N_RESAMPLES + 1)
+
+
+CORPUS_RESAMPLES = 1_000  # sacrebleu's default for its paired bootstrap
+_CHUNK = 100
+
+
+def _resampled_scores(
+    stats: list[np.ndarray], score: Callable[[np.ndarray], float], seed: int
+) -> list[np.ndarray]:
+    """Corpus scores of each system over the same resamples of examples (rows)."""
+    n = len(stats[0])
+    rng = np.random.default_rng(seed)
+    out: list[list[float]] = [[] for _ in stats]
+    for start in range(0, CORPUS_RESAMPLES, _CHUNK):
+        idx = rng.integers(0, n, size=(min(_CHUNK, CORPUS_RESAMPLES - start), n))
+        for k, s in enumerate(stats):
+            out[k] += [score(t) for t in s[idx].sum(axis=1)]
+    return [np.asarray(o) for o in out]
+
+
+def corpus_bootstrap(
+    stats: np.ndarray, score: Callable[[np.ndarray], float], seed: int = SEED
+) -> Stat:
+    """A corpus score (e.g. BLEU) with a 95% percentile-bootstrap interval over examples.
+
+    ``stats`` holds one row of sufficient statistics per example; ``score`` turns column
+    sums into the corpus score, so every resample is scored as a corpus.
+    """
+    n = len(stats)
+    if n == 0:
+        return Stat(None, None, 0)
+    full = score(stats.sum(axis=0))
+    if n < 2:
+        return Stat(full, None, 1)
+    (samples,) = _resampled_scores([stats], score, seed)
+    tail = (1 - CONFIDENCE) / 2 * 100
+    low, high = np.percentile(samples, [tail, 100 - tail])
+    return Stat(full, float(samples.std(ddof=1)), n, float(low), float(high))
+
+
+def paired_corpus_bootstrap_p(
+    a: np.ndarray, b: np.ndarray, score: Callable[[np.ndarray], float], seed: int = SEED
+) -> float | None:
+    """Two-sided p-value of a corpus-score difference by paired bootstrap over examples.
+
+    As sacrebleu's paired bootstrap: both systems are scored on the same resampled
+    example sets; the resampled differences, shifted to mean zero (H0), are compared
+    with the observed difference. Rows of ``a`` and ``b`` are the same examples.
+    """
+    if len(a) == 0:
+        return None
+    observed = abs(score(a.sum(axis=0)) - score(b.sum(axis=0)))
+    sa, sb = _resampled_scores([a, b], score, seed)
+    diffs = sa - sb
+    tol = 1e-12 * max(1.0, observed)
+    hits = int(np.sum(np.abs(diffs - diffs.mean()) >= observed - tol))
+    return (hits + 1) / (CORPUS_RESAMPLES + 1)

@@ -15,9 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from ftsweep.report.compare import PairRow, compare, per_example
+from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.search_view import SearchView
-from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, summarize
+from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, corpus_bootstrap, summarize
 
 CURVE_METRICS = ("loss", "eval_loss")
 PROBLEM_STATES = ("failed", "pruned", "lost")
@@ -145,6 +148,17 @@ def eval_spec(runs: list[dict[str, Any]]) -> tuple[str, str | None]:
     return "eval_loss", None  # every run lacks one: eval_loss is what any trainer logs
 
 
+def evaluator_params(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The experiment's ``eval.evaluator_params`` (most common across runs)."""
+    seen = Counter(
+        json.dumps(
+            (r["config"] or {}).get("eval", {}).get("evaluator_params") or {}, sort_keys=True
+        )
+        for r in runs
+    )
+    return dict(json.loads(seen.most_common(1)[0][0])) if seen else {}
+
+
 def _stat(runs: Iterable[dict[str, Any]], key: str) -> Stat:
     return summarize([r[key] for r in runs])
 
@@ -170,6 +184,18 @@ def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
     ]
 
 
+def _over_examples(
+    run_ids: tuple[str, ...], examples: list[dict[str, Any]], corpus: CorpusStats | None
+) -> Stat:
+    """The primary metric over examples with a bootstrap interval (as a corpus if it is one)."""
+    if corpus is None:
+        return bootstrap_mean(list(per_example(examples, run_ids).values()))
+    stats = corpus.for_runs(run_ids)
+    if not stats:
+        return Stat(None, None, 0)
+    return corpus_bootstrap(np.stack([stats[ex] for ex in sorted(stats)]), corpus.score)
+
+
 def _leader_rows(
     complete: list[dict[str, Any]],
     per_run: dict[str, dict[str, float | None]],
@@ -177,6 +203,7 @@ def _leader_rows(
     primary: str,
     higher: bool,
     examples: list[dict[str, Any]],
+    corpus: CorpusStats | None,
 ) -> list[LeaderRow]:
     """Best config per method and input set (mean primary over seeds), best first."""
     sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
@@ -205,7 +232,7 @@ def _leader_rows(
                 inputs=inputs,
                 config=config,
                 primary=metrics[primary],
-                primary_examples=bootstrap_mean(list(per_example(examples, run_ids).values())),
+                primary_examples=_over_examples(run_ids, examples, corpus),
                 metrics=metrics,
                 trainable_params=_stat(members, "trainable_params"),
                 trainable_pct=_stat(members, "trainable_pct"),
@@ -289,6 +316,7 @@ def build_view(
     evals: list[dict[str, Any]],
     curve_rows: list[dict[str, Any]],
     examples: list[dict[str, Any]],
+    corpus: CorpusStats | None = None,
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
     primary, _ = eval_spec(runs)
@@ -299,7 +327,7 @@ def build_view(
         per_run.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
     names = {m for metrics in per_run.values() for m in metrics} | {primary}
     metric_names = (primary, *sorted(names - {primary}))
-    leaders = _leader_rows(complete, per_run, metric_names, primary, higher, examples)
+    leaders = _leader_rows(complete, per_run, metric_names, primary, higher, examples, corpus)
     return ReportView(
         experiment=experiment,
         primary_metric=primary,
@@ -307,7 +335,7 @@ def build_view(
         metric_names=metric_names,
         leaderboard=tuple(leaders),
         effects=tuple(_effects(complete, per_run, primary)),
-        pairs=tuple(compare(leaders, examples, higher)),
+        pairs=tuple(compare(leaders, examples, higher, corpus)),
         curves=tuple(_curves(leaders, curve_rows)),
         failed=tuple(
             FailedRow(
