@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ftsweep.report.cards import Card, decision_cards
 from ftsweep.report.compare import PairRow, compare, per_example
 from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.search_view import SearchView
@@ -123,6 +124,7 @@ class ReportView:
     provenance: tuple[ProvenanceRow, ...]
     status_counts: dict[str, int]
     inputs: tuple[InputSet, ...] = ()  # distinct data/model fingerprints; >1: inputs changed
+    cards: tuple[Card, ...] = ()
     test_name: str = TEST_NAME
     search: SearchView | None = None  # the search sections; None for an experiment without trials
 
@@ -352,4 +354,5 @@ def build_view(
         provenance=tuple(_provenance(runs)),
         status_counts=dict(sorted(Counter(r["status"] for r in runs).items())),
         inputs=tuple(input_sets(complete)),
+        cards=tuple(decision_cards(leaders, primary, higher)),
     )
