@@ -143,7 +143,7 @@ GENERATION_EVALUATORS = sorted(n for n, c in EVALUATORS.items() if c.needs_gener
 def test_declared_aggregation(name):
     """Every evaluator says how its corpus value relates to its per-example rows."""
     evaluator = build_evaluator(name, {})
-    assert evaluator.aggregate in ("mean", "corpus")
+    assert evaluator.aggregate in ("mean", "corpus", "weighted")
     if evaluator.aggregate == "corpus":  # its statistics must rebuild the corpus score
         hyps, refs = ["a b c d", "e f"], ["a b c d", "e g"]
         stats = evaluator.example_stats(hyps, refs)

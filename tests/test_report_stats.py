@@ -307,3 +307,16 @@ def test_decision_cards_pick_by_their_stated_rules() -> None:
     assert cards["Most stable across seeds"].label == "lora"
     assert all(c.run_ids for c in view.cards)
     assert decision_cards([], "accuracy", True) == []
+
+
+def test_the_leaderboard_says_when_a_metric_is_weighted() -> None:
+    from ftsweep.report.render import make_env, render_template
+
+    runs = _runs("lora", 2)
+    for r in runs:
+        r["config"] = {"eval": {"primary_metric": "eval_loss", "split": "val"}}
+    evals = [{"run_id": r["run_id"], "metric": "eval_loss", "value": 1.0} for r in runs]
+    view = build_view("x", runs, evals, [], [])
+    assert view.primary_aggregate == "weighted"
+    md = render_template(make_env(), "report.md", view=view)
+    assert "unweighted mean of per-example values" in md

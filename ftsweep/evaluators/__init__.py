@@ -25,6 +25,7 @@ from ftsweep.evaluators.registry import (
     build_evaluator,
     corpus_evaluator,
     get_evaluator,
+    metric_aggregate,
     metric_direction,
     register,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "get_evaluator",
     "loss",
     "mean_scores",
+    "metric_aggregate",
     "metric_direction",
     "pass_at_1",
     "register",

@@ -65,7 +65,9 @@ class Evaluator(ABC):
       (the default: it is their mean, so statistics over examples may average them) or
       ``"corpus"`` (BLEU, chrF: it is computed from per-example sufficient statistics
       summed over the corpus; such an evaluator implements ``example_stats`` and
-      ``score_stats``, and its per-example rows are for reading, not for statistics).
+      ``score_stats``, and its per-example rows are for reading, not for statistics)
+      or ``"weighted"`` (loss: examples weigh by something their rows do not carry, so
+      an average of the rows is not the corpus value, and the report says so).
 
     Every implementation guarantees:
 
@@ -84,7 +86,7 @@ class Evaluator(ABC):
     name: ClassVar[str]
     needs_generation: ClassVar[bool] = True
     metrics: ClassVar[dict[str, bool]]
-    aggregate: ClassVar[Literal["mean", "corpus"]] = "mean"
+    aggregate: ClassVar[Literal["mean", "corpus", "weighted"]] = "mean"
 
     class Params(BaseModel):
         """Parameters shared by all evaluators: none. Subclasses add theirs."""

@@ -115,3 +115,11 @@ def corpus_evaluator(
         if metric in cls.metrics and cls.aggregate == "corpus":
             return build_evaluator(cls.name, (evaluator_params or {}).get(cls.name))
     return None
+
+
+def metric_aggregate(metric: str) -> str | None:
+    """How the evaluator owning ``metric`` aggregates (``Evaluator.aggregate``); None if unknown."""
+    for cls in EVALUATORS.values():
+        if metric in cls.metrics:
+            return cls.aggregate
+    return None

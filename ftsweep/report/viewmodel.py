@@ -44,6 +44,16 @@ def higher_is_better(metric: str) -> bool:
     return not ("loss" in lowered or "perplexity" in lowered)
 
 
+def aggregation(metric: str) -> str:
+    """How the metric's evaluator aggregates ("mean" when no evaluator owns it)."""
+    try:  # lazily, as for the direction
+        evaluators = importlib.import_module("ftsweep.evaluators")
+    except ImportError:
+        return "mean"
+    ask = getattr(evaluators, "metric_aggregate", None)
+    return (ask(metric) if ask is not None else None) or "mean"
+
+
 @dataclass(frozen=True)
 class LeaderRow:
     rank: int
@@ -125,6 +135,7 @@ class ReportView:
     status_counts: dict[str, int]
     inputs: tuple[InputSet, ...] = ()  # distinct data/model fingerprints; >1: inputs changed
     cards: tuple[Card, ...] = ()
+    primary_aggregate: str = "mean"  # Evaluator.aggregate of the primary metric
     test_name: str = TEST_NAME
     search: SearchView | None = None  # the search sections; None for an experiment without trials
 
@@ -355,4 +366,5 @@ def build_view(
         status_counts=dict(sorted(Counter(r["status"] for r in runs).items())),
         inputs=tuple(input_sets(complete)),
         cards=tuple(decision_cards(leaders, primary, higher)),
+        primary_aggregate=aggregation(primary),
     )
