@@ -320,3 +320,29 @@ def test_the_leaderboard_says_when_a_metric_is_weighted() -> None:
     assert view.primary_aggregate == "weighted"
     md = render_template(make_env(), "report.md", view=view)
     assert "unweighted mean of per-example values" in md
+
+
+def test_corpus_statistics_come_from_the_stores_texts() -> None:
+    import duckdb
+    import sacrebleu
+
+    from ftsweep.report import _corpus
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE runs (run_id VARCHAR, experiment VARCHAR, status VARCHAR)")
+    con.execute(
+        "CREATE TABLE eval_examples (run_id VARCHAR, split VARCHAR, example_id VARCHAR,"
+        " metric VARCHAR, value DOUBLE, prediction VARCHAR, reference VARCHAR)"
+    )
+    con.execute("INSERT INTO runs VALUES ('r1', 'x', 'complete')")
+    for i, (h, r) in enumerate(zip(HYPS, REFS, strict=True)):
+        con.execute(
+            "INSERT INTO eval_examples VALUES ('r1', 'val', ?, 'bleu', 1.0, ?, ?)", [f"e{i}", h, r]
+        )
+    runs = [{"config": {"eval": {"evaluator_params": {"bleu": {"lowercase": True}}}}}]
+    corpus = _corpus(con, "x", runs, "bleu", "val")
+    assert corpus is not None
+    totals = np.sum(list(corpus.for_runs(["r1"]).values()), axis=0)
+    expected = sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True).score
+    assert corpus.score(totals) == pytest.approx(expected)
+    assert _corpus(con, "x", runs, "accuracy", "val") is None  # a mean metric needs no texts
