@@ -139,6 +139,20 @@ def test_register_refuses_an_abstract_evaluator(scratch_registry):
 GENERATION_EVALUATORS = sorted(n for n, c in EVALUATORS.items() if c.needs_generation)
 
 
+@pytest.mark.parametrize("name", sorted(EVALUATORS))
+def test_declared_aggregation(name):
+    """Every evaluator says how its corpus value relates to its per-example rows."""
+    evaluator = build_evaluator(name, {})
+    assert evaluator.aggregate in ("mean", "corpus", "weighted")
+    if evaluator.aggregate == "corpus":  # its statistics must rebuild the corpus score
+        hyps, refs = ["a b c d", "e f"], ["a b c d", "e g"]
+        stats = evaluator.example_stats(hyps, refs)
+        assert len(stats) == 2
+        totals = [sum(col) for col in zip(*stats, strict=True)]
+        scored = evaluator.score(text_examples(hyps, refs))
+        assert evaluator.score_stats(totals) == pytest.approx(scored.aggregate[name])
+
+
 @pytest.mark.parametrize("name", GENERATION_EVALUATORS)
 def test_conformance(name):
     evaluator = build_evaluator(name, {})

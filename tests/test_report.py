@@ -97,9 +97,12 @@ def test_view_picks_best_config_by_direction() -> None:
     view = build_view("x", runs, evals, [], examples)
     assert [(r.method, r.config) for r in view.leaderboard] == [("lora", "r=16"), ("base", "—")]
     (pair,) = view.pairs
-    assert (pair.a, pair.b, pair.diff, pair.better) == ("lora", "base", -2.0, "lora")
+    assert (pair.a, pair.b, pair.diff) == ("lora", "base", -2.0)
     assert pair.n_examples == 4 and pair.p_value == pytest.approx(2 / 16)
-    assert pair.exceeds_spread is None  # one seed each: no spread to compare with
+    assert pair.p_holm == pair.p_value  # a family of one: Holm changes nothing
+    # one seed each: no seed interval, so no claim, however the examples look
+    assert pair.intervals_separate is None and pair.better is None
+    assert pair.verdict.startswith("no detectable difference at n = 4 examples, 1 seed")
     assert [(e.param, e.value) for e in view.effects] == [("r", "16"), ("r", "8")]
 
 

@@ -184,11 +184,11 @@ def test_search_sections_render_with_the_studies_numbers(ws: Workspace, tmp_path
     assert "| lora | 2 | 2 | 0 | 0 | 0 | 4 | 1 |" in md
     assert "| prefix | 1 | 1 | 1 | 0 | 0 | 3 | 0 |" in md
     # pruning: lora saved (12 - 4) + (12 - 8) of 4 x 12 steps, prefix 12 - 4 of 3 x 12
-    assert "| lora | 4 | 2 | 50 | 6 | 12 | 48 | 25 |" in md
-    assert "| prefix | 3 | 1 | 33.3 | 4 | 8 | 36 | 22.2 |" in md
+    assert "| lora | 4 | 2 | 50.0 | 6.00 | 12 | 48 | 25.0 |" in md  # 3 significant digits
+    assert "| prefix | 3 | 1 | 33.3 | 4.00 | 8 | 36 | 22.2 |" in md
     # best so far: lora's best is its trial 3 (0.5), ranked above prefix (0.0625)
     best = _section(md, "### Best so far", "### Parameter")
-    assert best.index("| lora | srch/lora #3 | 0.5 |") < best.index("| prefix | srch/prefix #0 |")
+    assert best.index("| lora | srch/lora #3 | 0.500 |") < best.index("| prefix | srch/prefix #0 |")
     assert "r=16, training.lr=0.005" in best
     # importances: lora has 3 complete trials, prefix 1 (the reason is said)
     imp = _section(html, "<h3>Parameter importances</h3>", "<h3>Parallel")
@@ -228,8 +228,8 @@ def test_pareto_front_is_highlighted(tmp_path: Path) -> None:
     assert section.count('<span class="yes">yes</span>') == 2 and "<svg" in section
     md_section = _section(md, "### Pareto front", "### Pruning")
     assert md_section.count("| **yes** |") == 2
-    assert "| prefix | par/prefix #0 | 0.4 | 500 | **yes** |" in md_section
-    assert "| lora | par/lora #2 | 0.5 | 1500 | no |" in md_section
+    assert "| prefix | par/prefix #0 | 0.400 | 500 | **yes** |" in md_section
+    assert "| lora | par/lora #2 | 0.500 | 1,500 | no |" in md_section
     assert "the trials nearest the Pareto front" in html  # importances say what they measure
 
 
@@ -259,7 +259,7 @@ def test_missing_journal_still_renders_what_the_store_knows(ws: Workspace, tmp_p
     html, md = _render(ws, EXP, tmp_path / "out")
     assert "no study journal at" in html and "no study journal at" in md
     assert "No best trial: the objective&#39;s direction is unknown" in html
-    assert "| lora | 4 | 2 | 50 | 6 | 12 | 48 | 25 |" in md  # pruning needs only the store
+    assert "| lora | 4 | 2 | 50.0 | 6.00 | 12 | 48 | 25.0 |" in md  # 3 significant digits  # pruning needs only the store
     assert not journal_path(ws, EXP).exists()  # the report never creates a journal
 
 

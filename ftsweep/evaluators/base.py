@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -60,7 +60,14 @@ class Evaluator(ABC):
       (the worker then skips generation for them);
     * ``metrics`` — metric name -> True when higher is better;
     * ``Params`` — a pydantic model of its parameters (subclass ``Evaluator.Params``,
-      so unknown keys are rejected).
+      so unknown keys are rejected);
+    * ``aggregate`` — how the corpus value relates to the per-example rows: ``"mean"``
+      (the default: it is their mean, so statistics over examples may average them) or
+      ``"corpus"`` (BLEU, chrF: it is computed from per-example sufficient statistics
+      summed over the corpus; such an evaluator implements ``example_stats`` and
+      ``score_stats``, and its per-example rows are for reading, not for statistics)
+      or ``"weighted"`` (loss: examples weigh by something their rows do not carry, so
+      an average of the rows is not the corpus value, and the report says so).
 
     Every implementation guarantees:
 
@@ -79,6 +86,7 @@ class Evaluator(ABC):
     name: ClassVar[str]
     needs_generation: ClassVar[bool] = True
     metrics: ClassVar[dict[str, bool]]
+    aggregate: ClassVar[Literal["mean", "corpus", "weighted"]] = "mean"
 
     class Params(BaseModel):
         """Parameters shared by all evaluators: none. Subclasses add theirs."""
@@ -102,6 +110,20 @@ class Evaluator(ABC):
     @abstractmethod
     def score(self, examples: Sequence[EvalExample]) -> EvalScores:
         """Score ``examples``; see the class docstring for the contract."""
+
+    def example_stats(
+        self, predictions: Sequence[str], references: Sequence[str]
+    ) -> list[list[float]]:
+        """Per-example sufficient statistics (``aggregate = "corpus"`` only).
+
+        Their column sums over any subset of examples, given to ``score_stats``, give
+        that subset's corpus score; resampling examples (paired bootstrap) relies on it.
+        """
+        raise NotImplementedError(f"{self.name} aggregates by mean; it has no corpus stats")
+
+    def score_stats(self, totals: Sequence[float]) -> float:
+        """The corpus score from column sums of ``example_stats`` rows."""
+        raise NotImplementedError(f"{self.name} aggregates by mean; it has no corpus stats")
 
 
 def check_examples(examples: Sequence[EvalExample]) -> None:

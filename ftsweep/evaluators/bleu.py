@@ -1,9 +1,10 @@
 """bleu: corpus BLEU (0..100) through sacrebleu, with sentence BLEU per example.
 
 The corpus value is sacrebleu's ``corpus_score`` with one reference per example —
-the number papers report — not the mean of sentence scores. Per-example values are
-sacrebleu sentence BLEU with effective order (its recommended sentence setting), for
-paired statistics only.
+the number papers report — not the mean of sentence scores (``aggregate = "corpus"``).
+Per-example values are sacrebleu sentence BLEU with effective order, to read; the
+report's statistics resample sacrebleu's per-sentence statistics instead
+(``example_stats`` / ``score_stats``), so they agree with the corpus value.
 
 Tokenizers: "13a" (default, WMT's standard), "intl", "char", "zh" for Chinese.
 "ja-mecab"/"ko-mecab" need extra packages, and the SentencePiece ones ("spm",
@@ -39,6 +40,7 @@ class Bleu(Evaluator):
 
     name = "bleu"
     needs_generation = True
+    aggregate = "corpus"  # the corpus score, not the mean of sentence scores
     metrics = {"bleu": True}
 
     class Params(Evaluator.Params):
@@ -74,3 +76,13 @@ class Bleu(Evaluator):
             for e in examples
         ]
         return EvalScores(aggregate={"bleu": corpus}, per_example=per_example)
+
+    def example_stats(
+        self, predictions: Sequence[str], references: Sequence[str]
+    ) -> list[list[float]]:
+        # sacrebleu's own per-sentence statistics: their sums give its corpus score
+        rows = self._corpus._extract_corpus_statistics(list(predictions), [list(references)])
+        return [[float(x) for x in row] for row in rows]
+
+    def score_stats(self, totals: Sequence[float]) -> float:
+        return float(self._corpus._compute_score_from_stats([int(round(x)) for x in totals]).score)

@@ -21,6 +21,7 @@ class Chrf(Evaluator):
 
     name = "chrf"
     needs_generation = True
+    aggregate = "corpus"  # the corpus score, not the mean of sentence scores
     metrics = {"chrf": True}
 
     class Params(Evaluator.Params):
@@ -50,3 +51,13 @@ class Chrf(Evaluator):
             for e in examples
         ]
         return EvalScores(aggregate={"chrf": corpus}, per_example=per_example)
+
+    def example_stats(
+        self, predictions: Sequence[str], references: Sequence[str]
+    ) -> list[list[float]]:
+        # sacrebleu's own per-sentence statistics: their sums give its corpus score
+        rows = self._metric._extract_corpus_statistics(list(predictions), [list(references)])
+        return [[float(x) for x in row] for row in rows]
+
+    def score_stats(self, totals: Sequence[float]) -> float:
+        return float(self._metric._compute_score_from_stats([int(round(x)) for x in totals]).score)

@@ -27,6 +27,7 @@ class Loss(Evaluator):
 
     name = "loss"
     needs_generation = False
+    aggregate = "weighted"  # token-weighted; per-example rows are per-example means
     metrics = {"eval_loss": False, "perplexity": False}
 
     class Params(Evaluator.Params):

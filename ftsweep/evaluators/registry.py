@@ -99,3 +99,27 @@ def metric_direction(metric: str) -> bool | None:
         if metric in cls.metrics:
             return cls.metrics[metric]
     return None
+
+
+def corpus_evaluator(
+    metric: str, evaluator_params: Mapping[str, Mapping[str, Any]] | None = None
+) -> Evaluator | None:
+    """The evaluator owning ``metric``, if it aggregates by corpus, built with its params.
+
+    ``evaluator_params`` is an experiment's ``eval.evaluator_params`` (name → params).
+
+    None for a metric whose corpus value is the mean of its per-example rows (or an
+    unknown metric): statistics may then average the per-example rows directly.
+    """
+    for cls in EVALUATORS.values():
+        if metric in cls.metrics and cls.aggregate == "corpus":
+            return build_evaluator(cls.name, (evaluator_params or {}).get(cls.name))
+    return None
+
+
+def metric_aggregate(metric: str) -> str | None:
+    """How the evaluator owning ``metric`` aggregates (``Evaluator.aggregate``); None if unknown."""
+    for cls in EVALUATORS.values():
+        if metric in cls.metrics:
+            return cls.aggregate
+    return None

@@ -12,10 +12,17 @@ from typing import Any
 from duckdb import DuckDBPyConnection
 
 from ftsweep.report import queries, search_queries
+from ftsweep.report.corpus import CorpusStats, corpus_stats
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
-from ftsweep.report.viewmodel import CURVE_METRICS, ReportView, build_view, eval_spec
+from ftsweep.report.viewmodel import (
+    CURVE_METRICS,
+    ReportView,
+    build_view,
+    eval_spec,
+    evaluator_params,
+)
 from ftsweep.search.summary import journal_path
 from ftsweep.store import open_reader
 from ftsweep.workspace import Workspace, safe_name
@@ -34,6 +41,19 @@ def _search_view(
     return build_search_view(trials, runs, facts)
 
 
+def _corpus(
+    con: DuckDBPyConnection, name: str, runs: list[dict[str, Any]], metric: str, split: str | None
+) -> CorpusStats | None:
+    """Corpus statistics of the primary metric, if its evaluator aggregates by corpus."""
+    from ftsweep.evaluators import corpus_evaluator  # lazy: only to ask how it aggregates
+
+    if corpus_evaluator(metric, evaluator_params(runs)) is None:
+        return None  # no need to read the texts
+    return corpus_stats(
+        metric, evaluator_params(runs), queries.example_texts(con, name, metric, split)
+    )
+
+
 def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView]:
     con = open_reader(workspace)
     try:
@@ -50,6 +70,7 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
                 queries.eval_metrics(con, name),
                 queries.curves(con, name, CURVE_METRICS),
                 queries.example_scores(con, name, metric, split),
+                _corpus(con, name, runs, metric, split),
             )
             views.append(replace(view, search=_search_view(workspace, con, name, runs)))
         return views

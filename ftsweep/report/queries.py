@@ -80,3 +80,19 @@ def example_scores(
             [experiment, metric, split, split],
         )
     )
+
+
+def example_texts(
+    con: duckdb.DuckDBPyConnection, experiment: str, metric: str, split: str | None
+) -> list[dict[str, Any]]:
+    """Predictions and references behind one metric's per-example rows (corpus metrics)."""
+    return _dicts(
+        con.execute(
+            """SELECT e.run_id, e.example_id, e.prediction, e.reference
+           FROM eval_examples e JOIN runs r USING (run_id)
+           WHERE r.experiment = ? AND r.status = 'complete' AND e.metric = ?
+             AND (? IS NULL OR e.split = ?)
+           ORDER BY 1, 2""",
+            [experiment, metric, split, split],
+        )
+    )

@@ -8,7 +8,6 @@ templates, and looks in the user's template dir before the packaged templates
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateErro
 from jinja2.sandbox import SandboxedEnvironment
 
 from ftsweep.errors import FtsweepError
-from ftsweep.report.stats import Stat
+from ftsweep.report.numbers import fmt_interval, fmt_num, fmt_p, fmt_range
 
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 HTML_TEMPLATE = "index.html"
@@ -48,29 +47,6 @@ def md_escape(value: Any) -> str:
     return " ".join(text.split())
 
 
-def fmt_num(value: float | int | None, digits: int = 4) -> str:
-    """Compact number: 4 significant digits, thousands separators for large ints."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, int) or (abs(value) >= 1e4 and float(value).is_integer()):
-        return f"{int(value):,}"
-    return f"{value:.{digits}g}"
-
-
-def fmt_stat(stat: Stat, digits: int = 4) -> str:
-    """ "mean ± std (n=k)"; std omitted for a single seed, "—" when there is no value."""
-    if stat.mean is None:
-        return "—"
-    spread = f" ± {fmt_num(stat.std, digits)}" if stat.std is not None else ""
-    return f"{fmt_num(stat.mean, digits)}{spread} (n={stat.n})"
-
-
-def fmt_p(p: float | None) -> str:
-    if p is None:
-        return "—"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def _autoescape(name: str | None) -> bool:
     # .html (and .htm/.xml) are escaped; Markdown is not HTML and uses the md filter.
     return name is None or name.rsplit(".", 1)[-1].lower() in ("html", "htm", "xml")
@@ -88,7 +64,8 @@ def make_env(template_dir: Path | None = None) -> SandboxedEnvironment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters.update(md=md_escape, num=fmt_num, stat=fmt_stat, pval=fmt_p)
+    # one number format for every template (numbers.py); "stat" is mean [95% interval] (n)
+    env.filters.update(md=md_escape, num=fmt_num, stat=fmt_interval, range=fmt_range, pval=fmt_p)
     return env
 
 

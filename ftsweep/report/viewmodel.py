@@ -13,11 +13,15 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import combinations
 from typing import Any
 
+import numpy as np
+
+from ftsweep.report.cards import Card, decision_cards
+from ftsweep.report.compare import PairRow, compare, per_example
+from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.search_view import SearchView
-from ftsweep.report.stats import TEST_NAME, Stat, paired_sign_flip_p, summarize
+from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, corpus_bootstrap, summarize
 
 CURVE_METRICS = ("loss", "eval_loss")
 PROBLEM_STATES = ("failed", "pruned", "lost")
@@ -40,12 +44,25 @@ def higher_is_better(metric: str) -> bool:
     return not ("loss" in lowered or "perplexity" in lowered)
 
 
+def aggregation(metric: str) -> str:
+    """How the metric's evaluator aggregates ("mean" when no evaluator owns it)."""
+    try:  # lazily, as for the direction
+        evaluators = importlib.import_module("ftsweep.evaluators")
+    except ImportError:
+        return "mean"
+    ask = getattr(evaluators, "metric_aggregate", None)
+    return (ask(metric) if ask is not None else None) or "mean"
+
+
 @dataclass(frozen=True)
 class LeaderRow:
     rank: int
     method: str
+    label: str  # the method, plus "(inputs k)" when the experiment's inputs changed
+    inputs: int  # index into ReportView.inputs (0 when the inputs never changed)
     config: str  # the varied values of the best config, "k=v, ..."
-    primary: Stat
+    primary: Stat  # over seeds, with a 95% t-interval
+    primary_examples: Stat  # over examples (seed-averaged), 95% bootstrap; n=0 without them
     metrics: dict[str, Stat]
     trainable_params: Stat
     trainable_pct: Stat
@@ -61,18 +78,6 @@ class EffectRow:
     param: str
     value: str
     stat: Stat
-
-
-@dataclass(frozen=True)
-class PairRow:
-    a: str
-    b: str
-    diff: float | None  # mean(a) - mean(b) of the primary metric
-    spread: float | None  # the larger seed-to-seed std of the two
-    exceeds_spread: bool | None
-    better: str | None
-    n_examples: int
-    p_value: float | None
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,16 @@ class ProvenanceRow:
 
 
 @dataclass(frozen=True)
+class InputSet:
+    """One set of input fingerprints (data files, base model) the experiment's runs used."""
+
+    index: int
+    fingerprints: dict[str, str]
+    n_runs: int
+    differs_in: tuple[str, ...]  # the fingerprint keys whose value differs between sets
+
+
+@dataclass(frozen=True)
 class ReportView:
     experiment: str
     primary_metric: str
@@ -118,6 +133,9 @@ class ReportView:
     failed: tuple[FailedRow, ...]
     provenance: tuple[ProvenanceRow, ...]
     status_counts: dict[str, int]
+    inputs: tuple[InputSet, ...] = ()  # distinct data/model fingerprints; >1: inputs changed
+    cards: tuple[Card, ...] = ()
+    primary_aggregate: str = "mean"  # Evaluator.aggregate of the primary metric
     test_name: str = TEST_NAME
     search: SearchView | None = None  # the search sections; None for an experiment without trials
 
@@ -143,8 +161,52 @@ def eval_spec(runs: list[dict[str, Any]]) -> tuple[str, str | None]:
     return "eval_loss", None  # every run lacks one: eval_loss is what any trainer logs
 
 
+def evaluator_params(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The experiment's ``eval.evaluator_params`` (most common across runs)."""
+    seen = Counter(
+        json.dumps(
+            (r["config"] or {}).get("eval", {}).get("evaluator_params") or {}, sort_keys=True
+        )
+        for r in runs
+    )
+    return dict(json.loads(seen.most_common(1)[0][0])) if seen else {}
+
+
 def _stat(runs: Iterable[dict[str, Any]], key: str) -> Stat:
     return summarize([r[key] for r in runs])
+
+
+def _inputs_key(run: dict[str, Any]) -> str:
+    return json.dumps(run.get("fingerprints") or {}, sort_keys=True)
+
+
+def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
+    """Distinct input fingerprints of the runs, in order of first appearance.
+
+    Runs of one experiment trained on other data or another base model are different
+    experiments in all but name: they must never be pooled as seeds of one row.
+    """
+    counts = Counter(_inputs_key(r) for r in runs)
+    order = list(dict.fromkeys(_inputs_key(r) for r in runs))
+    decoded = [json.loads(k) for k in order]
+    keys = sorted({k for fp in decoded for k in fp})
+    differs = tuple(k for k in keys if len({fp.get(k) for fp in decoded}) > 1)
+    return [
+        InputSet(i, fp, counts[k], differs)
+        for i, (k, fp) in enumerate(zip(order, decoded, strict=True))
+    ]
+
+
+def _over_examples(
+    run_ids: tuple[str, ...], examples: list[dict[str, Any]], corpus: CorpusStats | None
+) -> Stat:
+    """The primary metric over examples with a bootstrap interval (as a corpus if it is one)."""
+    if corpus is None:
+        return bootstrap_mean(list(per_example(examples, run_ids).values()))
+    stats = corpus.for_runs(run_ids)
+    if not stats:
+        return Stat(None, None, 0)
+    return corpus_bootstrap(np.stack([stats[ex] for ex in sorted(stats)]), corpus.score)
 
 
 def _leader_rows(
@@ -153,21 +215,25 @@ def _leader_rows(
     metric_names: tuple[str, ...],
     primary: str,
     higher: bool,
+    examples: list[dict[str, Any]],
+    corpus: CorpusStats | None,
 ) -> list[LeaderRow]:
-    """Best config per method (by mean primary metric over seeds), best method first."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    """Best config per method and input set (mean primary over seeds), best first."""
+    sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for run in complete:
-        groups[(run["method"], fmt_params(run["params"]))].append(run)
-    best: dict[str, tuple[float, str]] = {}
-    for (method, config), members in groups.items():
+        groups[(run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))].append(run)
+    best: dict[tuple[str, int], tuple[float, str]] = {}
+    for (method, inputs, config), members in groups.items():
         mean = summarize([per_run[r["run_id"]].get(primary) for r in members]).mean
         score = float("-inf") if mean is None else (mean if higher else -mean)
-        if method not in best or (score, config) > best[method]:
-            best[method] = (score, config)
+        if (method, inputs) not in best or (score, config) > best[(method, inputs)]:
+            best[(method, inputs)] = (score, config)
     ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
     rows = []
-    for rank, (method, (_, config)) in enumerate(ordered, 1):
-        members = groups[(method, config)]
+    for rank, ((method, inputs), (_, config)) in enumerate(ordered, 1):
+        members = groups[(method, inputs, config)]
+        run_ids = tuple(sorted(r["run_id"] for r in members))
         metrics = {
             m: summarize([per_run[r["run_id"]].get(m) for r in members]) for m in metric_names
         }
@@ -175,15 +241,18 @@ def _leader_rows(
             LeaderRow(
                 rank=rank,
                 method=method,
+                label=method if len(sets) == 1 else f"{method} (inputs {inputs + 1})",
+                inputs=inputs,
                 config=config,
                 primary=metrics[primary],
+                primary_examples=_over_examples(run_ids, examples, corpus),
                 metrics=metrics,
                 trainable_params=_stat(members, "trainable_params"),
                 trainable_pct=_stat(members, "trainable_pct"),
                 peak_memory_mb=_stat(members, "peak_memory_mb"),
                 wall_time_s=_stat(members, "wall_time_s"),
                 tokens_per_s=_stat(members, "tokens_per_s"),
-                run_ids=tuple(sorted(r["run_id"] for r in members)),
+                run_ids=run_ids,
             )
         )
     return rows
@@ -207,34 +276,8 @@ def _effects(
     ]
 
 
-def _per_example(rows: list[dict[str, Any]], run_ids: Iterable[str]) -> dict[str, float]:
-    """Per-example mean over the given runs (seeds) of one config."""
-    wanted = set(run_ids)
-    acc: dict[str, list[float]] = defaultdict(list)
-    for row in rows:
-        if row["run_id"] in wanted:
-            acc[str(row["example_id"])].append(float(row["value"]))
-    return {ex: sum(v) / len(v) for ex, v in acc.items()}
-
-
-def _pair(a: LeaderRow, b: LeaderRow, examples: list[dict[str, Any]], higher: bool) -> PairRow:
-    diff = None
-    if a.primary.mean is not None and b.primary.mean is not None:
-        diff = a.primary.mean - b.primary.mean
-    stds = [s for s in (a.primary.std, b.primary.std) if s is not None]
-    spread = max(stds) if stds else None
-    exceeds = None if diff is None or spread is None else abs(diff) > spread
-    better = None
-    if diff:
-        better = a.method if (diff > 0) == higher else b.method
-    sa, sb = _per_example(examples, a.run_ids), _per_example(examples, b.run_ids)
-    shared = sorted(set(sa) & set(sb))
-    p = paired_sign_flip_p([sa[ex] - sb[ex] for ex in shared])
-    return PairRow(a.method, b.method, diff, spread, exceeds, better, len(shared), p)
-
-
 def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[CurveSet]:
-    owner = {rid: row.method for row in leaders for rid in row.run_ids}
+    owner = {rid: row.label for row in leaders for rid in row.run_ids}
     acc: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in curve_rows:
         if r["run_id"] in owner:
@@ -243,11 +286,11 @@ def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[
     for metric in CURVE_METRICS:
         series = []
         for row in leaders:
-            points = acc.get((metric, row.method))
+            points = acc.get((metric, row.label))
             if points:
                 steps = tuple(sorted(points))
                 means = tuple(sum(points[s]) / len(points[s]) for s in steps)
-                series.append(CurveSeries(row.method, steps, means))
+                series.append(CurveSeries(row.label, steps, means))
         sets.append(CurveSet(metric, tuple(series)))
     return sets
 
@@ -286,6 +329,7 @@ def build_view(
     evals: list[dict[str, Any]],
     curve_rows: list[dict[str, Any]],
     examples: list[dict[str, Any]],
+    corpus: CorpusStats | None = None,
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
     primary, _ = eval_spec(runs)
@@ -296,7 +340,7 @@ def build_view(
         per_run.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
     names = {m for metrics in per_run.values() for m in metrics} | {primary}
     metric_names = (primary, *sorted(names - {primary}))
-    leaders = _leader_rows(complete, per_run, metric_names, primary, higher)
+    leaders = _leader_rows(complete, per_run, metric_names, primary, higher, examples, corpus)
     return ReportView(
         experiment=experiment,
         primary_metric=primary,
@@ -304,7 +348,7 @@ def build_view(
         metric_names=metric_names,
         leaderboard=tuple(leaders),
         effects=tuple(_effects(complete, per_run, primary)),
-        pairs=tuple(_pair(a, b, examples, higher) for a, b in combinations(leaders, 2)),
+        pairs=tuple(compare(leaders, examples, higher, corpus)),
         curves=tuple(_curves(leaders, curve_rows)),
         failed=tuple(
             FailedRow(
@@ -320,4 +364,7 @@ def build_view(
         ),
         provenance=tuple(_provenance(runs)),
         status_counts=dict(sorted(Counter(r["status"] for r in runs).items())),
+        inputs=tuple(input_sets(complete)),
+        cards=tuple(decision_cards(leaders, primary, higher)),
+        primary_aggregate=aggregation(primary),
     )

@@ -1,0 +1,348 @@
+"""The report's numbers: one format rule, and statistics checked against scipy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from ftsweep.report.compare import MCNEMAR, PERMUTATION, compare
+from ftsweep.report.numbers import fmt_interval, fmt_num, fmt_p
+from ftsweep.report.stats import Stat, bootstrap_mean, holm, mcnemar_exact_p, summarize
+from ftsweep.report.viewmodel import build_view
+
+# -- formatting ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (0, "0"),
+        (0.0, "0"),
+        (-0.0, "0"),
+        (-1.23456, "-1.23"),
+        (1e-5, "1.00×10⁻⁵"),
+        (-2.5e-7, "-2.50×10⁻⁷"),
+        (9.9996e-4, "1.00×10⁻³"),
+        (0.001, "0.00100"),
+        (74950.0, "75,000"),  # was "7.495e+04"
+        (5238.4, "5,240"),
+        (36.92, "36.9"),
+        (0.17414, "0.174"),
+        (0.5, "0.500"),
+        (0.9996, "1.00"),
+        (999.6, "1,000"),
+        (1234567, "1,234,567"),  # ints are counts: exact
+        (float("nan"), "—"),
+        (float("inf"), "—"),
+        (None, "—"),
+    ],
+)
+def test_fmt_num(value: float | int | None, text: str) -> None:
+    assert fmt_num(value) == text
+
+
+def test_fmt_interval_and_p() -> None:
+    assert fmt_interval(Stat(5238.0, 36.92, 3, 5146.3, 5329.7)) == "5,240 [5,150, 5,330] (n=3)"
+    assert fmt_interval(Stat(0.5, None, 1)) == "0.500 (n=1)"
+    assert fmt_interval(Stat(None, None, 0)) == "—"
+    assert fmt_p(0.0004) == "< 0.001" and fmt_p(0.04567) == "0.0457" and fmt_p(None) == "—"
+
+
+# -- statistics against scipy -------------------------------------------------------------
+
+
+def test_t_interval_matches_scipy() -> None:
+    xs = [0.61, 0.64, 0.58, 0.66]
+    s = summarize(xs)
+    low, high = sps.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=sps.sem(xs))
+    assert s.n == 4 and s.low == pytest.approx(low) and s.high == pytest.approx(high)
+    one = summarize([0.5, None, float("nan")])
+    assert (one.mean, one.n, one.low, one.high) == (0.5, 1, None, None)
+
+
+def test_holm_matches_a_hand_worked_family() -> None:
+    # sorted 0.01, 0.02, 0.03, 0.04 → ×4, ×3, ×2, ×1 = 0.04, 0.06, 0.06, 0.04 → monotone
+    assert holm([0.04, 0.01, 0.03, 0.02, None]) == pytest.approx([0.06, 0.04, 0.06, 0.06, None])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+    assert holm([]) == []
+
+
+def test_mcnemar_exact_matches_scipy_binomtest() -> None:
+    a = [1.0] * 12 + [0.0] * 3 + [1.0] * 20 + [0.0] * 5
+    b = [0.0] * 12 + [1.0] * 3 + [1.0] * 20 + [0.0] * 5
+    assert mcnemar_exact_p(a, b) == pytest.approx(sps.binomtest(12, 15, 0.5).pvalue)
+    assert mcnemar_exact_p(a, a) == 1.0
+    assert mcnemar_exact_p([], []) is None
+
+
+def test_bootstrap_is_deterministic_and_close_to_the_normal_interval() -> None:
+    rng = np.random.default_rng(3)
+    xs = list(rng.normal(10.0, 2.0, size=400))
+    s = bootstrap_mean(xs)
+    assert s == bootstrap_mean(xs)  # same seed, same interval
+    half = 1.96 * np.std(xs, ddof=1) / math.sqrt(len(xs))
+    assert s.low == pytest.approx(np.mean(xs) - half, abs=0.05)
+    assert s.high == pytest.approx(np.mean(xs) + half, abs=0.05)
+    assert bootstrap_mean(xs, seed=1) != s  # the seed is what fixes it
+    assert bootstrap_mean([1.0]).low is None and bootstrap_mean([]).n == 0
+
+
+# -- verdicts on known cases --------------------------------------------------------------
+
+
+def _runs(method: str, seeds: int, fingerprints: dict[str, str] | None = None) -> list[dict]:
+    return [
+        {
+            "run_id": f"{method}-{s}-{sorted((fingerprints or {}).items())}",
+            "method": method,
+            "status": "complete",
+            "params": {"seed": s},
+            "config": {"eval": {"primary_metric": "accuracy", "split": "val"}},
+            "fingerprints": fingerprints or {"data.train": "d1", "model": "m1"},
+            "provenance": {},
+            "trainable_params": 10,
+            "trainable_pct": 1.0,
+            "peak_memory_mb": 100.0,
+            "wall_time_s": 10.0,
+            "tokens_per_s": 1000.0,
+            "failure_cause": None,
+            "failure_log_tail": None,
+        }
+        for s in range(seeds)
+    ]
+
+
+def _scores(runs: list[dict], skill: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """0/1 scores on 200 examples; per seed a different draw at the same skill."""
+    evals, examples = [], []
+    for k, run in enumerate(runs):
+        rng = np.random.default_rng(seed * 100 + k)
+        values = (rng.random(200) < skill).astype(float)
+        evals.append({"run_id": run["run_id"], "metric": "accuracy", "value": values.mean()})
+        examples += [
+            {"run_id": run["run_id"], "example_id": f"ex{i}", "value": v}
+            for i, v in enumerate(values)
+        ]
+    return evals, examples
+
+
+def _view(skills: dict[str, float]):
+    runs, evals, examples = [], [], []
+    for j, (method, skill) in enumerate(skills.items()):
+        rs = _runs(method, 3)
+        ev, ex = _scores(rs, skill, j)
+        runs += rs
+        evals += ev
+        examples += ex
+    return build_view("x", runs, evals, [], examples)
+
+
+def test_two_identical_methods_show_no_detectable_difference() -> None:
+    view = _view({"a": 0.6, "b": 0.6})
+    (pair,) = view.pairs
+    assert pair.test == PERMUTATION  # seed-averaged 0/1 scores are no longer 0/1
+    assert pair.better is None
+    assert pair.verdict.startswith("no detectable difference at n = 200 examples, 3 seeds")
+
+
+def test_a_clearly_better_method_beats_the_other() -> None:
+    view = _view({"weak": 0.3, "strong": 0.9})
+    (pair,) = view.pairs
+    assert pair.p_holm is not None and pair.p_holm < 0.001 and pair.intervals_separate
+    assert (pair.better, pair.verdict) == ("strong", "strong beats weak")
+    assert view.leaderboard[0].primary_examples.n == 200
+    assert view.leaderboard[0].primary.n == 3
+
+
+def test_single_seed_binary_scores_use_mcnemar() -> None:
+    runs = _runs("a", 1) + _runs("b", 1)
+    evals, examples = _scores(runs, 0.5, 7)
+    (pair,) = compare(build_view("x", runs, evals, [], examples).leaderboard, examples, True)
+    assert pair.test == MCNEMAR and pair.better is None  # one seed: never a claim
+
+
+def test_holm_applies_across_the_whole_table() -> None:
+    view = _view({"a": 0.5, "b": 0.55, "c": 0.6})
+    raw = [p.p_value for p in view.pairs]
+    assert [p.p_holm for p in view.pairs] == pytest.approx(holm(raw))
+
+
+# -- inputs are never pooled as seeds (issue 8, item 10) ----------------------------------
+
+
+def test_runs_on_different_data_are_separate_rows_not_seeds() -> None:
+    runs = []
+    for data in ("d1", "d2", "d3"):
+        runs += _runs("lora", 1, {"data.train": data, "model": "m1"})
+    evals = [{"run_id": r["run_id"], "metric": "accuracy", "value": 0.5} for r in runs]
+    view = build_view("x", runs, evals, [], [])
+    assert len(view.leaderboard) == 3 and all(r.primary.n == 1 for r in view.leaderboard)
+    assert [r.label for r in view.leaderboard] == [
+        "lora (inputs 1)",
+        "lora (inputs 2)",
+        "lora (inputs 3)",
+    ]
+    assert len(view.inputs) == 3 and view.inputs[0].differs_in == ("data.train",)
+    same = build_view("x", _runs("lora", 3), evals[:0], [], [])
+    assert len(same.inputs) == 1 and same.leaderboard[0].label == "lora"
+
+
+def test_changed_inputs_are_said_in_both_reports() -> None:
+    from ftsweep.report.render import make_env, render_template
+
+    runs = _runs("lora", 1, {"data.train": "d1", "model": "m1"})
+    runs += _runs("lora", 1, {"data.train": "d2", "model": "m1"})
+    evals = [{"run_id": r["run_id"], "metric": "accuracy", "value": 0.5} for r in runs]
+    view = build_view("x", runs, evals, [], [])
+    env = make_env()
+    html = render_template(env, "index.html", view=view, svgs={})
+    md = render_template(env, "report.md", view=view)
+    assert "inputs changed" in html and "inputs changed" in md
+    assert "data.train d2" in html and "data.train d2" in md.replace("\\", "")
+
+
+# -- corpus metrics: statistics agree with the corpus score (BLEU, chrF) ------------------
+
+HYPS = ["the cat sat on the mat", "a dog barked", "hello", "it rains today in paris"]
+REFS = ["the cat sat on the mat", "the dog barked loudly", "hello there", "today it rains in paris"]
+
+
+@pytest.mark.parametrize("name", ["bleu", "chrf"])
+def test_corpus_evaluators_stats_sum_to_the_corpus_score(name: str) -> None:
+    from ftsweep.evaluators import EvalExample, build_evaluator, corpus_evaluator
+
+    evaluator = build_evaluator(name, {})
+    assert evaluator.aggregate == "corpus"
+    examples = [
+        EvalExample(str(i), "", r, h) for i, (h, r) in enumerate(zip(HYPS, REFS, strict=True))
+    ]
+    stats = np.asarray(evaluator.example_stats(HYPS, REFS))
+    assert evaluator.score_stats(list(stats.sum(axis=0))) == pytest.approx(
+        evaluator.score(examples).aggregate[name]
+    )
+    assert corpus_evaluator(name) is not None and corpus_evaluator("exact_match") is None
+
+
+def _bleu_view(hyps_by_method: dict[str, list[str]], refs: list[str]):
+    from ftsweep.report.corpus import corpus_stats
+
+    runs, evals, examples, texts = [], [], [], []
+    for method, hyps in hyps_by_method.items():
+        for run in _runs(method, 3):
+            run["config"] = {"eval": {"primary_metric": "bleu", "split": "val"}}
+            runs.append(run)
+            evals.append({"run_id": run["run_id"], "metric": "bleu", "value": 0.0})
+            for i, (h, r) in enumerate(zip(hyps, refs, strict=True)):
+                examples.append({"run_id": run["run_id"], "example_id": f"e{i}", "value": 100.0})
+                texts.append(
+                    {
+                        "run_id": run["run_id"],
+                        "example_id": f"e{i}",
+                        "prediction": h,
+                        "reference": r,
+                    }
+                )
+    corpus = corpus_stats("bleu", {}, texts)
+    assert corpus is not None
+    return build_view("x", runs, evals, [], examples, corpus), corpus
+
+
+def test_bleu_over_examples_is_the_corpus_score_not_the_sentence_mean() -> None:
+    import sacrebleu
+
+    refs = [f"ref {i} w{i % 5} x{i % 3}" for i in range(40)]
+    view, _ = _bleu_view({"a": refs[:1] + ["x"] * 39}, refs)
+    cell = view.leaderboard[0].primary_examples
+    hyps = refs[:1] + ["x"] * 39
+    assert cell.mean == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    assert cell.mean != 100.0  # what the (fabricated) sentence scores would average to
+
+
+def test_paired_corpus_bootstrap_known_cases() -> None:
+    from ftsweep.report.compare import CORPUS_BOOTSTRAP
+
+    refs = [f"the {w} cat sat on mat number {i}" for i, w in enumerate(["red", "big"] * 20)]
+    garbled = [" ".join(reversed(r.split())) for r in refs]
+    view, corpus = _bleu_view({"good": refs, "same": refs, "bad": garbled}, refs)
+    by_pair = {(p.a, p.b): p for p in view.pairs}
+    same = by_pair[("good", "same")] if ("good", "same") in by_pair else by_pair[("same", "good")]
+    assert same.test == CORPUS_BOOTSTRAP and same.p_value == 1.0 and same.better is None
+    beaten = [p for p in view.pairs if "bad" in (p.a, p.b)]
+    assert all(p.p_value is not None and p.p_value < 0.01 for p in beaten)
+    # the fabricated aggregates are all 0.0, so the seed intervals overlap: no claim
+    assert all(p.better is None for p in beaten)
+    stats_a = np.stack(list(corpus.for_runs(view.leaderboard[0].run_ids).values()))
+    from ftsweep.report.stats import corpus_bootstrap
+
+    assert corpus_bootstrap(stats_a, corpus.score) == corpus_bootstrap(stats_a, corpus.score)
+
+
+# -- decision cards -----------------------------------------------------------------------
+
+
+def test_decision_cards_pick_by_their_stated_rules() -> None:
+    from ftsweep.report.cards import decision_cards
+
+    runs, evals = [], []
+    # (method, accuracy per seed, peak MB, wall s, trainable params)
+    table = [
+        ("full", (0.90, 0.80, 0.85), 4000.0, 3600.0, 1000),  # best, unstable, big, slow
+        ("lora", (0.845, 0.845, 0.846), 1500.0, 900.0, 10),  # within 0.01, small, stable
+        ("ia3", (0.50, 0.60, 0.55), 1000.0, 60.0, 5),  # poor but very fast
+    ]
+    for method, accs, mb, secs, params in table:
+        for run, acc in zip(_runs(method, 3), accs, strict=True):
+            run.update(peak_memory_mb=mb, wall_time_s=secs, trainable_params=params)
+            runs.append(run)
+            evals.append({"run_id": run["run_id"], "metric": "accuracy", "value": acc})
+    view = build_view("x", runs, evals, [], [])
+    cards = {c.title: c for c in view.cards}
+    assert cards["Best overall"].label == "full"
+    assert cards["Best under 2,000 MB peak memory"].label == "lora"
+    assert cards["Best per training hour"].label == "ia3"  # 0.55 / (1/60 h) = 33 per hour
+    assert cards["Smallest adapter within 0.0100 of the best"].label == "lora"
+    assert cards["Most stable across seeds"].label == "lora"
+    assert all(c.run_ids for c in view.cards)
+    assert decision_cards([], "accuracy", True) == []
+
+
+def test_the_leaderboard_says_when_a_metric_is_weighted() -> None:
+    from ftsweep.report.render import make_env, render_template
+
+    runs = _runs("lora", 2)
+    for r in runs:
+        r["config"] = {"eval": {"primary_metric": "eval_loss", "split": "val"}}
+    evals = [{"run_id": r["run_id"], "metric": "eval_loss", "value": 1.0} for r in runs]
+    view = build_view("x", runs, evals, [], [])
+    assert view.primary_aggregate == "weighted"
+    md = render_template(make_env(), "report.md", view=view)
+    assert "unweighted mean of per-example values" in md
+
+
+def test_corpus_statistics_come_from_the_stores_texts() -> None:
+    import duckdb
+    import sacrebleu
+
+    from ftsweep.report import _corpus
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE runs (run_id VARCHAR, experiment VARCHAR, status VARCHAR)")
+    con.execute(
+        "CREATE TABLE eval_examples (run_id VARCHAR, split VARCHAR, example_id VARCHAR,"
+        " metric VARCHAR, value DOUBLE, prediction VARCHAR, reference VARCHAR)"
+    )
+    con.execute("INSERT INTO runs VALUES ('r1', 'x', 'complete')")
+    for i, (h, r) in enumerate(zip(HYPS, REFS, strict=True)):
+        con.execute(
+            "INSERT INTO eval_examples VALUES ('r1', 'val', ?, 'bleu', 1.0, ?, ?)", [f"e{i}", h, r]
+        )
+    runs = [{"config": {"eval": {"evaluator_params": {"bleu": {"lowercase": True}}}}}]
+    corpus = _corpus(con, "x", runs, "bleu", "val")
+    assert corpus is not None
+    totals = np.sum(list(corpus.for_runs(["r1"]).values()), axis=0)
+    expected = sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True).score
+    assert corpus.score(totals) == pytest.approx(expected)
+    assert _corpus(con, "x", runs, "accuracy", "val") is None  # a mean metric needs no texts
