@@ -56,8 +56,8 @@ def run_mode(exp_file: Path, workdir: Path, fork: bool, slurm: bool = False) -> 
         launch = json.loads((rd / "launch.json").read_text())
         work = result["train_time_s"] + result["eval_time_s"] + result["save_time_s"]
         # A Slurm job's wall counts from submission: it includes queueing and scheduling.
-        wall = launch["process_wall_s"]
-        runs.append({"run": rd.name, "fixed_s": wall - work, "process_wall_s": wall,
+        process = launch["process_wall_s"]
+        runs.append({"run": rd.name, "fixed_s": process - work, "process_wall_s": process,
                      "final_eval": result["final_eval"]})
     slots = int(raw["launch"].get("max_parallel") or 1)
     busy = sum(r["process_wall_s"] for r in runs) / (slots * wall)
