@@ -30,10 +30,20 @@ def _workspace(args: argparse.Namespace) -> Any:
     return Workspace(Path(args.workspace))
 
 
-def _load(path: str) -> Any:
+def _load(args: argparse.Namespace) -> Any:
     from ftsweep.config.load import load_experiment
 
-    return load_experiment(Path(path))
+    return load_experiment(Path(args.file), max_runs=args.max_runs)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _print_json(data: Any) -> None:
@@ -46,7 +56,7 @@ def _params(p: dict[str, Any]) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Report every problem in an experiment file at once; write nothing."""
-    exp = _load(args.file)
+    exp = _load(args)
     methods = sorted({r.method for r in exp.runs})
     if exp.runs or exp.search is None:
         console.print(f"[green]ok[/] {escape(args.file)}: experiment "
@@ -64,7 +74,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Print every run and what launch would do with it; train nothing."""
     from ftsweep.plan import plan
 
-    exp = _load(args.file)
+    exp = _load(args)
     items = plan(exp, _workspace(args), retry_failed=args.retry_failed)
     if args.json:
         out: Any = [{"run_id": i.run.run_id, "method": i.run.method, "params": i.run.params,
@@ -130,7 +140,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
     from ftsweep.launch.launcher import launch
 
-    exp = _load(args.file)
+    exp = _load(args)
     summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console,
                      executor_name=args.executor, detach=args.detach)
     if args.detach:
@@ -366,11 +376,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    sp = add("validate", cmd_validate)
-    sp.add_argument("file", help="experiment YAML file")
-    for name, fn in (("plan", cmd_plan), ("launch", cmd_launch)):
+    for name, fn in (("validate", cmd_validate), ("plan", cmd_plan), ("launch", cmd_launch)):
         sp = add(name, fn)
         sp.add_argument("file", help="experiment YAML file")
+        sp.add_argument("--max-runs", type=_positive_int, metavar="N",
+                        help="refuse a matrix of more runs than this, before expanding it "
+                             "(default: the file's launch.max_runs, else 10,000)")
+        if name == "validate":
+            continue
         sp.add_argument("--retry-failed", action="store_true", help="train failed runs again")
         if name == "plan":
             sp.add_argument("--json", action="store_true", help="machine-readable output")
