@@ -36,6 +36,16 @@ def _load(args: argparse.Namespace) -> Any:
     return load_experiment(Path(args.file), max_runs=args.max_runs)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -249,7 +259,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     """Run read-only SQL over the store."""
     from ftsweep.store import run_query_noting
 
-    columns, rows, note = run_query_noting(_workspace(args), args.sql)
+    columns, rows, note = run_query_noting(_workspace(args), args.sql, args.timeout)
     if note:  # on stderr, so `--json` output stays parseable
         err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
     if args.json:
@@ -403,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("query", cmd_query)
     sp.add_argument("sql", help='SQL, e.g. "select method, count(*) from runs group by method"')
     sp.add_argument("--json", action="store_true", help="rows as JSON objects")
+    sp.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                    help="stop the query after this many seconds (default: no limit)")
     sp = add("report", cmd_report)
     sp.add_argument("--experiment", help="only this experiment (default: all)")
     sp.add_argument("--out", help="output directory (default: reports/<experiment> beside the "
