@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,45 @@ def _workspace(args: argparse.Namespace) -> Any:
     return Workspace(Path(args.workspace))
 
 
-def _load(path: str) -> Any:
+def _load(args: argparse.Namespace) -> Any:
     from ftsweep.config.load import load_experiment
 
-    return load_experiment(Path(path))
+    return load_experiment(Path(args.file), max_runs=args.max_runs)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def _show(value: Any) -> str:
+    """Text for a table cell: control and format characters (ESC sequences, bidi
+    overrides, newlines) from names and values are shown as escapes, not obeyed by the
+    terminal; then rich markup is escaped."""
+    text = str(value)
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
+        text = "".join(ch.encode("unicode_escape").decode("ascii")
+                       if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+    return escape(text)
 
 
 def _params(p: dict[str, Any]) -> str:
@@ -46,12 +78,12 @@ def _params(p: dict[str, Any]) -> str:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Report every problem in an experiment file at once; write nothing."""
-    exp = _load(args.file)
+    exp = _load(args)
     methods = sorted({r.method for r in exp.runs})
     if exp.runs or exp.search is None:
         console.print(f"[green]ok[/] {escape(args.file)}: experiment "
-                      f"{escape(exp.spec.experiment)!r}, {len(exp.runs)} runs "
-                      f"({', '.join(methods)}) × seeds {exp.spec.seeds}")
+                      f"{_show(repr(exp.spec.experiment))}, {len(exp.runs)} runs "
+                      f"({_show(', '.join(methods))}) × seeds {exp.spec.seeds}")
     if exp.search is not None:
         from ftsweep.search.show import budget_line
 
@@ -64,7 +96,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     """Print every run and what launch would do with it; train nothing."""
     from ftsweep.plan import plan
 
-    exp = _load(args.file)
+    exp = _load(args)
     items = plan(exp, _workspace(args), retry_failed=args.retry_failed)
     if args.json:
         out: Any = [{"run_id": i.run.run_id, "method": i.run.method, "params": i.run.params,
@@ -80,12 +112,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         _print_search_plan(exp, _workspace(args))
         if not items:
             return 0
-    t = Table(title=f"plan: {escape(exp.spec.experiment)} ({len(items)} runs)")
+    t = Table(title=f"plan: {_show(exp.spec.experiment)} ({len(items)} runs)")
     for col in ("run_id", "method", "varied values", "seed", "state", "launch would"):
         t.add_column(col)
     for i in items:
         hint = " (use --retry-failed)" if i.state == "failed" and not args.retry_failed else ""
-        t.add_row(i.run.run_id, escape(i.run.method), escape(_params(i.run.params)),
+        t.add_row(i.run.run_id, _show(i.run.method), _show(_params(i.run.params)),
                   str(i.run.seed), i.state, f"{i.action}{hint}")
     console.print(t)
     return 0
@@ -96,7 +128,7 @@ def _print_search_plan(exp: Any, ws: Any) -> None:
 
     rows = plan_rows(exp)
     done = {r["method"]: r for r in status_rows(ws, exp.spec.experiment)}
-    t = Table(title=f"search: {escape(exp.spec.experiment)}", caption=escape(budget_line(exp)))
+    t = Table(title=f"search: {_show(exp.spec.experiment)}", caption=_show(budget_line(exp)))
     for col in ("method", "searched", "fixed", "trials", "done so far", "max training steps"):
         t.add_column(col)
     for r in rows:
@@ -104,9 +136,9 @@ def _print_search_plan(exp: Any, ws: Any) -> None:
         so_far = (f"{d.get('complete', 0)} complete, {d.get('pruned', 0)} pruned, "
                   f"{d.get('fail', 0)} failed" if d else "0")
         grace = "".join(f"\n(pruner {k}={v})" for k, v in r["pruner_override"].items())
-        t.add_row(escape(r["method"]),
-                  escape("\n".join(f"{k}: {v}" for k, v in r["space"].items())),
-                  escape(fmt_fixed(r["fixed"]) or "-"),
+        t.add_row(_show(r["method"]),
+                  "\n".join(_show(f"{k}: {v}") for k, v in r["space"].items()),
+                  _show(fmt_fixed(r["fixed"]) or "-"),
                   str(r["trials"] if r["trials"] is not None else "shared") + grace, so_far,
                   f"{r['max_training_steps']:,}" if r["max_training_steps"] else "-")
     console.print(t)
@@ -130,7 +162,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
     """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
     from ftsweep.launch.launcher import launch
 
-    exp = _load(args.file)
+    exp = _load(args)
     summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console,
                      executor_name=args.executor, detach=args.detach, lock_wait_s=args.wait)
     if args.detach:
@@ -176,8 +208,8 @@ def _status_table(rows: list[dict[str, Any]], title: str) -> Table:
         else:
             detail = str(r.get("failure_cause") or "")[:60]
         wall = f"{r['wall_time_s']:.1f}" if r.get("wall_time_s") is not None else ""
-        t.add_row(r["run_id"], escape(str(r["method"])), escape(_params(r.get("params") or {})),
-                  str(r.get("seed")), r["status"], escape(detail), wall)
+        t.add_row(_show(r["run_id"]), _show(str(r["method"])), _show(_params(r.get("params") or {})),
+                  str(r.get("seed")), r["status"], _show(detail), wall)
     return t
 
 
@@ -191,7 +223,7 @@ def _status_summary(rows: list[dict[str, Any]]) -> None:
     for col in ("experiment", "method", *states):
         t.add_column(col)
     for (exp, method), c in sorted(counts.items()):
-        t.add_row(escape(exp), escape(method), *(str(c.get(st, "")) for st in states))
+        t.add_row(_show(exp), _show(method), *(str(c.get(st, "")) for st in states))
     console.print(t)
     attention = [r for r in rows if r["status"] in _ATTENTION]
     if attention:
@@ -214,7 +246,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         _status_summary(rows)
     else:
         experiments = sorted({str(r["experiment"]) for r in rows})
-        console.print(_status_table(rows, f"runs: {escape(', '.join(experiments))}"))
+        console.print(_status_table(rows, f"runs: {_show(', '.join(experiments))}"))
     _print_trials(_workspace(args), args.experiment)
     return 0
 
@@ -235,9 +267,9 @@ def _print_trials(ws: Any, experiment: str | None) -> None:
                 if isinstance(r.get("best"), int | float) else "-")
         budget = f"{r['n_trials']} per method" if r.get("budget") == "per_method" else "shared"
         warm = f" (+{r['warm_start']} from the grid)" if r.get("warm_start") else ""
-        t.add_row(escape(str(r["experiment"])), escape(str(r["method"])), str(r.get("running", 0)),
+        t.add_row(_show(str(r["experiment"])), _show(str(r["method"])), str(r.get("running", 0)),
                   str(r.get("complete", 0)) + warm, str(r.get("pruned", 0)), str(r.get("fail", 0)),
-                  budget, escape(best))
+                  budget, _show(best))
     console.print(t)
 
 
@@ -245,17 +277,17 @@ def cmd_query(args: argparse.Namespace) -> int:
     """Run read-only SQL over the store."""
     from ftsweep.store import run_query_noting
 
-    columns, rows, note = run_query_noting(_workspace(args), args.sql)
+    columns, rows, note = run_query_noting(_workspace(args), args.sql, args.timeout)
     if note:  # on stderr, so `--json` output stays parseable
-        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        err_console.print(f"[yellow]note:[/] {_show(note)}", highlight=False)
     if args.json:
         _print_json([dict(zip(columns, r, strict=True)) for r in rows])
         return 0
     t = Table()
     for c in columns:
-        t.add_column(escape(c))
+        t.add_column(_show(c))
     for r in rows:
-        t.add_row(*(escape(str(v)) for v in r))
+        t.add_row(*(_show(str(v)) for v in r))
     console.print(t)
     return 0
 
@@ -372,11 +404,14 @@ def build_parser() -> argparse.ArgumentParser:
         sp.set_defaults(fn=fn)
         return sp
 
-    sp = add("validate", cmd_validate)
-    sp.add_argument("file", help="experiment YAML file")
-    for name, fn in (("plan", cmd_plan), ("launch", cmd_launch)):
+    for name, fn in (("validate", cmd_validate), ("plan", cmd_plan), ("launch", cmd_launch)):
         sp = add(name, fn)
         sp.add_argument("file", help="experiment YAML file")
+        sp.add_argument("--max-runs", type=_positive_int, metavar="N",
+                        help="refuse a matrix of more runs than this, before expanding it "
+                             "(default: the file's launch.max_runs, else 10,000)")
+        if name == "validate":
+            continue
         sp.add_argument("--retry-failed", action="store_true", help="train failed runs again")
         if name == "plan":
             sp.add_argument("--json", action="store_true", help="machine-readable output")
@@ -402,6 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("query", cmd_query)
     sp.add_argument("sql", help='SQL, e.g. "select method, count(*) from runs group by method"')
     sp.add_argument("--json", action="store_true", help="rows as JSON objects")
+    sp.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                    help="stop the query after this many seconds (default: no limit)")
     sp = add("report", cmd_report)
     sp.add_argument("--experiment", help="only this experiment (default: all)")
     sp.add_argument("--out", help="output directory (default: reports/<experiment> beside the "

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -196,11 +197,11 @@ def _point(method: str, combo: tuple[tuple[tuple[str, Any], ...], ...], origin: 
     return Point(method, tuple(sorted(values.items())), origin)
 
 
-def expand(matrix: dict[str, Any]) -> Expansion:
-    """Expand a raw matrix mapping into points (no seeds). Never raises for bad input."""
-    problems: list[tuple[Path_, str, Any]] = []
+def entry_axes(matrix: dict[str, Any], problems: list) -> list[tuple[Path_, str, list]]:
+    """(origin, method, axes) of each method entry: its own axes and the shared ones it
+    inherits. The entry's points are ``itertools.product(*axes)``."""
     shared = {k: v for k, v in matrix.items() if k not in ("method", "include", "exclude")}
-    points: list[Point] = []
+    out = []
     for path, entry in _method_entries(matrix.get("method"), problems):
         method = entry["name"]
         own = {k: v for k, v in entry.items() if k != "name"}
@@ -210,22 +211,51 @@ def expand(matrix: dict[str, Any]) -> Expansion:
             g for g in shared.get("zip") or [] if not (isinstance(g, dict) and set(g) & own_keys)
         ]
         axes = _axes(inherited, method, ("matrix",), problems) + _axes(own, method, path, problems)
-        points += [_point(method, combo, path) for combo in itertools.product(*axes)]
-    points += _includes(matrix.get("include") or [], problems)
-    points = _apply_excludes(points, matrix.get("exclude") or [], problems)
-    return Expansion(_unique(points), problems)
+        out.append((path, method, axes))
+    return out
 
 
-def _unique(points: list[Point]) -> list[Point]:
-    """Drop repeated points (an include may repeat an axis point), keeping the first."""
+def expand(matrix: dict[str, Any]) -> Expansion:
+    """Expand a raw matrix mapping into points (no seeds). Never raises for bad input.
+
+    This builds every point: count them first (``matrix_size.count``) where the file
+    may be large."""
+    problems: list[tuple[Path_, str, Any]] = []
+    points = list(iter_points(matrix, problems))
+    return Expansion(points, problems)
+
+
+def iter_points(matrix: dict[str, Any], problems: list) -> Iterator[Point]:
+    """The points one at a time: each entry's product, then the includes; a point is
+    dropped by the first exclude entry it matches, or when it repeats an earlier point.
+
+    Problems are appended as they are found; an exclude entry that matched nothing is
+    known only once the iterator is exhausted.
+    """
+    shape_problems: list[tuple[Path_, str, Any]] = []
+    excludes = exclude_entries(matrix.get("exclude") or [], shape_problems)
+    matched = [False] * len(excludes)
     seen: set[str] = set()
-    out = []
-    for p in points:
-        key = json.dumps([p.method, p.values], sort_keys=True, default=str)
+    grid = (_point(method, combo, path)
+            for path, method, axes in entry_axes(matrix, problems)
+            for combo in itertools.product(*axes))
+    for point in itertools.chain(grid, _includes(matrix.get("include") or [], problems)):
+        hit = next((i for i, (_, e) in enumerate(excludes) if matches(point, e)), None)
+        if hit is not None:
+            matched[hit] = True
+            continue
+        key = point_key(point)
         if key not in seen:
             seen.add(key)
-            out.append(p)
-    return out
+            yield point
+    problems += shape_problems
+    problems += [(path, "this exclude entry matches no run (a typo?)", entry)
+                 for (path, entry), hit in zip(excludes, matched, strict=True) if not hit]
+
+
+def point_key(point: Point) -> str:
+    """Equal for points that would be the same run (an include may repeat an axis point)."""
+    return json.dumps([point.method, point.values], sort_keys=True, default=str)
 
 
 def _includes(raw: Any, problems: list) -> list[Point]:
@@ -248,27 +278,29 @@ def _includes(raw: Any, problems: list) -> list[Point]:
     return out
 
 
-def _apply_excludes(points: list[Point], raw: Any, problems: list) -> list[Point]:
-    entries = raw if isinstance(raw, list) else [raw]
-    keep = list(points)
-    for i, entry in enumerate(entries):
+def include_points(matrix: dict[str, Any]) -> list[Point]:
+    """The include entries' points (problems ignored: the expansion reports them)."""
+    return _includes(matrix.get("include") or [], [])
+
+
+def exclude_entries(raw: Any, problems: list) -> list[tuple[Path_, dict[str, Any]]]:
+    out = []
+    for i, entry in enumerate(raw if isinstance(raw, list) else [raw]):
         path: Path_ = ("matrix", "exclude", i)
         if not isinstance(entry, dict) or not entry:
             problems.append((path, "an exclude entry is a mapping of key: value", entry))
             continue
-
-        def matches(p: Point, entry: dict[str, Any] = entry) -> bool:
-            values = {**p.as_dict(), "method": p.method}
-            return all(k in values and _same(values[k], v) for k, v in entry.items())
-
-        before = len(keep)
-        keep = [p for p in keep if not matches(p)]
-        if len(keep) == before:
-            problems.append((path, "this exclude entry matches no run (a typo?)", entry))
-    return keep
+        out.append((path, entry))
+    return out
 
 
-def _same(a: Any, b: Any) -> bool:
+def matches(point: Point, entry: dict[str, Any]) -> bool:
+    """Whether an exclude entry drops this point: every key it names has its value."""
+    values = {**point.as_dict(), "method": point.method}
+    return all(k in values and same_value(values[k], v) for k, v in entry.items())
+
+
+def same_value(a: Any, b: Any) -> bool:
     """Equality that treats YAML's '1e-3' (a string in YAML 1.1) and 0.001 as equal."""
     if a == b:
         return True

@@ -85,6 +85,8 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
         if len(found) > 5:
             problems.append(pos.problem(("data", split), f"{path}: {len(found) - 5} more "
                                         "malformed records not listed"))
+        if not found:
+            problems += _no_usable_records(spec, split, path, pos)
     from ftsweep.data.formats import TEMPLATES
 
     if spec.data.family == "instruction" and spec.data.template not in TEMPLATES:
@@ -93,6 +95,26 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
                                     value=spec.data.template, has_value=True,
                                     valid=", ".join(TEMPLATES)))
     return problems
+
+
+def _no_usable_records(spec: ExperimentFile, split: str, path: Path,
+                       pos: Positions) -> list[Problem]:
+    """An empty file, or one whose records the policy and cleaning all drop, fails only
+    once runs have started (and left their directories): refuse it here instead."""
+    from ftsweep.data.records import BadRecordError, load_split_records
+
+    data = spec.data.model_dump()
+    try:
+        records, counts = load_split_records(data, {f"data.{split}": str(path)}, split)
+    except (BadRecordError, OSError, ValueError, KeyError):
+        return []  # check_file reports what cannot be read
+    if records:
+        return []
+    dropped = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v and k != "kept")
+    return [pos.problem(("data", split), f"{path}: no usable records"
+                        + (f" (dropped: {dropped})" if dropped else " (the file is empty)"),
+                        value=str(path), has_value=True,
+                        valid=f"a file with at least one {spec.data.family} record")]
 
 
 def _eval_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:

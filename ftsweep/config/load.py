@@ -23,11 +23,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from ftsweep.config.checks import deep_checks, resolve_model_path
-from ftsweep.config.schema import OVERRIDABLE_BLOCKS, ExperimentFile
+from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, ExperimentFile
 from ftsweep.config.yamlpos import Positions, load_yaml
 from ftsweep.errors import ConfigError, Problem, did_you_mean
 from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint
 from ftsweep.matrix import Point, expand, nested_get, nested_set
+from ftsweep.matrix_size import count, too_many
 from ftsweep.methods import get_method
 from ftsweep.search.checks import probe_points, search_checks
 from ftsweep.search.space import parse_space
@@ -166,17 +167,22 @@ def _known_keys(model: Any, loc: tuple) -> list[str]:
     return list(fields) if fields else []
 
 
-def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
-    """Parse, validate and expand; raise ConfigError listing every problem."""
+def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = None) -> Experiment:
+    """Parse, validate and expand; raise ConfigError listing every problem.
+
+    ``max_runs`` (default: the file's ``launch.max_runs``) bounds the matrix: it is
+    counted before it is expanded, and a larger one is refused.
+    """
     data, pos = load_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError([pos.problem((), "an experiment file is a mapping at the top level",
                                        value=data, has_value=True)])
+    too_big = _size_problems(data, max_runs, pos)
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, pos, model=ExperimentFile)
-        if isinstance(data.get("matrix"), dict):  # the matrix's problems are independent
+        problems = _pydantic_problems(exc, pos, model=ExperimentFile) + too_big
+        if isinstance(data.get("matrix"), dict) and not too_big:  # its problems are independent
             problems += [pos.problem(p, m, value=v, has_value=True)
                          for p, m, v in expand(data["matrix"]).problems]
         search = data.get("search")
@@ -184,6 +190,8 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
             problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in
                          parse_space(search["space"], search.get("sampler") == "grid")[1]]
         raise ConfigError(_dedupe(problems)) from None
+    if too_big:
+        raise ConfigError(too_big)
     base_dir = path.resolve().parent
     problems = []
     points: list[tuple[Point, dict[str, Any]]] = []
@@ -214,6 +222,25 @@ def load_experiment(path: Path, *, deep: bool = True) -> Experiment:
     ]
     return Experiment(file=path, spec=spec, runs=runs, search=space, paths=paths,
                       fingerprints=fingerprints)
+
+
+def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -> list[Problem]:
+    """The refusal of a matrix with more runs than the limit, counted without expanding it.
+
+    Runs before the schema is checked (the raw file), so the limit and the seeds are read
+    leniently here; the schema reports them if they are malformed.
+    """
+    matrix = data.get("matrix")
+    if not isinstance(matrix, dict):
+        return []
+    launch = data.get("launch")
+    from_file = launch.get("max_runs") if isinstance(launch, dict) else None
+    limit = max_runs or (from_file if type(from_file) is int and from_file >= 1
+                         else DEFAULT_MAX_RUNS)
+    seeds = data.get("seeds")
+    n_seeds = len(seeds) if isinstance(seeds, list) and seeds else 1
+    message = too_many(count(matrix), n_seeds, limit)
+    return [pos.problem(("matrix",), message)] if message else []
 
 
 def _resolve_points(

@@ -174,12 +174,18 @@ class SlurmOptions(Strict):
         return v
 
 
+DEFAULT_MAX_RUNS = 10_000
+
+
 class LaunchBlock(Strict):
     # Where runs execute: local (this machine) or slurm (a cluster); `--executor` overrides.
     executor: Literal["local", "slurm"] = "local"
     slurm: SlurmOptions = SlurmOptions()
     # Runs at once. Default: 1 on CPU; on GPUs as many as fit (gpus / gpus_per_run).
     max_parallel: int | None = Field(None, ge=1, description="runs at once")
+    # A matrix with more runs than this is refused before it is expanded: a typo such as
+    # a 1000-value axis would otherwise plan a million runs. `--max-runs N` overrides.
+    max_runs: int = Field(DEFAULT_MAX_RUNS, ge=1, description="largest matrix accepted (runs)")
     # Local GPUs to use: "all" visible ones, or a list of device ids.
     gpus: Literal["all"] | list[int] = "all"
     # GPUs per run (default: num_processes). A fraction shares a GPU by memory: 0.5 puts

@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field
-from transformers import TrainerCallback
 
-from ftsweep.errors import FtsweepError
 from ftsweep.methods import register
 from ftsweep.methods.base import MethodParams, ModelInfo
 from ftsweep.methods.peft_common import PeftMethod, check_targets
@@ -71,27 +69,6 @@ class AdaLora(PeftMethod):
         return problems
 
     def callbacks(self, params: MethodParams, model: Any) -> list[Any]:
+        from ftsweep.methods.adalora_budget import RankAllocation
+
         return [RankAllocation(model, fixed_total=getattr(params, "total_step", None))]
-
-
-class RankAllocation(TrainerCallback):
-    """Calls peft's ``update_and_allocate`` after each optimizer step, while grads exist."""
-
-    def __init__(self, model: Any, fixed_total: int | None) -> None:
-        self.model = model  # the PeftModel returned by apply (callbacks get it before wrapping)
-        self.fixed_total = fixed_total
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        total = self.fixed_total or int(state.max_steps)
-        cfg = self.model.peft_config[self.model.base_model.trainable_adapter_name]
-        if cfg.tinit >= total - cfg.tfinal:
-            raise FtsweepError(
-                f"adalora: tinit ({cfg.tinit}) + tfinal ({cfg.tfinal}) leave no rank-budgeting "
-                f"phase in {total} training steps; lower them or train longer")
-        # The rank allocator holds this same config object, so one assignment updates both.
-        cfg.total_step = total
-
-    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        # global_step still counts the steps *before* this one here: 0 for the first step,
-        # as in peft's own example loop.
-        self.model.base_model.update_and_allocate(state.global_step)

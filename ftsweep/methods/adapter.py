@@ -19,20 +19,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-import torch
 from pydantic import Field
-from safetensors.torch import load_file, save_file
 
 from ftsweep.errors import FtsweepError
 from ftsweep.methods import register
 from ftsweep.methods.base import Method, MethodParams, ModelInfo
 from ftsweep.methods.blocks import decoder_blocks
 
+if TYPE_CHECKING:
+    import torch
+
+    from ftsweep.methods.adapter_layers import BottleneckAdapter
+
 WEIGHTS = "adapter.safetensors"
 CONFIG = "bottleneck_adapter.json"
-ACTIVATIONS = {"relu": torch.nn.ReLU, "gelu": torch.nn.GELU, "silu": torch.nn.SiLU}
 # Placement → (sub-module the adapter follows, adapter attribute on the block).
 SITES = {"houlsby": (("self_attn", "adapter_attn"), ("mlp", "adapter_mlp")),
          "pfeiffer": (("mlp", "adapter_mlp"),)}
@@ -43,31 +45,6 @@ class AdapterParams(MethodParams):
     placement: Literal["houlsby", "pfeiffer"] = "pfeiffer"  # half the params, similar quality
     activation: Literal["relu", "gelu", "silu"] = "relu"  # Houlsby and Pfeiffer both use ReLU
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
-
-
-class BottleneckAdapter(torch.nn.Module):
-    """x + up(dropout(act(down(x)))); up starts at zero, so the block starts as identity."""
-
-    def __init__(self, hidden: int, dim: int, activation: str, dropout: float) -> None:
-        super().__init__()
-        self.down = torch.nn.Linear(hidden, dim)
-        self.act = ACTIVATIONS[activation]()
-        self.dropout = torch.nn.Dropout(dropout)
-        self.up = torch.nn.Linear(dim, hidden)
-        torch.nn.init.zeros_(self.up.weight)
-        torch.nn.init.zeros_(self.up.bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.up(self.dropout(self.act(self.down(x))))
-
-
-def _hook(adapter: BottleneckAdapter) -> Any:
-    def apply_adapter(module: Any, args: Any, output: Any) -> Any:
-        if isinstance(output, tuple):  # attention returns (hidden, weights, ...)
-            return (adapter(output[0]), *output[1:])
-        return adapter(output)
-
-    return apply_adapter
 
 
 @register
@@ -84,6 +61,8 @@ class Adapter(Method):
         return []
 
     def apply(self, model: Any, params: MethodParams) -> Any:
+        from ftsweep.methods.adapter_layers import BottleneckAdapter, forward_hook
+
         for p in model.parameters():
             p.requires_grad_(False)
         p_: Any = params
@@ -96,16 +75,20 @@ class Adapter(Method):
                 adapter = BottleneckAdapter(model.config.hidden_size, p_.adapter_dim,
                                             p_.activation, p_.dropout).to(ref.device, ref.dtype)
                 block.add_module(attr, adapter)
-                sub.register_forward_hook(_hook(adapter))
+                sub.register_forward_hook(forward_hook(adapter))
         return model
 
     def save(self, model: Any, out_dir: Path) -> None:
+        from safetensors.torch import save_file
+
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         save_file(adapter_state(model), str(out_dir / WEIGHTS))
         (out_dir / CONFIG).write_text(json.dumps(saved_params(model), indent=2, sort_keys=True))
 
     def load(self, model: Any, params: MethodParams, art_dir: Path) -> Any:
+        from safetensors.torch import load_file
+
         model = self.apply(model, params)
         state = load_file(str(Path(art_dir) / WEIGHTS))
         expected = adapter_state(model)
@@ -128,7 +111,7 @@ def adapter_state(model: Any) -> dict[str, torch.Tensor]:
 def saved_params(model: Any) -> dict[str, Any]:
     """What the JSON records: enough to see what the weights are without loading them."""
     block = decoder_blocks(model)[0]
-    ad = cast(BottleneckAdapter, block.adapter_mlp)
+    ad = cast("BottleneckAdapter", block.adapter_mlp)
     return {"method": "adapter", "adapter_dim": ad.down.out_features,
             "placement": "houlsby" if hasattr(block, "adapter_attn") else "pfeiffer",
             "activation": type(ad.act).__name__.lower(), "dropout": ad.dropout.p}

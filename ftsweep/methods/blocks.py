@@ -6,11 +6,12 @@ Not a method itself: nothing here registers.
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ftsweep.errors import FtsweepError
+
+if TYPE_CHECKING:  # torch is imported where a model is at hand, not when methods register
+    import torch
 
 # Leaf names of the final normalisation in common decoder families (llama/mistral/qwen:
 # norm, gpt2: ln_f, opt: final_layer_norm).
@@ -22,6 +23,8 @@ def decoder_blocks(model: Any) -> torch.nn.ModuleList:
 
     Raises FtsweepError when no such list exists (an architecture we do not understand).
     """
+    import torch
+
     n = int(getattr(model.config, "num_hidden_layers", 0) or 0)
     for _, mod in model.named_modules():
         if isinstance(mod, torch.nn.ModuleList) and n and len(mod) == n:

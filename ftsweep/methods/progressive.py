@@ -9,7 +9,7 @@ How it fits the Trainer: the optimizer is built once, so ``param_groups`` hands 
 parameter from the start (one group per block, so ``layer_lr_decay`` can give each block
 its lr); frozen parameters have requires_grad=False, hence ``grad is None``, and torch's
 AdamW/SGD skip such parameters entirely (no update, no weight decay, no state). The
-``Unfreezer`` callback flips requires_grad at step or epoch boundaries; it recomputes the
+``Unfreezer`` callback (progressive_schedule.py) flips requires_grad at step or epoch boundaries; it recomputes the
 stage from ``state`` at train start, so a resumed run continues with the right blocks.
 
 DDP caveat: DistributedDataParallel registers its all-reduce hooks only for parameters
@@ -23,12 +23,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from transformers import TrainerCallback
 
 from ftsweep.methods import register
 from ftsweep.methods.base import Method, MethodParams, ModelInfo
 from ftsweep.methods.blocks import (
-    count_trainable,
     decoder_blocks,
     embedding_params,
     head_params,
@@ -97,6 +95,8 @@ class Progressive(Method):
         return model
 
     def callbacks(self, params: MethodParams, model: Any) -> list[Any]:
+        from ftsweep.methods.progressive_schedule import Unfreezer
+
         return [Unfreezer(model, params)]
 
     def param_groups(self, params: Any, model: Any, lr: float) -> list[dict]:
@@ -127,30 +127,3 @@ def stage_params(model: Any, params: Any, stage: int) -> list[Any]:
     if embeddings_at(params, stage, len(blocks)):
         chosen += embedding_params(model)
     return chosen
-
-
-class Unfreezer(TrainerCallback):
-    """Applies the unfreezing schedule; ``history`` holds (global_step, trainable params)."""
-
-    def __init__(self, model: Any, params: Any) -> None:
-        self.model, self.params = model, params
-        self.stage: int | None = None
-        self.history: list[tuple[int, int]] = []
-
-    def _sync(self, state: Any) -> None:
-        stage = min(stage_at(self.params, state.global_step, state.epoch or 0.0),
-                    last_stage(self.params, len(decoder_blocks(self.model))))
-        if stage != self.stage:
-            self.stage = stage
-            set_trainable(self.model, stage_params(self.model, self.params, stage))
-            self.history.append((state.global_step, count_trainable(self.model)))
-
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self._sync(state)
-
-    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        if self.params.unfreeze_every != "epoch":
-            self._sync(state)
-
-    def on_epoch_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
-        self._sync(state)
