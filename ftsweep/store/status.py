@@ -23,9 +23,11 @@ def _primary(spec: dict[str, Any], result: dict[str, Any] | None) -> tuple[str |
 
 def _status_row(rd: RunDir, now: float) -> dict[str, Any]:
     spec = rd.spec()
-    state = rd.read_state(now)
+    # Each file is read once, and only where the state says it matters (status reads
+    # every run): a readable result.json is what makes a run complete (read_state).
     result = rd.result()
-    failure = rd.failure() or {}
+    state = RunState.COMPLETE if result is not None else rd.read_state(now)
+    failure = (rd.failure() or {}) if state in (RunState.FAILED, RunState.PRUNED) else {}
     hb = rd.heartbeat() if state in (RunState.RUNNING, RunState.LOST) else None
     metric, value = _primary(spec, result)
     return {
