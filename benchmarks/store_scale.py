@@ -316,7 +316,8 @@ def measure(ws: Path, size: Size, repeats: int,
         "≤ 0.3 s")
     if plan_runs:
         big = plan_yaml(ws.parent, plan_runs)
-        t, out = _ftsweep(ws.parent / "plan-ws", "plan", str(big), "--json")
+        t, out = _ftsweep(ws.parent / "plan-ws", "plan", str(big), "--json", "--max-runs",
+                          str(plan_runs))
         assert out.count('"run_id"') == plan_runs, out[-500:]
         row(f"`ftsweep plan --json` of a {plan_runs:,}-run matrix", t, "≤ 5 s")
     return rows

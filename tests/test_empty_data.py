@@ -31,3 +31,15 @@ def test_a_train_file_whose_records_are_all_dropped_is_refused(write_exp, tmp_pa
     assert main(["--workspace", str(tmp_path / "ws"), "validate", path]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "no usable records (dropped: 1 dropped_empty, 1 malformed)" in err
+
+
+def test_plan_runs_the_deep_checks_only_when_asked(write_exp, tmp_path, capsys):
+    """`plan` answers from the file alone (seconds less: no torch); `plan --check` also
+    runs validate's deep checks, such as this one, and says when it did not."""
+    ws = tmp_path / "ws"
+    path = _exp(write_exp, tmp_path, "")
+    assert main(["--workspace", str(ws), "plan", path]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "not checked" in out and "plan --check" in out
+    assert main(["--workspace", str(ws), "plan", "--check", path]) == 2
+    assert "no usable records" in " ".join(capsys.readouterr().err.split())

@@ -27,7 +27,7 @@ from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, Experime
 from ftsweep.config.yamlpos import Positions, load_yaml
 from ftsweep.errors import ConfigError, Problem, did_you_mean
 from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint
-from ftsweep.matrix import Point, expand, nested_get, nested_set
+from ftsweep.matrix import Point, expand, nested_get
 from ftsweep.matrix_size import count, too_many
 from ftsweep.methods import get_method
 from ftsweep.search.checks import probe_points, search_checks
@@ -243,22 +243,39 @@ def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -
     return [pos.problem(("matrix",), message)] if message else []
 
 
+def _set_copying(cfg: dict[str, Any], dotted: str, value: Any) -> None:
+    """``nested_set`` that copies the dicts on the key's path instead of changing them
+    (the rest stays shared with the spec's blocks)."""
+    parts = dotted.split(".")
+    node = cfg
+    for part in parts[:-1]:
+        child = node.get(part)
+        node[part] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[parts[-1]] = value
+
+
 def _resolve_points(
     spec: ExperimentFile, points: list[Point], pos: Positions, problems: list
 ) -> list[tuple[Point, dict[str, Any]]]:
     base = spec.model_dump(mode="json", include=set(OVERRIDABLE_BLOCKS))
     out = []
     for point in points:
-        cfg = copy.deepcopy(base)
+        # Only the blocks a point overrides are copied and validated again; the others
+        # are the spec's, validated once and shared read-only (as RunSpec.for_seeds does).
+        touched = {key.split(".", 1)[0] for key, _ in point.values if "." in key}
+        cfg = dict(base)
         method_params: dict[str, Any] = {}
         for key, value in point.values:
             if "." in key:
-                nested_set(cfg, key, value)
+                _set_copying(cfg, key, value)
             else:
                 method_params[key] = value
         where = point.origin or ("matrix",)
         ok = True
         for block, model in OVERRIDABLE_BLOCKS.items():
+            if block not in touched:
+                continue
             try:
                 cfg[block] = model.model_validate(cfg[block]).model_dump(mode="json")
             except ValidationError as exc:
