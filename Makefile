@@ -25,8 +25,10 @@ search: $(STAMP)  ## search each method's space (Optuna, pruning) and write its 
 	$(FTSWEEP) report --experiment search && \
 	echo "report: $$(pwd)/reports/search/index.html" && exit $$status
 
+# Two workers: much of the suite waits on subprocesses (accelerate launch, Slurm's
+# scheduler, the sandbox), so two at once finish sooner even on 2 cores.
 test: $(STAMP)  ## the whole test suite (includes real training through accelerate launch)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)  ## everything but the slow end-to-end training tests
 	$(PY) -m pytest -q -m "not slow"

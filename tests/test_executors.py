@@ -19,6 +19,9 @@ from ftsweep.launch.executor import MAIN_ADDR, MAIN_PORT, NODE_RANK, Executor, J
 from ftsweep.launch.local import LocalExecutor
 from ftsweep.launch.slurm import SlurmExecutor, batch_script
 
+# The slurm cases share the session's one Slurm cluster with tests/test_slurm.py.
+pytestmark = pytest.mark.xdist_group("slurm")
+
 # name → (factory, fixtures it needs)
 EXECUTORS = {
     "local": (lambda: LocalExecutor(capacity=2), ()),

@@ -22,7 +22,9 @@ from ftsweep.rundir import RunDir
 from ftsweep.store import run_query
 from ftsweep.workspace import Workspace
 
-pytestmark = pytest.mark.slow
+# One Slurm cluster per test session: under pytest-xdist, every test that uses it runs
+# in the same worker (make test: --dist loadgroup).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 SLURM = '{executor: slurm, threads_per_process: 1, slurm: {poll_interval_s: 0.5, time: "10"}}'
 LOCAL = "{threads_per_process: 1, max_parallel: 2}"
