@@ -4,7 +4,8 @@ A worker writes only here; the store is rebuilt from these files. Layout of
 ``<workspace>/runs/<experiment>/<run_id>/``::
 
     spec.json          RunSpec as written by the launcher before the worker starts
-    provenance.json    package versions, git commit + dirty flag, host, device, fingerprints
+    provenance.json    package versions, git commit + dirty flag of the launch directory,
+                       ftsweep's own {"version", "commit", "dirty"}, host, device, fingerprints
     metrics.jsonl      append-only, one JSON object a line, flushed per record:
                        {"step": int, "epoch": float|null, "name": str, "value": float, "time": float}
     evals.jsonl        per-example scores, one a line:

@@ -81,12 +81,32 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _git(args: list[str]) -> str | None:
+def _git(args: list[str], cwd: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                             check=True, cwd=cwd)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def ftsweep_source(root: Path | None = None) -> dict[str, Any]:
+    """ftsweep's own version, and its commit when it runs from a git checkout (else None).
+
+    ``root`` is the directory holding the ``ftsweep`` package (default: this one). The
+    checkout must be ftsweep's own: an installed copy inside some other repository (a
+    venv in a project tree) reports no commit rather than that repository's. ``dirty``:
+    uncommitted changes under ``ftsweep/``.
+    """
+    import ftsweep
+
+    root = (root or Path(ftsweep.__file__).parent.parent).resolve()
+    top = _git(["rev-parse", "--show-toplevel"], cwd=root)
+    own = top is not None and Path(top).resolve() == root
+    status = _git(["status", "--porcelain", "--", "ftsweep"], cwd=root) if own else None
+    return {"version": ftsweep.__version__,
+            "commit": _git(["rev-parse", "HEAD"], cwd=root) if own else None,
+            "dirty": bool(status) if status is not None else None}
 
 
 def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[str, Any]:
@@ -106,8 +126,10 @@ def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[s
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "world_size": world,
         "threads": torch.get_num_threads(),
+        # the launch directory's repository (the user's project), and ftsweep's own
         "git_commit": _git(["rev-parse", "HEAD"]),
         "git_dirty": bool(status) if status is not None else None,
+        "ftsweep": ftsweep_source(),
         "fingerprints": spec["fingerprints"],
         "cwd": os.getcwd(),
     }
