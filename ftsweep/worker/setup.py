@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import socket
@@ -68,9 +69,27 @@ def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
 
 
 def count_params(model: Any) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameters, quantised ones counted at their unquantised size."""
+    trainable = sum(param_count(p) for p in model.parameters() if p.requires_grad)
+    total = sum(param_count(p) for p in model.parameters())
     return trainable, total
+
+
+def param_count(p: Any) -> int:
+    """How many weights a parameter stands for.
+
+    bitsandbytes' 4-bit ``Params4bit`` stores two weights per uint8 element, so its
+    ``numel()`` is half the layer's size: counted as is, QLoRA's base shrinks and its
+    trainable share looks larger than LoRA's for the same adapter. The quant_state keeps
+    the original shape; without one (not yet quantised, its data is still the float
+    weight) the element count is right. 8-bit ``Int8Params`` keep one weight per element.
+    """
+    if type(p).__name__ != "Params4bit":
+        return int(p.numel())
+    shape = getattr(getattr(p, "quant_state", None), "shape", None)
+    if shape is not None:
+        return int(math.prod(shape))
+    return int(p.numel()) * 2 if p.dtype == torch.uint8 else int(p.numel())
 
 
 def peak_memory_mb(device: torch.device) -> float:
