@@ -30,7 +30,7 @@ from ftsweep.launch.executor import Executor, Job, make_executor
 from ftsweep.launch.jobs import job_for, read_job_record, write_job_record
 from ftsweep.launch.live import LiveView
 from ftsweep.plan import Action, PlanItem, plan
-from ftsweep.rundir import LAUNCH, SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
+from ftsweep.rundir import SPEC, WORKER_LOG, RunDir, RunState, atomic_write_json
 from ftsweep.store import Store
 from ftsweep.workspace import Workspace
 
@@ -146,11 +146,7 @@ def _stderr() -> Any:
 
 
 def _record_process(rd: RunDir, job: Job, rc: int) -> None:
-    now = time.time()
-    atomic_write_json(rd.file(LAUNCH), {
-        "submitted_at": job.started_at, "exited_at": now, "returncode": rc,
-        "process_wall_s": now - job.started_at, "argv": job.argv,
-    })
+    rd.record_process(job.started_at, time.time(), rc, job.argv)
 
 
 def _settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
