@@ -7,6 +7,7 @@ rebuilds the model with the method's own ``load`` from ``run_dir/artifacts``.
 tokenizer. peft weight-delta methods are merged into the base (``merge_and_unload``);
 methods that add modules or virtual tokens cannot be, and ``merge=True`` refuses them.
 ``merge=False`` writes the method's own artefacts (an adapter) plus the tokenizer.
+Both carry the run's ``training_config.json`` (what it was trained with).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from typing import Any
 
 from ftsweep.errors import FtsweepError
 from ftsweep.methods import METHODS, get_method
-from ftsweep.rundir import ARTIFACTS, RunDir
+from ftsweep.rundir import ARTIFACTS, RunDir, atomic_write_json, read_json
+
+TRAINING_CONFIG = "training_config.json"
 
 
 def _method_and_params(spec: dict[str, Any]) -> tuple[Any, Any]:
@@ -68,7 +71,8 @@ def export(run_dir: Path, out_dir: Path, merge: bool) -> Path:
     merge=True: a standalone model (safetensors + tokenizer). Raises FtsweepError for
     methods whose training cannot become plain weights, naming those that can.
     """
-    spec = RunDir(Path(run_dir)).spec()
+    run = RunDir(Path(run_dir))
+    spec = run.spec()
     method, _ = _method_and_params(spec)
     if merge and method.export_as == "adapter":
         raise FtsweepError(
@@ -87,4 +91,8 @@ def export(run_dir: Path, out_dir: Path, merge: bool) -> Path:
     else:
         model.save_pretrained(out_dir, safe_serialization=True)
     tok.save_pretrained(out_dir)
+    # The worker's copy when the run has one; runs saved before it did have the spec's.
+    saved = run.file(ARTIFACTS) / TRAINING_CONFIG
+    atomic_write_json(out_dir / TRAINING_CONFIG, read_json(saved) if saved.is_file()
+                      else spec["config"])
     return out_dir

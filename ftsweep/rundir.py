@@ -4,7 +4,8 @@ A worker writes only here; the store is rebuilt from these files. Layout of
 ``<workspace>/runs/<experiment>/<run_id>/``::
 
     spec.json          RunSpec as written by the launcher before the worker starts
-    provenance.json    package versions, git commit + dirty flag, host, device, fingerprints
+    provenance.json    package versions, git commit + dirty flag of the launch directory,
+                       ftsweep's own {"version", "commit", "dirty"}, host, device, fingerprints
     metrics.jsonl      append-only, one JSON object a line, flushed per record:
                        {"step": int, "epoch": float|null, "name": str, "value": float, "time": float}
     evals.jsonl        per-example scores, one a line:
@@ -13,12 +14,18 @@ A worker writes only here; the store is rebuilt from these files. Layout of
     heartbeat.json     rewritten atomically every few seconds while the worker lives:
                        {"time": float, "pid": int, "step": int, "max_steps": int,
                         "loss": float|null, "eta_s": float|null}
-    result.json        written atomically once, last, on success (see ``write_result``)
+    result.json        written atomically once, last, on success; its times sum every attempt
+    attempt.json       the live attempt's times (rank 0, rewritten with each heartbeat)
+    attempts.jsonl     one line per ended attempt: {"id", "outcome", "started_at",
+                       "last_seen", "setup_s", "train_s", "tokens", "eval_s", ...}
+                       (ftsweep.worker.attempts; the last line per id counts)
     failure.json       {"cause": str, "log_tail": str, "time": float, "pruned": bool}, on failure;
                        a pruned run adds {"step": int, "value": float} (where it stopped)
     worker.log         stdout + stderr of the ``accelerate launch`` process group
     launch.json        written by the launcher when the process group exits:
-                       {"submitted_at", "exited_at", "returncode", "process_wall_s", "argv"}
+                       {"submitted_at", "exited_at", "returncode", "process_wall_s", "argv",
+                        "attempts": [{"submitted_at", "exited_at", "returncode", "wall_s"}]};
+                       process_wall_s sums the process groups the launcher saw exit
     job.json           the executor job that trains the run: {"executor", "job_id", "host",
                        "submitted_at"} (reattach after a launcher dies; `ftsweep cancel`)
     preempted.json     the worker saved a checkpoint and stopped on SIGUSR1 (a time limit or
@@ -58,6 +65,8 @@ JOB = "job.json"
 PREEMPTED = "preempted.json"
 INTERMEDIATE = "intermediate.jsonl"
 DECISIONS = "decisions.jsonl"
+ATTEMPT = "attempt.json"
+ATTEMPTS = "attempts.jsonl"
 
 # A heartbeat older than this means the worker is gone (killed, OOM, machine lost),
 # unless the heartbeat carries the experiment's own limit (stale_after_s).
@@ -243,6 +252,8 @@ class RunDir:
         step); without one the attempt starts over and its logs are set aside. The last
         attempt's failure.json and a corrupt result.json are evidence: set aside too.
         ``search_files``: without a checkpoint, a search's pruning handshake starts over.
+        The attempts' times (attempt.json, attempts.jsonl) and launch.json stay: time a
+        lost or failed attempt spent is the run's.
         """
         p = self.file(HEARTBEAT)
         if p.exists():
@@ -252,6 +263,38 @@ class RunDir:
         if not has_ckpt:
             names += [METRICS, INTERMEDIATE, DECISIONS] if search_files else [METRICS]
         self._set_aside(tuple(names))
+
+    def record_process(self, submitted_at: float, exited_at: float, returncode: int,
+                       argv: list[str]) -> None:
+        """launch.json: this process group, and process_wall_s summed over every one seen.
+
+        A resumed run took several process groups; counting the last one only made it
+        look as cheap as its final attempt. Groups whose launcher was killed before they
+        exited are not seen here (the worker's attempts.jsonl still has their times).
+        """
+        seen = [a for a in self._process_groups() if a["submitted_at"] != submitted_at]
+        seen.append({"submitted_at": submitted_at, "exited_at": exited_at,
+                     "returncode": returncode, "wall_s": exited_at - submitted_at})
+        atomic_write_json(self.file(LAUNCH), {
+            "submitted_at": submitted_at, "exited_at": exited_at, "returncode": returncode,
+            "process_wall_s": sum(float(a["wall_s"]) for a in seen), "argv": argv,
+            "attempts": seen,
+        })
+
+    def _process_groups(self) -> list[dict[str, Any]]:
+        """The process groups launch.json recorded (one, if written before it kept a list)."""
+        try:
+            old = read_json(self.file(LAUNCH))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(old, dict):
+            return []
+        if isinstance(old.get("attempts"), list):
+            return [a for a in old["attempts"] if isinstance(a, dict) and "wall_s" in a]
+        if isinstance(old.get("process_wall_s"), int | float):
+            return [{"submitted_at": old.get("submitted_at"), "exited_at": old.get("exited_at"),
+                     "returncode": old.get("returncode"), "wall_s": old["process_wall_s"]}]
+        return []
 
     def _set_aside(self, names: tuple[str, ...]) -> None:
         attempt = 0

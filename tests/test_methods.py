@@ -403,6 +403,7 @@ def _run_dir(tmp: Path, shipped: Path, name: str, tmp_root: Path) -> Path:
                        "model": {"trust_remote_code": False}},
             "paths": {"model": str(shipped)}}
     (run / "spec.json").write_text(json.dumps(spec))
+    (run / "artifacts" / "training_config.json").write_text(json.dumps(spec["config"]))
     return run
 
 
@@ -416,6 +417,8 @@ def test_export_merged_loads_as_a_plain_model(name: str, shipped: Path, tmp_path
     plain = AutoModelForCausalLM.from_pretrained(out)
     assert torch.allclose(logits(plain), trained(name, shipped, tmp_root)["logits"], atol=1e-4)
     assert (out / "tokenizer.json").is_file()
+    # what the model was trained with travels with it (it was missing from merged exports)
+    assert json.loads((out / "training_config.json").read_text())["method"]["name"] == name
 
 
 def test_export_refuses_to_merge_prompt_learning(shipped: Path, tmp_path: Path,
@@ -427,5 +430,6 @@ def test_export_refuses_to_merge_prompt_learning(shipped: Path, tmp_path: Path,
         export(run, tmp_path / "out", merge=True)
     out = export(run, tmp_path / "out2", merge=False)
     assert (out / "adapter_model.safetensors").is_file()
+    assert json.loads((out / "training_config.json").read_text())["method"]["name"] == "prompt"
     model, _ = load_trained(run)
     assert torch.allclose(logits(model), trained("prompt", shipped, tmp_root)["logits"], atol=1e-5)

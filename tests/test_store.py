@@ -133,6 +133,8 @@ def make_run(
             "peak_memory_mb": 512.0,
             "wall_time_s": 100.0 + seed,
             "train_time_s": 90.0,
+            "setup_time_s": 8.5,
+            "attempts": 2,
             "tokens_seen": 5000,
             "tokens_per_s": 55.5,
             "steps": steps,
@@ -193,6 +195,19 @@ def test_migrations_recorded_and_idempotent(tmp_path: Path) -> None:
     assert {"runs", "metrics", "evals", "eval_examples", "migrations"} <= tables
 
 
+def test_setup_time_migration_adds_columns_to_an_older_store(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ftsweep.store import migrations as mig
+
+    con = duckdb.connect(str(tmp_path / "s.duckdb"))
+    monkeypatch.setattr(mig, "MIGRATIONS", MIGRATIONS[:5])  # a store from before 0006
+    mig.migrate(con)
+    monkeypatch.setattr(mig, "MIGRATIONS", MIGRATIONS)
+    assert mig.migrate(con) == ["0006_runs_setup_time_attempts"]
+    cols = {r[0]: r[1] for r in con.execute("DESCRIBE runs").fetchall()}
+    assert cols["setup_time_s"] == "DOUBLE" and cols["attempts"] == "INTEGER"
+
+
 def test_failed_migration_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from ftsweep.store import migrations as mig
 
@@ -229,13 +244,14 @@ def test_ingest_values_and_types(ws: Workspace) -> None:
         store.ingest_all()
         row = store.con.execute(
             "SELECT params->>'r', config->'eval'->>'primary_metric', seed, trainable_params,"
-            " typeof(created_at), final_eval->>'accuracy' IS NOT NULL, provenance->>'host'"
+            " typeof(created_at), final_eval->>'accuracy' IS NOT NULL, provenance->>'host',"
+            " setup_time_s, train_time_s, attempts"
             " FROM runs WHERE method = 'lora' AND seed = 1 AND params->>'r' = '16'"
         ).fetchone()
         cause = store.con.execute(
             "SELECT failure_cause FROM runs WHERE status = 'failed'"
         ).fetchone()
-    assert row == ("16", "accuracy", 1, 1000, "TIMESTAMP", True, "h")
+    assert row == ("16", "accuracy", 1, 1000, "TIMESTAMP", True, "h", 8.5, 90.0, 2)
     assert cause == ("CUDA out of memory <b>|x|</b>",)
 
 

@@ -12,7 +12,7 @@ import time
 from ftsweep.launch.executor import Job
 from ftsweep.launch.exits import exit_cause, killed_involuntarily
 from ftsweep.launch.storekeeper import StoreKeeper
-from ftsweep.rundir import LAUNCH, WORKER_LOG, RunDir, RunState, atomic_write_json
+from ftsweep.rundir import WORKER_LOG, RunDir, RunState
 from ftsweep.store import no_space
 
 LOG_TAIL_CHARS = 4000
@@ -28,11 +28,7 @@ def _log_tail(rd: RunDir) -> str:
 
 
 def _record_process(rd: RunDir, job: Job, rc: int) -> None:
-    now = time.time()
-    atomic_write_json(rd.file(LAUNCH), {
-        "submitted_at": job.started_at, "exited_at": now, "returncode": rc,
-        "process_wall_s": now - job.started_at, "argv": job.argv,
-    })
+    rd.record_process(job.started_at, time.time(), rc, job.argv)
 
 
 def outcome(rd: RunDir, job: Job, rc: int, keeper: StoreKeeper) -> RunState:

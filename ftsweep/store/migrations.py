@@ -113,6 +113,14 @@ INSERT INTO _store_meta VALUES (gen_random_uuid()::VARCHAR, 0);
 DELETE FROM runs; DELETE FROM metrics; DELETE FROM evals; DELETE FROM eval_examples;
 """
 
+# A run's times sum all its attempts (result.json): setup_time_s is the one-off set-up
+# (model load, tokenisation, DeepSpeed builds) kept out of train_time_s, the training
+# loop alone, so tokens_per_s is the loop's speed; attempts counts the worker processes.
+_ADD_SETUP_TIME = """
+ALTER TABLE runs ADD COLUMN setup_time_s DOUBLE;
+ALTER TABLE runs ADD COLUMN attempts INTEGER;
+"""
+
 class StoreError(FtsweepError):
     """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
 
@@ -136,6 +144,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0003_runs_process_wall", _sql(_ADD_PROCESS_WALL)),
     Migration("0004_trials", _sql(_CREATE_TRIALS)),
     Migration("0005_ingest_state", _sql(_CREATE_INGEST_STATE)),
+    Migration("0006_runs_setup_time_attempts", _sql(_ADD_SETUP_TIME)),
 )
 
 

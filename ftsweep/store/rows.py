@@ -51,6 +51,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("ingested_at", _TS),
             ("provenance", pa.string()),
             ("process_wall_s", pa.float64()),
+            ("setup_time_s", pa.float64()),
+            ("attempts", pa.int32()),
         ]
     ),
     "evals": pa.schema(
@@ -68,10 +70,12 @@ _RESULT_FLOATS = (
     "peak_memory_mb",
     "wall_time_s",
     "train_time_s",
+    "setup_time_s",
     "tokens_per_s",
     "artifact_size_mb",
 )
-_RESULT_INTS = ("trainable_params", "total_params", "tokens_seen", "steps", "best_step")
+_RESULT_INTS = ("trainable_params", "total_params", "tokens_seen", "steps", "best_step",
+                "attempts")
 
 
 def clean_json(value: Any) -> str | None:

@@ -27,14 +27,22 @@ import torch
 from ftsweep.data.records import has_split
 from ftsweep.methods import get_method
 from ftsweep.rundir import ARTIFACTS, PROVENANCE, RESULT, RunDir, atomic_write_json, finite_or_none
-from ftsweep.worker import setup, sharded
+from ftsweep.worker import faults, setup, sharded
+from ftsweep.worker.attempts import Attempt, LoopClock, totals
 from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
 from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
 from ftsweep.worker.preempt import PreemptionCallback
 from ftsweep.worker.pruning import PruneHandshake
 from ftsweep.worker.tokcache import TokenCache
-from ftsweep.worker.trainer import build_trainer, latest_checkpoint, truncate_metrics
+from ftsweep.worker.trainer import (
+    SkipFinishedTraining,
+    TrainingAlreadyFinished,
+    build_trainer,
+    latest_checkpoint,
+    training_finished_at,
+    truncate_metrics,
+)
 
 
 def run(run_dir: Path) -> dict[str, Any]:
@@ -51,12 +59,25 @@ def run(run_dir: Path) -> dict[str, Any]:
 
     set_seed(cfg["seed"])
     progress = Progress()
-    with Heartbeat(run, progress) if is_main else contextlib.nullcontext():
-        return _train_and_evaluate(run, spec, cfg, paths, progress, started, is_main, world)
+    # Times of this attempt, kept in the run directory so a resumed run sums them all.
+    attempt = Attempt.begin(run, started) if is_main else None
+    try:
+        with Heartbeat(run, progress, attempt) if is_main else contextlib.nullcontext():
+            result = _train_and_evaluate(run, spec, cfg, paths, progress, started, attempt,
+                                         world)
+    except BaseException:
+        if attempt is not None:
+            attempt.end("failed")
+        raise
+    if attempt is not None:
+        attempt.end(str(result.get("status", "complete")))
+    return result
 
 
 def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progress: Progress,
-                        started: float, is_main: bool, world: int) -> dict[str, Any]:
+                        started: float, attempt: Attempt | None,
+                        world: int) -> dict[str, Any]:
+    is_main = attempt is not None
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
     model, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
@@ -69,7 +90,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
                                                    cfg["eval"]["max_examples"], cache)
     stopper = EarlyStopping(cfg["training"]["early_stopping"]["patience"],
                             cfg["training"]["early_stopping"]["threshold"])
-    train_time, steps, tokens_seen = 0.0, 0, 0
+    steps, tokens_seen = 0, 0
     handshake: PruneHandshake | None = None
     preempt: PreemptionCallback | None = None
     data_counts = {eval_split: counts_eval}
@@ -86,8 +107,12 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         resume = latest_checkpoint(run)
         if resume and is_main:  # before the metrics log opens its file handle
             truncate_metrics(run, resume)
-        callbacks = [MetricsCallback(run, progress, is_main), stopper,
-                     *method.callbacks(params, model)]
+        callbacks = [LoopClock(attempt, started), MetricsCallback(run, progress, is_main),
+                     stopper, *method.callbacks(params, model)]
+        if resume and training_finished_at(resume):
+            callbacks.append(SkipFinishedTraining())  # load it, take no step
+        if faults.enabled():
+            callbacks.append(faults.StepFaults())
         preempt = PreemptionCallback().install()
         callbacks.append(preempt)
         trial = spec.get("trial") or {}
@@ -98,9 +123,11 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         groups = method.param_groups(params, model, cfg["training"]["lr"])
         trainer = build_trainer(model, tok, cfg, run, TokenDataset(train_ex), eval_ds,
                                 callbacks, groups)
-        t0 = time.time()
-        trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        train_time = time.time() - t0
+        try:
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        except TrainingAlreadyFinished:
+            pass  # the checkpoint is the trained model; its state is loaded
+        faults.at("trained")
         steps = trainer.state.global_step
         tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
         # Sharded (FSDP) weights are gathered into a fresh, plain copy on rank 0.
@@ -111,7 +138,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
                        if isinstance(cb, EarlyStopping))
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()
-    if not is_main:
+    if attempt is None:
         return {}
     if handshake is not None and handshake.pruned is not None:
         return _record_pruned(run, handshake.pruned, steps)
@@ -121,22 +148,25 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     device = next(model.parameters()).device
     progress.phase = "evaluate"
     t_eval = time.time()
+    if attempt.record["setup_s"] is None:  # nothing trained: set-up ends here
+        attempt.update(setup_s=t_eval - started)
     outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device)
     t_save = time.time()
     art = run.file(ARTIFACTS)
     _save(method, model, tok, cfg, art)
     t_done = time.time()
     shutil.rmtree(run.file("checkpoints"), ignore_errors=True)
+    attempt.update(eval_s=t_save - t_eval, save_s=t_done - t_save)
+    # Times sum every attempt of the run (a resumed one too); set-up apart from the loop.
+    timing = totals(run, attempt.snapshot())
     result = {
-        "status": "complete", "started_at": started, "finished_at": time.time(),
+        "status": "complete", "finished_at": time.time(), **timing,
         "trainable_params": trainable, "total_params": total,
         "trainable_pct": 100.0 * trainable / total if total else 0.0,
         "peak_memory_mb": setup.peak_memory_mb(device),
-        "wall_time_s": time.time() - started, "train_time_s": train_time,
-        # the final evaluation and the save, timed apart from the training loop
+        # the final evaluation and the save (this attempt's), timed apart from the loop
         "eval_time_s": t_save - t_eval, "save_time_s": t_done - t_save,
-        "tokens_seen": tokens_seen,
-        "tokens_per_s": tokens_seen / train_time if train_time > 0 else 0.0,
+        "tokens_seen": tokens_seen,  # the trained model's; tokens_per_s counts redone steps
         "steps": steps, "artifact_size_mb": setup.dir_size_mb(art),
         "eval_split": eval_split,
         "final_eval": {k: finite_or_none(v) for k, v in outcome.aggregate.items()},
@@ -148,6 +178,7 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     }
     atomic_write_json(run.file(PROVENANCE), setup.provenance(spec, device, world))
     atomic_write_json(run.file(RESULT), result)  # last: its presence means complete
+    faults.at("result")
     return result
 
 

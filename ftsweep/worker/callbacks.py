@@ -86,8 +86,10 @@ def _stale_after() -> dict[str, float]:
 class Heartbeat:
     """A daemon thread that rewrites heartbeat.json every ``interval`` seconds."""
 
-    def __init__(self, run: RunDir, progress: Progress, interval: float = 2.0):
+    def __init__(self, run: RunDir, progress: Progress, attempt: Any = None,
+                 interval: float = 2.0):
         self.run, self.progress, self.interval = run, progress, interval
+        self.attempt = attempt  # worker.attempts.Attempt: its times saved with each beat
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="heartbeat")
 
@@ -98,6 +100,8 @@ class Heartbeat:
             "step": p.step, "max_steps": p.max_steps, "loss": p.loss, "eta_s": p.eta(),
             "phase": p.phase, **_stale_after(),
         })
+        if self.attempt is not None:
+            self.attempt.save()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):

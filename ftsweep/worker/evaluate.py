@@ -14,6 +14,7 @@ import torch
 
 from ftsweep import evaluators as ev
 from ftsweep.rundir import EVALS, JsonlAppender, RunDir
+from ftsweep.worker import faults
 from ftsweep.worker.dataset import IGNORE, Example, PadCollator
 
 
@@ -123,6 +124,7 @@ def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any],
         # Loss-based evaluators score the per-example NLL, not generated text.
         scores += [type(b).from_losses(losses) for b in built.values()  # type: ignore[attr-defined]
                    if not b.needs_generation]
+    faults.at("evaluate")
     predictions: dict[str, str] = {}
     gen_names = [n for n, b in built.items() if b.needs_generation]
     if gen_names:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import socket
@@ -75,9 +76,27 @@ def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
 
 
 def count_params(model: Any) -> tuple[int, int]:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    """(trainable, total) parameters, quantised ones counted at their unquantised size."""
+    trainable = sum(param_count(p) for p in model.parameters() if p.requires_grad)
+    total = sum(param_count(p) for p in model.parameters())
     return trainable, total
+
+
+def param_count(p: Any) -> int:
+    """How many weights a parameter stands for.
+
+    bitsandbytes' 4-bit ``Params4bit`` stores two weights per uint8 element, so its
+    ``numel()`` is half the layer's size: counted as is, QLoRA's base shrinks and its
+    trainable share looks larger than LoRA's for the same adapter. The quant_state keeps
+    the original shape; without one (not yet quantised, its data is still the float
+    weight) the element count is right. 8-bit ``Int8Params`` keep one weight per element.
+    """
+    if type(p).__name__ != "Params4bit":
+        return int(p.numel())
+    shape = getattr(getattr(p, "quant_state", None), "shape", None)
+    if shape is not None:
+        return int(math.prod(shape))
+    return int(p.numel()) * 2 if p.dtype == torch.uint8 else int(p.numel())
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -88,12 +107,32 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def _git(args: list[str]) -> str | None:
+def _git(args: list[str], cwd: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, check=True)
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                             check=True, cwd=cwd)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def ftsweep_source(root: Path | None = None) -> dict[str, Any]:
+    """ftsweep's own version, and its commit when it runs from a git checkout (else None).
+
+    ``root`` is the directory holding the ``ftsweep`` package (default: this one). The
+    checkout must be ftsweep's own: an installed copy inside some other repository (a
+    venv in a project tree) reports no commit rather than that repository's. ``dirty``:
+    uncommitted changes under ``ftsweep/``.
+    """
+    import ftsweep
+
+    root = (root or Path(ftsweep.__file__).parent.parent).resolve()
+    top = _git(["rev-parse", "--show-toplevel"], cwd=root)
+    own = top is not None and Path(top).resolve() == root
+    status = _git(["status", "--porcelain", "--", "ftsweep"], cwd=root) if own else None
+    return {"version": ftsweep.__version__,
+            "commit": _git(["rev-parse", "HEAD"], cwd=root) if own else None,
+            "dirty": bool(status) if status is not None else None}
 
 
 def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[str, Any]:
@@ -113,8 +152,10 @@ def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[s
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "world_size": world,
         "threads": torch.get_num_threads(),
+        # the launch directory's repository (the user's project), and ftsweep's own
         "git_commit": _git(["rev-parse", "HEAD"]),
         "git_dirty": bool(status) if status is not None else None,
+        "ftsweep": ftsweep_source(),
         "fingerprints": spec["fingerprints"],
         "cwd": os.getcwd(),
     }

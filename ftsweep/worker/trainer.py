@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
-from ftsweep.rundir import METRICS, RunDir, read_jsonl
+from ftsweep.rundir import METRICS, RunDir, read_json, read_jsonl
 from ftsweep.worker.callbacks import GuardedTrainer
 from ftsweep.worker.dataset import PadCollator, TokenDataset
 
@@ -104,6 +104,34 @@ def latest_checkpoint(run: RunDir) -> Path | None:
         return None
     ckpts = [p for p in root.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
     return max(ckpts, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+class TrainingAlreadyFinished(Exception):  # noqa: N818 (a signal, not an error)
+    """Raised by ``SkipFinishedTraining`` once the checkpoint's training state is loaded."""
+
+
+class SkipFinishedTraining(TrainerCallback):
+    """Resume from a checkpoint at which training had ended, without taking a step.
+
+    The Trainer checks for the end of training only after a step, so resumed from its
+    final checkpoint (a run killed during the final evaluation or save) it trained one
+    step more than an uninterrupted run. Letting ``train`` load the checkpoint (weights,
+    also sharded or DeepSpeed ones, state, callbacks) and stopping it at
+    ``on_train_begin`` keeps the Trainer's own loading for every strategy.
+    """
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        raise TrainingAlreadyFinished
+
+
+def training_finished_at(checkpoint: Path) -> bool:
+    """Whether training had ended at this checkpoint: its last step, or stopped early."""
+    state = read_json(checkpoint / "trainer_state.json")
+    if int(state.get("global_step", 0)) >= int(state.get("max_steps", 0)) > 0:
+        return True
+    stopper = (state.get("stateful_callbacks") or {}).get("EarlyStopping") or {}
+    stopper = stopper[0] if isinstance(stopper, list) and stopper else stopper
+    return bool(isinstance(stopper, dict) and stopper.get("attributes", {}).get("stopped_early"))
 
 
 def truncate_metrics(run: RunDir, checkpoint: Path) -> None:
