@@ -22,7 +22,9 @@ from rich.table import Table
 from ftsweep.errors import ConfigError, FtsweepError
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: messages are not broken into lines by rich, so a path in one stays whole
+# (copyable, and findable in a log) whatever the width of the terminal.
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _workspace(args: argparse.Namespace) -> Any:
