@@ -6,7 +6,7 @@ FTSWEEP := $(VENV)/bin/ftsweep
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.ftsweep-installed
 
-.PHONY: demo search slurm-test-deps test test-fast check lint typecheck data model clean-demo
+.PHONY: demo search slurm-test-deps test test-fast check lint format typecheck data model clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -49,6 +49,10 @@ check: lint typecheck
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ftsweep tests scripts benchmarks
+	$(VENV)/bin/ruff format --check ftsweep tests scripts benchmarks
+
+format: $(STAMP)  ## format the code base (make check fails on unformatted files)
+	$(VENV)/bin/ruff format ftsweep tests scripts benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy ftsweep

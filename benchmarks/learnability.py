@@ -75,14 +75,17 @@ def load_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def train_example(family: str, rec: dict[str, Any], tok, max_length: int) -> tuple[list[int], list[int]]:
+def train_example(
+    family: str, rec: dict[str, Any], tok, max_length: int
+) -> tuple[list[int], list[int]]:
     """(input_ids, labels) with -100 on everything that is not trained completion;
     ``<s>`` first and ``</s>`` closing the completion, as ftsweep's worker does."""
     if family == "dialogue":
         segments = render_dialogue(rec, tok)  # replies already end with eos
     else:
-        prompt, completion = (render_instruction(rec, "auto") if family == "instruction"
-                              else render_code(rec))
+        prompt, completion = (
+            render_instruction(rec, "auto") if family == "instruction" else render_code(rec)
+        )
         segments = [(prompt, False), (completion + tok.eos_token, True)]
     ids: list[int] = [tok.bos_token_id]
     labels: list[int] = [-100]
@@ -120,11 +123,16 @@ def build(method: str, model_dir: Path, seed: int, prefix_tokens: int, lora_r: i
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_pretrained(model_dir, use_safetensors=True)
     if method == "lora":
-        model = get_peft_model(model, LoraConfig(r=lora_r, lora_alpha=2 * lora_r,
-                                                 target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=lora_r, lora_alpha=2 * lora_r, target_modules="all-linear", task_type="CAUSAL_LM"
+            ),
+        )
     elif method == "prefix":
-        model = get_peft_model(model, PrefixTuningConfig(num_virtual_tokens=prefix_tokens,
-                                                         task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model, PrefixTuningConfig(num_virtual_tokens=prefix_tokens, task_type="CAUSAL_LM")
+        )
     return model
 
 
@@ -134,7 +142,8 @@ def train(model, examples, args, lr: float, pad: int) -> float:
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     warmup = max(1, args.steps // 10)
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (args.steps - s) / (args.steps - warmup))))
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (args.steps - s) / (args.steps - warmup)))
+    )
     model.train()
     order: list[int] = []
     losses = []
@@ -212,8 +221,13 @@ def score(family: str, records, outputs: list[str], targets: list[str]) -> list[
     if family != "code":
         return [float(o.strip() == t.strip()) for o, t in zip(outputs, targets, strict=True)]
     items = [{"code": o, "tests": r["tests"]} for r, o in zip(records, outputs, strict=True)]
-    proc = subprocess.run([sys.executable, "-c", CODE_RUNNER], input=json.dumps(items),
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", CODE_RUNNER],
+        input=json.dumps(items),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     flags = [float(x) for x in proc.stdout.split()]
     return flags + [0.0] * (len(items) - len(flags))
 
@@ -238,17 +252,28 @@ def run(method: str, lr: float, args) -> dict[str, Any]:
     by_task: dict[str, list[float]] = defaultdict(list)
     for r, s in zip(test_recs, scores, strict=True):
         by_task[r["task"]].append(s)
-    return {"family": args.family, "method": method, "lr": lr if method != "base" else None,
-            "steps": args.steps if method != "base" else 0, "batch": args.batch,
-            "train_s": round(train_s, 1), "gen_s": round(gen_s, 1), "final_loss": round(loss, 3),
-            "score": round(sum(scores) / len(scores), 3),
-            "by_task": {k: round(sum(v) / len(v), 2) for k, v in sorted(by_task.items())},
-            "examples": [[p[-60:], t, o] for p, t, o in list(zip(prompts, targets, outputs, strict=True))[:3]]}
+    return {
+        "family": args.family,
+        "method": method,
+        "lr": lr if method != "base" else None,
+        "steps": args.steps if method != "base" else 0,
+        "batch": args.batch,
+        "train_s": round(train_s, 1),
+        "gen_s": round(gen_s, 1),
+        "final_loss": round(loss, 3),
+        "score": round(sum(scores) / len(scores), 3),
+        "by_task": {k: round(sum(v) / len(v), 2) for k, v in sorted(by_task.items())},
+        "examples": [
+            [p[-60:], t, o] for p, t, o in list(zip(prompts, targets, outputs, strict=True))[:3]
+        ],
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", choices=["instruction", "dialogue", "code"], default="instruction")
+    parser.add_argument(
+        "--family", choices=["instruction", "dialogue", "code"], default="instruction"
+    )
     parser.add_argument("--methods", default="base,full,lora,prefix")
     parser.add_argument("--lr", default="", help="per-method overrides, e.g. full=1e-3,lora=5e-3")
     parser.add_argument("--steps", type=int, default=250)
@@ -273,13 +298,18 @@ def main() -> None:
     for item in filter(None, args.lr.split(",")):
         name, value = item.split("=")
         lrs[name] = float(value)
-    print(f"{'family':12} {'method':7} {'lr':>8} {'steps':>5} {'train_s':>7} {'gen_s':>6} "
-          f"{'loss':>6} {'score':>6}", flush=True)
+    print(
+        f"{'family':12} {'method':7} {'lr':>8} {'steps':>5} {'train_s':>7} {'gen_s':>6} "
+        f"{'loss':>6} {'score':>6}",
+        flush=True,
+    )
     for method in args.methods.split(","):
         res = run(method, lrs.get(method, 0.0), args)
-        print(f"{res['family']:12} {method:7} {res['lr'] or '-':>8} {res['steps']:>5} "
-              f"{res['train_s']:>7} {res['gen_s']:>6} {res['final_loss']:>6} {res['score']:>6}",
-              flush=True)
+        print(
+            f"{res['family']:12} {method:7} {res['lr'] or '-':>8} {res['steps']:>5} "
+            f"{res['train_s']:>7} {res['gen_s']:>6} {res['final_loss']:>6} {res['score']:>6}",
+            flush=True,
+        )
         if args.verbose:
             print("   ", res["by_task"], "\n   ", res["examples"], flush=True)
         if args.json:

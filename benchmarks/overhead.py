@@ -47,8 +47,12 @@ def run_mode(exp_file: Path, workdir: Path, fork: bool, slurm: bool = False) -> 
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     ws = workdir / mode
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch",
-                    str(path)], check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(path)],
+        check=True,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+    )
     wall = time.time() - t0
     runs = []
     for rd in sorted((ws / "runs").glob("*/*")):
@@ -57,20 +61,35 @@ def run_mode(exp_file: Path, workdir: Path, fork: bool, slurm: bool = False) -> 
         work = result["train_time_s"] + result["eval_time_s"] + result["save_time_s"]
         # A Slurm job's wall counts from submission: it includes queueing and scheduling.
         process = launch["process_wall_s"]
-        runs.append({"run": rd.name, "fixed_s": process - work, "process_wall_s": process,
-                     "final_eval": result["final_eval"]})
+        runs.append(
+            {
+                "run": rd.name,
+                "fixed_s": process - work,
+                "process_wall_s": process,
+                "final_eval": result["final_eval"],
+            }
+        )
     slots = int(raw["launch"].get("max_parallel") or 1)
     busy = sum(r["process_wall_s"] for r in runs) / (slots * wall)
-    return {"mode": mode, "sweep_wall_s": wall, "slots": slots, "runs": runs,
-            "fixed_median_s": statistics.median(r["fixed_s"] for r in runs), "busy": busy}
+    return {
+        "mode": mode,
+        "sweep_wall_s": wall,
+        "slots": slots,
+        "runs": runs,
+        "fixed_median_s": statistics.median(r["fixed_s"] for r in runs),
+        "busy": busy,
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--experiment", default=str(REPO / "experiments" / "grid.yaml"))
     p.add_argument("--workdir", default="/tmp/ftsweep-bench/overhead")
-    p.add_argument("--slurm", action="store_true",
-                   help="also run every run as a Slurm job on a local test cluster")
+    p.add_argument(
+        "--slurm",
+        action="store_true",
+        help="also run every run as a Slurm job on a local test cluster",
+    )
     args = p.parse_args()
     workdir = Path(args.workdir)
     if workdir.exists():
@@ -98,18 +117,25 @@ def main() -> int:
             slurm_cluster.stop(cluster)
     metrics = [{r["run"]: r["final_eval"] for r in m["runs"]} for m in modes]
     same = all(m == metrics[0] for m in metrics)
-    print(f"{'mode':6} {'runs':>4} {'fixed cost/run (median)':>24} {'busy slots':>10} "
-          f"{'sweep wall':>10}")
+    print(
+        f"{'mode':6} {'runs':>4} {'fixed cost/run (median)':>24} {'busy slots':>10} "
+        f"{'sweep wall':>10}"
+    )
     for m in modes:
-        print(f"{m['mode']:6} {len(m['runs']):>4} {m['fixed_median_s']:>22.2f} s "
-              f"{100 * m['busy']:>9.1f}% {m['sweep_wall_s']:>9.1f}s")
-    print(f"fixed cost ratio fork/cold: {fork['fixed_median_s'] / cold['fixed_median_s']:.2f}; "
-          f"same metrics in every mode: {same}")
+        print(
+            f"{m['mode']:6} {len(m['runs']):>4} {m['fixed_median_s']:>22.2f} s "
+            f"{100 * m['busy']:>9.1f}% {m['sweep_wall_s']:>9.1f}s"
+        )
+    print(
+        f"fixed cost ratio fork/cold: {fork['fixed_median_s'] / cold['fixed_median_s']:.2f}; "
+        f"same metrics in every mode: {same}"
+    )
     if args.slurm:
         extra = modes[2]["fixed_median_s"] - cold["fixed_median_s"]
         print(f"Slurm's extra cost per run over a cold local run (median): {extra:.2f} s")
-    (workdir / "overhead.json").write_text(json.dumps(
-        {**{m["mode"]: m for m in modes}, "same_metrics": same}, indent=2))
+    (workdir / "overhead.json").write_text(
+        json.dumps({**{m["mode"]: m for m in modes}, "same_metrics": same}, indent=2)
+    )
     return 0 if same else 1
 
 

@@ -64,6 +64,7 @@ PATH_KEYS = (("model", "path"), ("data", "train"), ("data", "eval"), ("data", "t
 
 # -- the grid, derived from the search file ---------------------------------------------
 
+
 def round_sig(x: float, sig: int = 3) -> float:
     return float(f"{x:.{sig}g}")
 
@@ -87,14 +88,18 @@ def absolutize(cfg: dict[str, Any], base: Path) -> dict[str, Any]:
     cfg = copy.deepcopy(cfg)
     for block, key in PATH_KEYS:
         value = (cfg.get(block) or {}).get(key)
-        if isinstance(value, str) and not Path(value).is_absolute() and (
-                value.startswith(".") or (base / value).exists()):
+        if (
+            isinstance(value, str)
+            and not Path(value).is_absolute()
+            and (value.startswith(".") or (base / value).exists())
+        ):
             cfg[block][key] = str((base / value).resolve())
     return cfg
 
 
-def derive_grid(search_cfg: dict[str, Any], base: Path,
-                lr_points: dict[str, int] | None = None) -> dict[str, Any]:
+def derive_grid(
+    search_cfg: dict[str, Any], base: Path, lr_points: dict[str, int] | None = None
+) -> dict[str, Any]:
     """A matrix experiment over the search file's space (see the module docstring)."""
     space = search_cfg["search"]["space"]
     shared = {k: v for k, v in space.items() if k != "method"}
@@ -113,7 +118,9 @@ def derive_grid(search_cfg: dict[str, Any], base: Path,
                 point[key] = log_points(float(low), float(high), n)
             elif _is_dist(value):
                 if "choices" not in value:
-                    raise ValueError(f"{name}.{key}: only choices (and training.lr) have a grid rule")
+                    raise ValueError(
+                        f"{name}.{key}: only choices (and training.lr) have a grid rule"
+                    )
                 point[key] = list(value["choices"])
             else:
                 point[key] = value
@@ -148,6 +155,7 @@ def search_variant(search_cfg: dict[str, Any], base: Path, seed: int) -> dict[st
 
 # -- reading a workspace ------------------------------------------------------------------
 
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text())
@@ -164,10 +172,15 @@ def collect_runs(workspace: Path, experiment: str) -> list[dict[str, Any]]:
         if spec is None:
             continue
         result, failure = _read_json(rd / "result.json"), _read_json(rd / "failure.json")
-        row: dict[str, Any] = {"run_id": spec.get("run_id", rd.name), "method": spec["method"],
-                               "params": spec.get("params", {}), "seed": spec.get("seed"),
-                               "trial": (spec.get("trial") or {}).get("number"),
-                               "exact_match": None, "steps": 0}
+        row: dict[str, Any] = {
+            "run_id": spec.get("run_id", rd.name),
+            "method": spec["method"],
+            "params": spec.get("params", {}),
+            "seed": spec.get("seed"),
+            "trial": (spec.get("trial") or {}).get("number"),
+            "exact_match": None,
+            "steps": 0,
+        }
         if result is not None:
             row["state"] = "complete"
             row["exact_match"] = (result.get("final_eval") or {}).get("exact_match")
@@ -189,12 +202,17 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Steps spent, best exact match among complete runs (and which), states counted."""
     done = [r for r in runs if r["state"] == "complete" and r["exact_match"] is not None]
     best = max(done, key=lambda r: r["exact_match"], default=None)
-    states = {s: sum(r["state"] == s for r in runs)
-              for s in ("complete", "pruned", "failed", "unfinished")}
-    return {"runs": len(runs), "steps": sum(r["steps"] for r in runs),
-            "best_exact_match": best["exact_match"] if best else None,
-            "best": {k: best[k] for k in ("method", "params", "run_id")} if best else None,
-            **states}
+    states = {
+        s: sum(r["state"] == s for r in runs)
+        for s in ("complete", "pruned", "failed", "unfinished")
+    }
+    return {
+        "runs": len(runs),
+        "steps": sum(r["steps"] for r in runs),
+        "best_exact_match": best["exact_match"] if best else None,
+        "best": {k: best[k] for k in ("method", "params", "run_id")} if best else None,
+        **states,
+    }
 
 
 def compare(grid: dict[str, Any], searches: dict[int, dict[str, Any]]) -> dict[str, Any]:
@@ -203,22 +221,42 @@ def compare(grid: dict[str, Any], searches: dict[int, dict[str, Any]]) -> dict[s
     rows = []
     for seed, s in sorted(searches.items()):
         em = s["best_exact_match"]
-        rows.append({"seed": seed, "steps": s["steps"], "pct_grid_steps": 100.0 * s["steps"] / g_steps,
-                     "best_exact_match": em, "gap": None if em is None else em - g_best,
-                     "trials": s["runs"], "pruned": s["pruned"], "failed": s["failed"],
-                     "best": s["best"]})
+        rows.append(
+            {
+                "seed": seed,
+                "steps": s["steps"],
+                "pct_grid_steps": 100.0 * s["steps"] / g_steps,
+                "best_exact_match": em,
+                "gap": None if em is None else em - g_best,
+                "trials": s["runs"],
+                "pruned": s["pruned"],
+                "failed": s["failed"],
+                "best": s["best"],
+            }
+        )
     ems = [r["best_exact_match"] if r["best_exact_match"] is not None else 0.0 for r in rows]
     med_steps = statistics.median(r["steps"] for r in rows)
     med_em = statistics.median(ems)
-    median = {"steps": med_steps, "pct_grid_steps": 100.0 * med_steps / g_steps,
-              "best_exact_match": med_em, "gap": med_em - g_best}
+    median = {
+        "steps": med_steps,
+        "pct_grid_steps": 100.0 * med_steps / g_steps,
+        "best_exact_match": med_em,
+        "gap": med_em - g_best,
+    }
     ok_steps = med_steps <= TARGET_STEPS_FRACTION * g_steps
     ok_em = med_em >= g_best - TARGET_EM_GAP - 1e-12
-    return {"grid": {"steps": g_steps, "best_exact_match": g_best, "runs": grid["runs"]},
-            "seeds": rows, "median": median,
-            "target": {"max_pct_grid_steps": 100 * TARGET_STEPS_FRACTION,
-                       "max_em_gap": TARGET_EM_GAP, "steps_ok": ok_steps, "em_ok": ok_em,
-                       "pass": ok_steps and ok_em}}
+    return {
+        "grid": {"steps": g_steps, "best_exact_match": g_best, "runs": grid["runs"]},
+        "seeds": rows,
+        "median": median,
+        "target": {
+            "max_pct_grid_steps": 100 * TARGET_STEPS_FRACTION,
+            "max_em_gap": TARGET_EM_GAP,
+            "steps_ok": ok_steps,
+            "em_ok": ok_em,
+            "pass": ok_steps and ok_em,
+        },
+    }
 
 
 def _f(x: float | None, fmt: str) -> str:
@@ -227,15 +265,21 @@ def _f(x: float | None, fmt: str) -> str:
 
 def render_table(cmp: dict[str, Any]) -> str:
     g, m, t = cmp["grid"], cmp["median"], cmp["target"]
-    lines = ["| | steps | % of grid steps | best EM | gap to grid best | trials pruned |",
-             "|---|---:|---:|---:|---:|---:|",
-             f"| grid ({g['runs']} runs) | {g['steps']} | 100% | {g['best_exact_match']:.3f} | - | - |"]
+    lines = [
+        "| | steps | % of grid steps | best EM | gap to grid best | trials pruned |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| grid ({g['runs']} runs) | {g['steps']} | 100% | {g['best_exact_match']:.3f} | - | - |",
+    ]
     for r in cmp["seeds"]:
-        lines.append(f"| search seed {r['seed']} | {r['steps']} | {r['pct_grid_steps']:.1f}% | "
-                     f"{_f(r['best_exact_match'], '.3f')} | {_f(r['gap'], '+.3f')} | "
-                     f"{r['pruned']} of {r['trials']} |")
-    lines.append(f"| median of {len(cmp['seeds'])} seeds | {m['steps']:g} | "
-                 f"{m['pct_grid_steps']:.1f}% | {m['best_exact_match']:.3f} | {m['gap']:+.3f} | - |")
+        lines.append(
+            f"| search seed {r['seed']} | {r['steps']} | {r['pct_grid_steps']:.1f}% | "
+            f"{_f(r['best_exact_match'], '.3f')} | {_f(r['gap'], '+.3f')} | "
+            f"{r['pruned']} of {r['trials']} |"
+        )
+    lines.append(
+        f"| median of {len(cmp['seeds'])} seeds | {m['steps']:g} | "
+        f"{m['pct_grid_steps']:.1f}% | {m['best_exact_match']:.3f} | {m['gap']:+.3f} | - |"
+    )
     verdict = "PASS" if t["pass"] else "MISS"
     why = []
     if not t["steps_ok"]:
@@ -243,13 +287,16 @@ def render_table(cmp: dict[str, Any]) -> str:
     if not t["em_ok"]:
         why.append(f"best EM {m['gap']:+.3f} from the grid's best, beyond -{t['max_em_gap']}")
     lines.append("")
-    lines.append(f"{verdict}: target = within {t['max_em_gap']} exact match of the grid's best "
-                 f"with <= {t['max_pct_grid_steps']:.0f}% of its steps (median of the seeds)"
-                 + (f"; missed: {'; '.join(why)}" if why else ""))
+    lines.append(
+        f"{verdict}: target = within {t['max_em_gap']} exact match of the grid's best "
+        f"with <= {t['max_pct_grid_steps']:.0f}% of its steps (median of the seeds)"
+        + (f"; missed: {'; '.join(why)}" if why else "")
+    )
     return "\n".join(lines)
 
 
 # -- running ------------------------------------------------------------------------------
+
 
 def ftsweep_cmd() -> list[str]:
     exe = Path(sys.executable).parent / "ftsweep"
@@ -258,8 +305,9 @@ def ftsweep_cmd() -> list[str]:
 
 def git_commit(path: Path = ROOT) -> str | None:
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=path, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
 
@@ -274,8 +322,9 @@ def make_snapshot(workdir: Path) -> Path:
     return src
 
 
-def launch(experiment_file: Path, workspace: Path, log: Path,
-           source: Path = ROOT) -> tuple[int, float]:
+def launch(
+    experiment_file: Path, workspace: Path, log: Path, source: Path = ROOT
+) -> tuple[int, float]:
     """`ftsweep --workspace <ws> launch <file>` from `source`; its output goes to `log`."""
     argv = ftsweep_cmd() + ["--workspace", str(workspace), "launch", str(experiment_file)]
     env = dict(os.environ)
@@ -292,6 +341,7 @@ def launch(experiment_file: Path, workspace: Path, log: Path,
 
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
+
     out = {}
     for pkg in ("torch", "transformers", "peft", "accelerate", "optuna", "ftsweep"):
         try:
@@ -315,8 +365,14 @@ def machine() -> dict[str, Any]:
         mem_gib = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": mem_gib, "gpu": None,
-            "os": platform.platform(), "python": platform.python_version()}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": mem_gib,
+        "gpu": None,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+    }
 
 
 def write_yaml(cfg: dict[str, Any], path: Path) -> None:
@@ -324,8 +380,14 @@ def write_yaml(cfg: dict[str, Any], path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def run_grid(search_cfg: dict[str, Any], base: Path, workdir: Path, command: str,
-             source: Path = ROOT, commit: str | None = None) -> dict[str, Any]:
+def run_grid(
+    search_cfg: dict[str, Any],
+    base: Path,
+    workdir: Path,
+    command: str,
+    source: Path = ROOT,
+    commit: str | None = None,
+) -> dict[str, Any]:
     grid = derive_grid(search_cfg, base)
     gdir = workdir / "grid"
     file, ws = gdir / "search-grid.yaml", gdir / "ws"
@@ -335,25 +397,45 @@ def run_grid(search_cfg: dict[str, Any], base: Path, workdir: Path, command: str
     rc, wall = launch(file, ws, gdir / "launch.log", source)
     runs = collect_runs(ws, GRID_EXPERIMENT)
     total = summarize(runs)
-    return {"experiment": GRID_EXPERIMENT, "derived_from": "experiments/search.yaml",
-            "command": command, "launch_exit": rc, "wall_s": round(wall, 1),
-            "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(),
-            "git_commit": commit, "versions": versions(), "matrix": grid["matrix"], "expected_runs": expected,
-            "totals": total,
-            "runs": [{k: r[k] for k in ("method", "params", "seed", "state", "exact_match",
-                                          "steps", "run_id")} for r in runs]}
+    return {
+        "experiment": GRID_EXPERIMENT,
+        "derived_from": "experiments/search.yaml",
+        "command": command,
+        "launch_exit": rc,
+        "wall_s": round(wall, 1),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+        "git_commit": commit,
+        "versions": versions(),
+        "matrix": grid["matrix"],
+        "expected_runs": expected,
+        "totals": total,
+        "runs": [
+            {
+                k: r[k]
+                for k in ("method", "params", "seed", "state", "exact_match", "steps", "run_id")
+            }
+            for r in runs
+        ],
+    }
 
 
-def run_search(search_cfg: dict[str, Any], base: Path, workdir: Path, seed: int,
-               source: Path = ROOT) -> dict[str, Any]:
+def run_search(
+    search_cfg: dict[str, Any], base: Path, workdir: Path, seed: int, source: Path = ROOT
+) -> dict[str, Any]:
     cfg = search_variant(search_cfg, base, seed)
     sdir = workdir / cfg["experiment"]
     file, ws = sdir / f"{cfg['experiment']}.yaml", sdir / "ws"
     write_yaml(cfg, file)
     rc, wall = launch(file, ws, sdir / "launch.log", source)
     runs = collect_runs(ws, cfg["experiment"])
-    return {**summarize(runs), "launch_exit": rc, "wall_s": round(wall, 1),
-            "workspace": str(ws), "trial_runs": runs}
+    return {
+        **summarize(runs),
+        "launch_exit": rc,
+        "wall_s": round(wall, 1),
+        "workspace": str(ws),
+        "trial_runs": runs,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,15 +444,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/ftsweep-bench/search-efficiency"))
     ap.add_argument("--data-dir", type=Path, default=DATA_DIR)
     ap.add_argument("--seeds", default="0,1,2", help="search seeds, comma-separated")
-    ap.add_argument("--reuse-grid", action=argparse.BooleanOptionalAction, default=None,
-                    help="read the shipped grid data instead of training the grid "
-                         "(default: when the data file exists)")
+    ap.add_argument(
+        "--reuse-grid",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="read the shipped grid data instead of training the grid "
+        "(default: when the data file exists)",
+    )
     ap.add_argument("--grid-only", action="store_true", help="stop after the grid")
-    ap.add_argument("--snapshot", action=argparse.BooleanOptionalAction, default=True,
-                    help="run ftsweep from a `git archive HEAD` copy (default) or the working tree")
+    ap.add_argument(
+        "--snapshot",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run ftsweep from a `git archive HEAD` copy (default) or the working tree",
+    )
     args = ap.parse_args(argv)
     command = "python benchmarks/search_efficiency.py " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
     args.workdir.mkdir(parents=True, exist_ok=True)
     search_file, source, commit = args.search_file.resolve(), ROOT, git_commit()
     if args.snapshot:
@@ -385,31 +476,49 @@ def main(argv: list[str] | None = None) -> int:
     reuse = grid_json.exists() if args.reuse_grid is None else args.reuse_grid
     if reuse:
         grid = json.loads(grid_json.read_text())
-        print(f"grid: reusing {grid_json} ({grid['totals']['runs']} runs, measured "
-              f"{grid['measured_at']})", flush=True)
+        print(
+            f"grid: reusing {grid_json} ({grid['totals']['runs']} runs, measured "
+            f"{grid['measured_at']})",
+            flush=True,
+        )
     else:
         grid = run_grid(search_cfg, base, args.workdir, command.strip(), source, commit)
         grid_json.write_text(json.dumps(grid, indent=1) + "\n")
         print(f"grid: wrote {grid_json}", flush=True)
     gt = grid["totals"]
-    print(f"grid: {gt['runs']} runs, {gt['steps']} steps, best exact match "
-          f"{gt['best_exact_match']} ({gt['best']})", flush=True)
+    print(
+        f"grid: {gt['runs']} runs, {gt['steps']} steps, best exact match "
+        f"{gt['best_exact_match']} ({gt['best']})",
+        flush=True,
+    )
     if args.grid_only:
         return 0
     searches = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         searches[seed] = run_search(search_cfg, base, args.workdir, seed, source)
         s = searches[seed]
-        print(f"search seed {seed}: {s['steps']} steps, best {s['best_exact_match']}, "
-              f"{s['pruned']} of {s['runs']} pruned, {s['failed']} failed", flush=True)
+        print(
+            f"search seed {seed}: {s['steps']} steps, best {s['best_exact_match']}, "
+            f"{s['pruned']} of {s['runs']} pruned, {s['failed']} failed",
+            flush=True,
+        )
     cmp = compare(gt, searches)
     table = render_table(cmp)
     print()
     print(table)
-    out = {"command": command.strip(), "git_commit": commit, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-           "machine": machine(), "versions": versions(), **cmp, "table": table,
-           "searches": {str(k): {kk: vv for kk, vv in v.items() if kk != "workspace"}
-                        for k, v in searches.items()}}
+    out = {
+        "command": command.strip(),
+        "git_commit": commit,
+        "measured_at": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+        "versions": versions(),
+        **cmp,
+        "table": table,
+        "searches": {
+            str(k): {kk: vv for kk, vv in v.items() if kk != "workspace"}
+            for k, v in searches.items()
+        },
+    }
     (args.data_dir / TABLE_JSON).write_text(json.dumps(out, indent=1) + "\n")
     print(f"\nwrote {args.data_dir / TABLE_JSON}")
     bad = [seed for seed, s in searches.items() if s["launch_exit"] != 0]

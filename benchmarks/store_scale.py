@@ -40,8 +40,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAMES = (
-    "loss", "grad_norm", "lr", "tokens_per_s", "eval_loss", "eval_exact_match",
-    "eval_token_f1", "eval_accuracy",
+    "loss",
+    "grad_norm",
+    "lr",
+    "tokens_per_s",
+    "eval_loss",
+    "eval_exact_match",
+    "eval_token_f1",
+    "eval_accuracy",
 )
 METHODS = ("full", "lora", "prefix", "dora")
 T0 = 1_767_225_600.0  # 2026-01-01, so the bytes do not depend on the clock
@@ -75,19 +81,52 @@ def run_id_of(experiment: str, index: int) -> str:
 def _config(method: str, lr: float, seed: int) -> dict[str, Any]:
     """A resolved config of realistic size (~1.4 kB, like the demo's)."""
     return {
-        "data": {"clean": {"drop_duplicates": False, "drop_empty": True, "max_chars": None,
-                           "normalize_whitespace": False, "strip_control": True},
-                 "completion_only_loss": True, "eval": "data/eval.jsonl", "family": "instruction",
-                 "max_length": 64, "on_bad_record": "error", "packing": False, "split_seed": 0,
-                 "template": "auto", "test": "data/test.jsonl", "train": "data/train.jsonl"},
-        "eval": {"batch_size": 64, "evaluators": ["loss", "exact_match", "token_f1"],
-                 "max_new_tokens": 8, "primary_metric": "exact_match", "split": "test"},
-        "method": {"name": method, **({"r": 16, "alpha": 32} if method in ("lora", "dora") else {})},
+        "data": {
+            "clean": {
+                "drop_duplicates": False,
+                "drop_empty": True,
+                "max_chars": None,
+                "normalize_whitespace": False,
+                "strip_control": True,
+            },
+            "completion_only_loss": True,
+            "eval": "data/eval.jsonl",
+            "family": "instruction",
+            "max_length": 64,
+            "on_bad_record": "error",
+            "packing": False,
+            "split_seed": 0,
+            "template": "auto",
+            "test": "data/test.jsonl",
+            "train": "data/train.jsonl",
+        },
+        "eval": {
+            "batch_size": 64,
+            "evaluators": ["loss", "exact_match", "token_f1"],
+            "max_new_tokens": 8,
+            "primary_metric": "exact_match",
+            "split": "test",
+        },
+        "method": {
+            "name": method,
+            **({"r": 16, "alpha": 32} if method in ("lora", "dora") else {}),
+        },
         "model": {"allow_pickle": False, "path": "models/tiny-base", "trust_remote_code": False},
-        "num_processes": 1, "seed": seed,
-        "training": {"batch_size": 16, "eval_every": 50, "grad_accum": 1, "logging_every": 1,
-                     "lr": lr, "max_grad_norm": 1.0, "max_steps": 2000, "optimizer": "adamw",
-                     "precision": "fp32", "scheduler": "linear", "warmup_ratio": 0.1},
+        "num_processes": 1,
+        "seed": seed,
+        "training": {
+            "batch_size": 16,
+            "eval_every": 50,
+            "grad_accum": 1,
+            "logging_every": 1,
+            "lr": lr,
+            "max_grad_norm": 1.0,
+            "max_steps": 2000,
+            "optimizer": "adamw",
+            "precision": "fp32",
+            "scheduler": "linear",
+            "warmup_ratio": 0.1,
+        },
     }
 
 
@@ -99,8 +138,10 @@ def _metrics_text(rng: random.Random, size: Size, first: int, last: int, t: floa
         for name in names:
             value = rng.random() * 2.0 / (1 + step / 100)
             # JsonlAppender: json.dumps(record, sort_keys=True); floats print as repr.
-            lines.append(f'{{"epoch": {epoch!r}, "name": "{name}", "step": {step}, '
-                         f'"time": {t + step * 0.5!r}, "value": {value!r}}}\n')
+            lines.append(
+                f'{{"epoch": {epoch!r}, "name": "{name}", "step": {step}, '
+                f'"time": {t + step * 0.5!r}, "value": {value!r}}}\n'
+            )
     return "".join(lines)
 
 
@@ -113,13 +154,20 @@ def write_run(root: Path, size: Size, experiment: str, index: int) -> Path:
     rd = root / "runs" / experiment / run_id
     rd.mkdir(parents=True, exist_ok=True)
     created = T0 + index * 60
-    _dump(rd / "spec.json", {
-        "run_id": run_id, "experiment": experiment, "method": method, "seed": seed,
-        "params": {"training.lr": lr}, "config": _config(method, lr, seed),
-        "paths": {"model": "/models/tiny-base", "data.train": "/data/train.jsonl"},
-        "fingerprints": {"model": "sha256:" + "a" * 32, "data.train": "sha256:" + "b" * 32},
-        "created_at": created,
-    })
+    _dump(
+        rd / "spec.json",
+        {
+            "run_id": run_id,
+            "experiment": experiment,
+            "method": method,
+            "seed": seed,
+            "params": {"training.lr": lr},
+            "config": _config(method, lr, seed),
+            "paths": {"model": "/models/tiny-base", "data.train": "/data/train.jsonl"},
+            "fingerprints": {"model": "sha256:" + "a" * 32, "data.train": "sha256:" + "b" * 32},
+            "created_at": created,
+        },
+    )
     failed = index % size.fail_every == size.fail_every - 1
     with open(rd / "metrics.jsonl", "w", encoding="utf-8") as fh:
         last = size.steps // 2 if failed else size.steps
@@ -129,39 +177,93 @@ def write_run(root: Path, size: Size, experiment: str, index: int) -> Path:
         if failed:
             fh.write('{"epoch": 0.5, "name": "loss", "st')  # killed mid-record
         elif index == 0:
-            fh.write(f'{{"epoch": 1.0, "name": "loss", "step": {size.steps + 1}, '
-                     f'"time": {created!r}, "value": NaN}}\n')
+            fh.write(
+                f'{{"epoch": 1.0, "name": "loss", "step": {size.steps + 1}, '
+                f'"time": {created!r}, "value": NaN}}\n'
+            )
     finished = created + 0.5 * size.steps
-    _dump(rd / "heartbeat.json", {"time": finished, "pid": 1000 + index, "host": "bench",
-                                  "step": size.steps, "max_steps": size.steps, "loss": 0.1,
-                                  "eta_s": 0.0, "phase": "evaluate"})
-    _dump(rd / "launch.json", {"submitted_at": created, "exited_at": finished + 5,
-                               "returncode": 1 if failed else 0,
-                               "process_wall_s": finished + 5 - created, "argv": ["accelerate"]})
+    _dump(
+        rd / "heartbeat.json",
+        {
+            "time": finished,
+            "pid": 1000 + index,
+            "host": "bench",
+            "step": size.steps,
+            "max_steps": size.steps,
+            "loss": 0.1,
+            "eta_s": 0.0,
+            "phase": "evaluate",
+        },
+    )
+    _dump(
+        rd / "launch.json",
+        {
+            "submitted_at": created,
+            "exited_at": finished + 5,
+            "returncode": 1 if failed else 0,
+            "process_wall_s": finished + 5 - created,
+            "argv": ["accelerate"],
+        },
+    )
     if failed:
-        _dump(rd / "failure.json", {"cause": "RuntimeError: CUDA out of memory",
-                                    "log_tail": "Traceback ...\nOOM", "time": finished,
-                                    "pruned": False})
+        _dump(
+            rd / "failure.json",
+            {
+                "cause": "RuntimeError: CUDA out of memory",
+                "log_tail": "Traceback ...\nOOM",
+                "time": finished,
+                "pruned": False,
+            },
+        )
         return rd
-    _dump(rd / "provenance.json", {"versions": {"torch": "2.13.0", "ftsweep": "0.1.0"},
-                                   "git": {"commit": "0" * 40, "dirty": False}, "host": "bench"})
+    _dump(
+        rd / "provenance.json",
+        {
+            "versions": {"torch": "2.13.0", "ftsweep": "0.1.0"},
+            "git": {"commit": "0" * 40, "dirty": False},
+            "host": "bench",
+        },
+    )
     scores = [float(rng.random() < 0.6) for _ in range(size.examples)]
     with open(rd / "evals.jsonl", "w", encoding="utf-8") as fh:
         for i, s in enumerate(scores):
-            fh.write(json.dumps({"split": "test", "example_id": f"ex{i:05d}",
-                                 "metric": "exact_match", "value": s,
-                                 "prediction": f"answer {i % 17}",
-                                 "reference": f"answer {i % 13}"}, sort_keys=True) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "split": "test",
+                        "example_id": f"ex{i:05d}",
+                        "metric": "exact_match",
+                        "value": s,
+                        "prediction": f"answer {i % 17}",
+                        "reference": f"answer {i % 13}",
+                    },
+                    sort_keys=True,
+                )
+                + "\n"
+            )
     acc = sum(scores) / max(1, len(scores))
-    _dump(rd / "result.json", {
-        "status": "complete", "started_at": created + 1, "finished_at": finished,
-        "trainable_params": 1000, "total_params": 100000, "trainable_pct": 1.0,
-        "peak_memory_mb": 512.0, "wall_time_s": finished - created, "train_time_s": 0.4 * size.steps,
-        "tokens_seen": 5000 * size.steps, "tokens_per_s": 12500.0, "steps": size.steps,
-        "artifact_size_mb": 1.5, "eval_split": "test",
-        "final_eval": {"exact_match": acc, "eval_loss": 1 - acc},
-        "best_eval": {"exact_match": acc}, "best_step": size.steps,
-    })
+    _dump(
+        rd / "result.json",
+        {
+            "status": "complete",
+            "started_at": created + 1,
+            "finished_at": finished,
+            "trainable_params": 1000,
+            "total_params": 100000,
+            "trainable_pct": 1.0,
+            "peak_memory_mb": 512.0,
+            "wall_time_s": finished - created,
+            "train_time_s": 0.4 * size.steps,
+            "tokens_seen": 5000 * size.steps,
+            "tokens_per_s": 12500.0,
+            "steps": size.steps,
+            "artifact_size_mb": 1.5,
+            "eval_split": "test",
+            "final_eval": {"exact_match": acc, "eval_loss": 1 - acc},
+            "best_eval": {"exact_match": acc},
+            "best_step": size.steps,
+        },
+    )
     return rd
 
 
@@ -193,10 +295,12 @@ def plan_yaml(folder: Path, runs: int) -> Path:
     head, _, rest = text.partition("matrix:")
     _, _, tail = rest.partition("seeds:")
     tail = tail.split("\n", 1)[1]
-    matrix = ("matrix:\n  method:\n    - {name: lora, alpha: 32, target_modules: all-linear, "
-              f"r: [{', '.join(str(r + 1) for r in range(rs))}], "
-              f"training.lr: [{', '.join(f'{1e-4 * (1 + i / 100):.6g}' for i in range(lrs))}]}}\n"
-              f"seeds: [{', '.join(str(s) for s in range(10))}]\n")
+    matrix = (
+        "matrix:\n  method:\n    - {name: lora, alpha: 32, target_modules: all-linear, "
+        f"r: [{', '.join(str(r + 1) for r in range(rs))}], "
+        f"training.lr: [{', '.join(f'{1e-4 * (1 + i / 100):.6g}' for i in range(lrs))}]}}\n"
+        f"seeds: [{', '.join(str(s) for s in range(10))}]\n"
+    )
     path = folder / f"plan-{runs}.yaml"
     path.write_text(head + matrix + tail, encoding="utf-8")
     return path
@@ -227,8 +331,12 @@ _spawner: subprocess.Popen[str] | None = None
 def _run(cmd: list[str]) -> tuple[float, float, int, str, float]:
     global _spawner
     if _spawner is None:
-        _spawner = subprocess.Popen([sys.executable, "-c", _SPAWNER], stdin=subprocess.PIPE,
-                                    stdout=subprocess.PIPE, text=True)
+        _spawner = subprocess.Popen(
+            [sys.executable, "-c", _SPAWNER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
     assert _spawner.stdin is not None and _spawner.stdout is not None
     _spawner.stdin.write(json.dumps(cmd) + "\n")
     _spawner.stdin.flush()
@@ -245,8 +353,9 @@ class Timing:
 
 def _ftsweep(ws: Path, *args: str) -> tuple[Timing, str]:
     """Run one ``ftsweep`` command; return its timing and output."""
-    wall, rss, rc, out, cpu = _run([sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws),
-                                    *args])
+    wall, rss, rc, out, cpu = _run(
+        [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), *args]
+    )
     if rc != 0:
         raise SystemExit(f"`{' '.join(args)}` failed:\n{out}")
     return Timing(wall, cpu, rss), out
@@ -256,8 +365,11 @@ def _timed(fn: Callable[[], tuple[Timing, str]], repeats: int) -> Timing:
     """The median of ``repeats`` runs (wall and CPU each), the highest peak RSS."""
     results = [fn()[0] for _ in range(repeats)]
     rss = [r.rss for r in results if r.rss is not None]
-    return Timing(statistics.median(r.wall for r in results),
-                  statistics.median(r.cpu for r in results), max(rss) if rss else None)
+    return Timing(
+        statistics.median(r.wall for r in results),
+        statistics.median(r.cpu for r in results),
+        max(rss) if rss else None,
+    )
 
 
 def _launcher_step(ws: Path, new_run: Callable[[], Path], repeats: int) -> Timing:
@@ -285,8 +397,7 @@ def _launcher_step(ws: Path, new_run: Callable[[], Path], repeats: int) -> Timin
     return Timing(statistics.median(walls[1:]), statistics.median(cpus[1:]))
 
 
-def measure(ws: Path, size: Size, repeats: int,
-            plan_runs: int = 0) -> list[tuple[str, str, str]]:
+def measure(ws: Path, size: Size, repeats: int, plan_runs: int = 0) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
 
     def row(op: str, t: Timing, target: str) -> None:
@@ -297,27 +408,51 @@ def measure(ws: Path, size: Size, repeats: int,
     t, out = _ftsweep(ws, "ingest", "--rebuild")
     print("   ", out.strip().splitlines()[-1][:300])
     row("`ftsweep ingest --rebuild`", t, "≤ 15 s, ≤ 2 GB")
-    row('`ftsweep query "select count(*) from metrics"` (settled)',
-        _timed(lambda: _ftsweep(ws, "query", "select count(*) from metrics"), repeats), "≤ 1 s")
+    row(
+        '`ftsweep query "select count(*) from metrics"` (settled)',
+        _timed(lambda: _ftsweep(ws, "query", "select count(*) from metrics"), repeats),
+        "≤ 1 s",
+    )
     runs_per_exp = -(-size.runs // size.experiments)
-    row(f"`ftsweep report --experiment {experiment_name(size, 0)}` ({runs_per_exp} runs)",
-        _timed(lambda: _ftsweep(ws, "report", "--experiment", experiment_name(size, 0),
-                                "--out", str(ws.parent / "report")), repeats), "≤ 3 s")
+    row(
+        f"`ftsweep report --experiment {experiment_name(size, 0)}` ({runs_per_exp} runs)",
+        _timed(
+            lambda: _ftsweep(
+                ws,
+                "report",
+                "--experiment",
+                experiment_name(size, 0),
+                "--out",
+                str(ws.parent / "report"),
+            ),
+            repeats,
+        ),
+        "≤ 3 s",
+    )
     more = dataclasses.replace(size, runs=size.runs + 10)
     generate(ws, more, start=size.runs)
     row("`ftsweep ingest` after 10 new runs", _ftsweep(ws, "ingest")[0], "≤ 2 s")
     counter = iter(range(more.runs, more.runs + 1000))
-    row("launcher: ingest a finished run + publish the snapshot (in process, store open)",
+    row(
+        "launcher: ingest a finished run + publish the snapshot (in process, store open)",
         _launcher_step(ws, lambda: write_run(ws, size, "scale-launch", next(counter)), repeats),
-        "≤ 0.2 s")
-    row(f"`ftsweep status` ({more.runs + repeats + 1} runs)",
-        _timed(lambda: _ftsweep(ws, "status"), repeats), "≤ 0.3 s")
-    row('`ftsweep query "select 1"`', _timed(lambda: _ftsweep(ws, "query", "select 1"), repeats),
-        "≤ 0.3 s")
+        "≤ 0.2 s",
+    )
+    row(
+        f"`ftsweep status` ({more.runs + repeats + 1} runs)",
+        _timed(lambda: _ftsweep(ws, "status"), repeats),
+        "≤ 0.3 s",
+    )
+    row(
+        '`ftsweep query "select 1"`',
+        _timed(lambda: _ftsweep(ws, "query", "select 1"), repeats),
+        "≤ 0.3 s",
+    )
     if plan_runs:
         big = plan_yaml(ws.parent, plan_runs)
-        t, out = _ftsweep(ws.parent / "plan-ws", "plan", str(big), "--json", "--max-runs",
-                          str(plan_runs))
+        t, out = _ftsweep(
+            ws.parent / "plan-ws", "plan", str(big), "--json", "--max-runs", str(plan_runs)
+        )
         assert out.count('"run_id"') == plan_runs, out[-500:]
         row(f"`ftsweep plan --json` of a {plan_runs:,}-run matrix", t, "≤ 5 s")
     return rows
@@ -332,8 +467,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiments", type=int, default=Size.experiments)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--jobs", type=int, default=1, help="processes that generate the workspace")
-    p.add_argument("--plan-runs", type=int, default=100_000,
-                   help="also time `ftsweep plan` of a matrix this big (0: skip)")
+    p.add_argument(
+        "--plan-runs",
+        type=int,
+        default=100_000,
+        help="also time `ftsweep plan` of a matrix this big (0: skip)",
+    )
     p.add_argument("--workspace", help="where to generate (default: a temporary directory)")
     p.add_argument("--only", choices=("generate",), help="generate the workspace and stop")
     args = p.parse_args(argv)

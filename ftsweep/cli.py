@@ -72,8 +72,12 @@ def _show(value: Any) -> str:
     terminal; then rich markup is escaped."""
     text = str(value)
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text):
-        text = "".join(ch.encode("unicode_escape").decode("ascii")
-                       if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
+        text = "".join(
+            ch.encode("unicode_escape").decode("ascii")
+            if unicodedata.category(ch) in ("Cc", "Cf")
+            else ch
+            for ch in text
+        )
     return escape(text)
 
 
@@ -86,14 +90,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     exp = _load(args)
     methods = sorted({r.method for r in exp.runs})
     if exp.runs or exp.search is None:
-        console.print(f"[green]ok[/] {escape(args.file)}: experiment "
-                      f"{_show(repr(exp.spec.experiment))}, {len(exp.runs)} runs "
-                      f"({_show(', '.join(methods))}) × seeds {exp.spec.seeds}")
+        console.print(
+            f"[green]ok[/] {escape(args.file)}: experiment "
+            f"{_show(repr(exp.spec.experiment))}, {len(exp.runs)} runs "
+            f"({_show(', '.join(methods))}) × seeds {exp.spec.seeds}"
+        )
     if exp.search is not None:
         from ftsweep.search.show import budget_line
 
-        console.print(f"[green]ok[/] {escape(args.file)}: search over "
-                      f"{', '.join(exp.search.names)}; {escape(budget_line(exp))}")
+        console.print(
+            f"[green]ok[/] {escape(args.file)}: search over "
+            f"{', '.join(exp.search.names)}; {escape(budget_line(exp))}"
+        )
     return 0
 
 
@@ -107,28 +115,49 @@ def cmd_plan(args: argparse.Namespace) -> int:
     exp = _load(args, deep=args.check)
     items = plan(exp, _workspace(args), retry_failed=args.retry_failed)
     if args.json:
-        out: Any = [{"run_id": i.run.run_id, "method": i.run.method, "params": i.run.params,
-                     "seed": i.run.seed, "state": i.state, "action": str(i.action)} for i in items]
+        out: Any = [
+            {
+                "run_id": i.run.run_id,
+                "method": i.run.method,
+                "params": i.run.params,
+                "seed": i.run.seed,
+                "state": i.state,
+                "action": str(i.action),
+            }
+            for i in items
+        ]
         if exp.search is not None:
             from ftsweep.search.show import plan_rows, status_rows
 
-            out = {"runs": out, "search": plan_rows(exp),
-                   "trials": status_rows(_workspace(args), exp.spec.experiment)}
+            out = {
+                "runs": out,
+                "search": plan_rows(exp),
+                "trials": status_rows(_workspace(args), exp.spec.experiment),
+            }
         _print_json(out)
         return 0
     if exp.search is not None:
         _print_search_plan(exp, _workspace(args))
         if not items:
             return 0
-    t = Table(title=f"plan: {_show(exp.spec.experiment)} ({len(items)} runs)",
-              caption=None if args.check else "model, data records and hardware not checked: "
-                                              "`ftsweep validate` or `plan --check`")
+    t = Table(
+        title=f"plan: {_show(exp.spec.experiment)} ({len(items)} runs)",
+        caption=None
+        if args.check
+        else "model, data records and hardware not checked: `ftsweep validate` or `plan --check`",
+    )
     for col in ("run_id", "method", "varied values", "seed", "state", "launch would"):
         t.add_column(col)
     for i in items:
         hint = " (use --retry-failed)" if i.state == "failed" and not args.retry_failed else ""
-        t.add_row(i.run.run_id, _show(i.run.method), _show(_params(i.run.params)),
-                  str(i.run.seed), i.state, f"{i.action}{hint}")
+        t.add_row(
+            i.run.run_id,
+            _show(i.run.method),
+            _show(_params(i.run.params)),
+            str(i.run.seed),
+            i.state,
+            f"{i.action}{hint}",
+        )
     console.print(t)
     return 0
 
@@ -143,14 +172,21 @@ def _print_search_plan(exp: Any, ws: Any) -> None:
         t.add_column(col)
     for r in rows:
         d = done.get(r["method"], {})
-        so_far = (f"{d.get('complete', 0)} complete, {d.get('pruned', 0)} pruned, "
-                  f"{d.get('fail', 0)} failed" if d else "0")
+        so_far = (
+            f"{d.get('complete', 0)} complete, {d.get('pruned', 0)} pruned, "
+            f"{d.get('fail', 0)} failed"
+            if d
+            else "0"
+        )
         grace = "".join(f"\n(pruner {k}={v})" for k, v in r["pruner_override"].items())
-        t.add_row(_show(r["method"]),
-                  "\n".join(_show(f"{k}: {v}") for k, v in r["space"].items()),
-                  _show(fmt_fixed(r["fixed"]) or "-"),
-                  str(r["trials"] if r["trials"] is not None else "shared") + grace, so_far,
-                  f"{r['max_training_steps']:,}" if r["max_training_steps"] else "-")
+        t.add_row(
+            _show(r["method"]),
+            "\n".join(_show(f"{k}: {v}") for k, v in r["space"].items()),
+            _show(fmt_fixed(r["fixed"]) or "-"),
+            str(r["trials"] if r["trials"] is not None else "shared") + grace,
+            so_far,
+            f"{r['max_training_steps']:,}" if r["max_training_steps"] else "-",
+        )
     console.print(t)
     bound = total_bound(exp, rows)
     if bound is not None:
@@ -163,8 +199,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     from ftsweep.launch.jobs import cancel_experiment
 
     stopped = cancel_experiment(_workspace(args), args.experiment, LaunchBlock())
-    console.print(f"cancelled {len(stopped)} run(s)" +
-                  (f": {', '.join(stopped)}" if stopped else ""))
+    console.print(
+        f"cancelled {len(stopped)} run(s)" + (f": {', '.join(stopped)}" if stopped else "")
+    )
     return 0
 
 
@@ -173,30 +210,52 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from ftsweep.launch.launcher import launch
 
     exp = _load(args)
-    summary = launch(exp, _workspace(args), retry_failed=args.retry_failed, console=console,
-                     executor_name=args.executor, detach=args.detach, lock_wait_s=args.wait)
+    summary = launch(
+        exp,
+        _workspace(args),
+        retry_failed=args.retry_failed,
+        console=console,
+        executor_name=args.executor,
+        detach=args.detach,
+        lock_wait_s=args.wait,
+    )
     if args.detach:
-        console.print(f"{len(summary.detached)} run(s) submitted, {summary.skipped} skipped; "
-                      "`ftsweep status` shows them, `ftsweep launch` again reattaches")
+        console.print(
+            f"{len(summary.detached)} run(s) submitted, {summary.skipped} skipped; "
+            "`ftsweep status` shows them, `ftsweep launch` again reattaches"
+        )
         return 0
     pruned = f"{len(summary.pruned)} pruned, " if summary.pruned else ""
-    console.print(f"{len(summary.complete)} trained, {pruned}{len(summary.failed)} failed, "
-                  f"{summary.skipped} skipped, {summary.total} total in {summary.wall_s:.1f}s")
+    console.print(
+        f"{len(summary.complete)} trained, {pruned}{len(summary.failed)} failed, "
+        f"{summary.skipped} skipped, {summary.total} total in {summary.wall_s:.1f}s"
+    )
     if exp.search is not None:
-        console.print(f"search: {summary.trials} trial(s) finished in this launch "
-                      "(`ftsweep status` shows the best per method)")
+        console.print(
+            f"search: {summary.trials} trial(s) finished in this launch "
+            "(`ftsweep status` shows the best per method)"
+        )
     if summary.failed:
-        console.print(f"[red]failed runs:[/] {', '.join(summary.failed)} "
-                      "(see `ftsweep status` and the run's worker.log)")
+        console.print(
+            f"[red]failed runs:[/] {', '.join(summary.failed)} "
+            "(see `ftsweep status` and the run's worker.log)"
+        )
     if summary.lost:
-        console.print(f"[yellow]{len(summary.lost)} run(s) ended but could not be recorded:[/] "
-                      + ", ".join(summary.lost) + " (`ftsweep launch` again resumes them)")
+        console.print(
+            f"[yellow]{len(summary.lost)} run(s) ended but could not be recorded:[/] "
+            + ", ".join(summary.lost)
+            + " (`ftsweep launch` again resumes them)"
+        )
     if summary.store_problem:
-        err_console.print(f"[red]the store is behind the run directories:[/] "
-                          f"{escape(summary.store_problem)}", highlight=False)
+        err_console.print(
+            f"[red]the store is behind the run directories:[/] {escape(summary.store_problem)}",
+            highlight=False,
+        )
     if summary.still_failed:
-        console.print(f"[yellow]{len(summary.still_failed)} run(s) failed earlier and were not "
-                      "retried:[/] " + ", ".join(summary.still_failed) + " (use --retry-failed)")
+        console.print(
+            f"[yellow]{len(summary.still_failed)} run(s) failed earlier and were not "
+            "retried:[/] " + ", ".join(summary.still_failed) + " (use --retry-failed)"
+        )
     return summary.exit_code
 
 
@@ -218,8 +277,15 @@ def _status_table(rows: list[dict[str, Any]], title: str) -> Table:
         else:
             detail = str(r.get("failure_cause") or "")[:60]
         wall = f"{r['wall_time_s']:.1f}" if r.get("wall_time_s") is not None else ""
-        t.add_row(_show(r["run_id"]), _show(str(r["method"])), _show(_params(r.get("params") or {})),
-                  str(r.get("seed")), r["status"], _show(detail), wall)
+        t.add_row(
+            _show(r["run_id"]),
+            _show(str(r["method"])),
+            _show(_params(r.get("params") or {})),
+            str(r.get("seed")),
+            r["status"],
+            _show(detail),
+            wall,
+        )
     return t
 
 
@@ -238,9 +304,13 @@ def _status_summary(rows: list[dict[str, Any]]) -> None:
     attention = [r for r in rows if r["status"] in _ATTENTION]
     if attention:
         more = len(attention) - STATUS_ROWS
-        console.print(_status_table(attention[:STATUS_ROWS], "runs that are not finished or failed"
-                                    + (f" (first {STATUS_ROWS} of {len(attention)})"
-                                       if more > 0 else "")))
+        console.print(
+            _status_table(
+                attention[:STATUS_ROWS],
+                "runs that are not finished or failed"
+                + (f" (first {STATUS_ROWS} of {len(attention)})" if more > 0 else ""),
+            )
+        )
     console.print("(`ftsweep status --all` lists every run, `--json` too)")
 
 
@@ -269,17 +339,35 @@ def _print_trials(ws: Any, experiment: str | None) -> None:
     if not rows:
         return
     t = Table(title="search trials")
-    for col in ("experiment", "method", "running", "complete", "pruned", "failed", "budget",
-                "best so far"):
+    for col in (
+        "experiment",
+        "method",
+        "running",
+        "complete",
+        "pruned",
+        "failed",
+        "budget",
+        "best so far",
+    ):
         t.add_column(col)
     for r in rows:
-        best = (f"{r['objective']}={r['best']:.4g} (trial {r['best_trial']})"
-                if isinstance(r.get("best"), int | float) else "-")
+        best = (
+            f"{r['objective']}={r['best']:.4g} (trial {r['best_trial']})"
+            if isinstance(r.get("best"), int | float)
+            else "-"
+        )
         budget = f"{r['n_trials']} per method" if r.get("budget") == "per_method" else "shared"
         warm = f" (+{r['warm_start']} from the grid)" if r.get("warm_start") else ""
-        t.add_row(_show(str(r["experiment"])), _show(str(r["method"])), str(r.get("running", 0)),
-                  str(r.get("complete", 0)) + warm, str(r.get("pruned", 0)), str(r.get("fail", 0)),
-                  budget, _show(best))
+        t.add_row(
+            _show(str(r["experiment"])),
+            _show(str(r["method"])),
+            str(r.get("running", 0)),
+            str(r.get("complete", 0)) + warm,
+            str(r.get("pruned", 0)),
+            str(r.get("fail", 0)),
+            budget,
+            _show(best),
+        )
     console.print(t)
 
 
@@ -306,9 +394,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Render reports/<experiment>/index.html and report.md."""
     from ftsweep.report import render_report
 
-    paths = render_report(_workspace(args), args.experiment,
-                          Path(args.out) if args.out else None,
-                          Path(args.templates) if args.templates else None)
+    paths = render_report(
+        _workspace(args),
+        args.experiment,
+        Path(args.out) if args.out else None,
+        Path(args.templates) if args.templates else None,
+    )
     for p in paths:
         console.print(f"wrote {escape(str(p))}")
     return 0
@@ -349,8 +440,10 @@ def _one_run(ws: Any, prefix: str) -> Any:
     matches = [rd for rd in ws.iter_run_dirs() if rd.run_id.startswith(prefix)]
     if len(matches) != 1:
         found = ", ".join(rd.run_id for rd in matches[:5]) or "none"
-        raise FtsweepError(f"run id {prefix!r} matches {len(matches)} runs ({found}); "
-                           "give more of it (see `ftsweep status`)")
+        raise FtsweepError(
+            f"run id {prefix!r} matches {len(matches)} runs ({found}); "
+            "give more of it (see `ftsweep status`)"
+        )
     return matches[0]
 
 
@@ -361,8 +454,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rd = _one_run(_workspace(args), args.run_id)
     out = reevaluate(rd.path)
     rec, now = out["recorded"], out["now"]
-    differs = [k for k in rec if k in now and rec[k] is not None
-               and abs(float(rec[k]) - float(now[k])) > args.tolerance * max(1.0, abs(float(rec[k])))]
+    differs = [
+        k
+        for k in rec
+        if k in now
+        and rec[k] is not None
+        and abs(float(rec[k]) - float(now[k])) > args.tolerance * max(1.0, abs(float(rec[k])))
+    ]
     if args.json:
         _print_json({**out, "differs": differs})
     else:
@@ -370,7 +468,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         for col in ("metric", "recorded", "now"):
             t.add_column(col)
         for k in sorted(rec):
-            t.add_row(k, f"{rec[k]:.6g}" if rec[k] is not None else "-", f"{now.get(k, float('nan')):.6g}")
+            t.add_row(
+                k, f"{rec[k]:.6g}" if rec[k] is not None else "-", f"{now.get(k, float('nan')):.6g}"
+            )
         console.print(t)
     return 1 if differs else 0
 
@@ -381,9 +481,13 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
     rows: list[dict[str, Any]] = []
     for name, cls in sorted(METHODS.items()):
-        params = {k: {"type": str(f.annotation).replace("typing.", ""),
-                      "default": f.get_default(call_default_factory=True)}
-                  for k, f in cls.Params.model_fields.items()}
+        params = {
+            k: {
+                "type": str(f.annotation).replace("typing.", ""),
+                "default": f.get_default(call_default_factory=True),
+            }
+            for k, f in cls.Params.model_fields.items()
+        }
         rows.append({"name": name, "description": cls.description, "params": params})
     if args.json:
         _print_json(rows)
@@ -392,8 +496,11 @@ def cmd_methods(args: argparse.Namespace) -> int:
     for col in ("method", "description", "parameters (default)"):
         t.add_column(col)
     for r in rows:
-        t.add_row(r["name"], r["description"],
-                  escape(", ".join(f"{k}={v['default']!r}" for k, v in r["params"].items()) or "-"))
+        t.add_row(
+            r["name"],
+            r["description"],
+            escape(", ".join(f"{k}={v['default']!r}" for k, v in r["params"].items()) or "-"),
+        )
     console.print(t)
     return 0
 
@@ -409,66 +516,106 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, fn: Any, **kw: Any) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=fn.__doc__.strip().splitlines()[0], description=fn.__doc__,
-                            parents=[common])
+        sp = sub.add_parser(
+            name, help=fn.__doc__.strip().splitlines()[0], description=fn.__doc__, parents=[common]
+        )
         sp.set_defaults(fn=fn)
         return sp
 
     for name, fn in (("validate", cmd_validate), ("plan", cmd_plan), ("launch", cmd_launch)):
         sp = add(name, fn)
         sp.add_argument("file", help="experiment YAML file")
-        sp.add_argument("--max-runs", type=_positive_int, metavar="N",
-                        help="refuse a matrix of more runs than this, before expanding it "
-                             "(default: the file's launch.max_runs, else 10,000)")
+        sp.add_argument(
+            "--max-runs",
+            type=_positive_int,
+            metavar="N",
+            help="refuse a matrix of more runs than this, before expanding it "
+            "(default: the file's launch.max_runs, else 10,000)",
+        )
         if name == "validate":
             continue
         sp.add_argument("--retry-failed", action="store_true", help="train failed runs again")
         if name == "plan":
             sp.add_argument("--json", action="store_true", help="machine-readable output")
-            sp.add_argument("--check", action="store_true",
-                            help="also run validate's deep checks (model, data records, "
-                                 "hardware: seconds, as they import torch and transformers)")
+            sp.add_argument(
+                "--check",
+                action="store_true",
+                help="also run validate's deep checks (model, data records, "
+                "hardware: seconds, as they import torch and transformers)",
+            )
         else:
-            sp.add_argument("--executor", choices=["local", "slurm"],
-                            help="where runs execute (default: the file's launch.executor)")
-            sp.add_argument("--detach", action="store_true",
-                            help="submit the runs and return (slurm); launch again to reattach")
+            sp.add_argument(
+                "--executor",
+                choices=["local", "slurm"],
+                help="where runs execute (default: the file's launch.executor)",
+            )
+            sp.add_argument(
+                "--detach",
+                action="store_true",
+                help="submit the runs and return (slurm); launch again to reattach",
+            )
             wait = sp.add_mutually_exclusive_group()
-            wait.add_argument("--wait", type=float, default=60.0, metavar="SECONDS",
-                              help="how long to wait for a workspace another process holds "
-                                   "(default 60: a reader refreshing the store holds it briefly)")
-            wait.add_argument("--no-wait", dest="wait", action="store_const", const=0.0,
-                              help="fail at once if another process holds the workspace")
+            wait.add_argument(
+                "--wait",
+                type=float,
+                default=60.0,
+                metavar="SECONDS",
+                help="how long to wait for a workspace another process holds "
+                "(default 60: a reader refreshing the store holds it briefly)",
+            )
+            wait.add_argument(
+                "--no-wait",
+                dest="wait",
+                action="store_const",
+                const=0.0,
+                help="fail at once if another process holds the workspace",
+            )
     sp = add("cancel", cmd_cancel)
     sp.add_argument("experiment", help="the experiment whose jobs to cancel")
     sp = add("status", cmd_status)
     sp.add_argument("--experiment", help="only this experiment")
-    sp.add_argument("--all", action="store_true",
-                    help=f"list every run (above {STATUS_ROWS} runs: counts, and the runs "
-                         "not finished or failed)")
+    sp.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every run (above {STATUS_ROWS} runs: counts, and the runs "
+        "not finished or failed)",
+    )
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = add("query", cmd_query)
     sp.add_argument("sql", help='SQL, e.g. "select method, count(*) from runs group by method"')
     sp.add_argument("--json", action="store_true", help="rows as JSON objects")
-    sp.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
-                    help="stop the query after this many seconds (default: no limit)")
+    sp.add_argument(
+        "--timeout",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="stop the query after this many seconds (default: no limit)",
+    )
     sp = add("report", cmd_report)
     sp.add_argument("--experiment", help="only this experiment (default: all)")
-    sp.add_argument("--out", help="output directory (default: reports/<experiment> beside the "
-                                  "workspace directory)")
+    sp.add_argument(
+        "--out",
+        help="output directory (default: reports/<experiment> beside the workspace directory)",
+    )
     sp.add_argument("--templates", help="directory of templates that override the built-in ones")
     sp = add("ingest", cmd_ingest)
-    sp.add_argument("--rebuild", action="store_true", help="recreate the store from run directories")
+    sp.add_argument(
+        "--rebuild", action="store_true", help="recreate the store from run directories"
+    )
     sp.add_argument("--experiment", help="only this experiment")
     sp = add("export", cmd_export)
     sp.add_argument("run_id", help="a run id or a unique prefix of one")
     sp.add_argument("--out", help="output directory (default: exports/<run_id>)")
-    sp.add_argument("--merge", action="store_true",
-                    help="merge a LoRA-family adapter into the base weights")
+    sp.add_argument(
+        "--merge", action="store_true", help="merge a LoRA-family adapter into the base weights"
+    )
     sp = add("evaluate", cmd_evaluate)
     sp.add_argument("run_id", help="a run id or a unique prefix of one")
-    sp.add_argument("--tolerance", type=float, default=1e-4,
-                    help="relative difference allowed (float sums differ in the last bits)")
+    sp.add_argument(
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="relative difference allowed (float sums differ in the last bits)",
+    )
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = add("methods", cmd_methods)
     sp.add_argument("--json", action="store_true", help="machine-readable output")

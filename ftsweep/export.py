@@ -51,10 +51,13 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     # evaluates to other numbers than the ones recorded.
     precision = spec["config"].get("training", {}).get("precision", "fp32")
     base = AutoModelForCausalLM.from_pretrained(
-        spec["paths"]["model"], dtype=load_dtype(precision),
+        spec["paths"]["model"],
+        dtype=load_dtype(precision),
         use_safetensors=None if model_cfg.get("allow_pickle") else True,
         revision=model_cfg.get("revision"),
-        trust_remote_code=bool(model_cfg.get("trust_remote_code", False)), **extra)
+        trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+        **extra,
+    )
     model = method.load(base, params, art) if method.trains else base
     tok_dir = art if (art / "tokenizer_config.json").is_file() else spec["paths"]["model"]
     tok = AutoTokenizer.from_pretrained(tok_dir)
@@ -78,7 +81,8 @@ def export(run_dir: Path, out_dir: Path, merge: bool) -> Path:
         raise FtsweepError(
             f"method {method.name!r} adds modules or virtual tokens that cannot be merged "
             f"into the base weights; export it with merge=False (adapter + tokenizer), or "
-            f"train one of: {', '.join(mergeable_methods())}")
+            f"train one of: {', '.join(mergeable_methods())}"
+        )
     model, tok = load_trained(run_dir, quantized=not merge)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,7 @@ def export(run_dir: Path, out_dir: Path, merge: bool) -> Path:
     tok.save_pretrained(out_dir)
     # The worker's copy when the run has one; runs saved before it did have the spec's.
     saved = run.file(ARTIFACTS) / TRAINING_CONFIG
-    atomic_write_json(out_dir / TRAINING_CONFIG, read_json(saved) if saved.is_file()
-                      else spec["config"])
+    atomic_write_json(
+        out_dir / TRAINING_CONFIG, read_json(saved) if saved.is_file() else spec["config"]
+    )
     return out_dir

@@ -62,16 +62,28 @@ class Expansion:
 
 # Inputs are fingerprinted once per experiment (they are part of every run id), so they
 # cannot vary inside one: compare models or data sets with one experiment file each.
-NOT_AXES = frozenset({"model.path", "model.revision", "model.trust_remote_code",
-                      "model.allow_pickle", "data.train", "data.eval", "data.test", "data.hub"})
+NOT_AXES = frozenset(
+    {
+        "model.path",
+        "model.revision",
+        "model.trust_remote_code",
+        "model.allow_pickle",
+        "data.train",
+        "data.eval",
+        "data.test",
+        "data.hub",
+    }
+)
 
 
 def dotted_field(key: str) -> tuple[Any, str | None]:
     """(annotation, error) for a dotted key such as ``training.early_stopping.patience``."""
     if key in NOT_AXES or key.startswith("data.hub."):
-        return None, (f"{key!r} cannot vary inside an experiment (model and data files are "
-                      "fingerprinted into every run id); use one experiment file per model or "
-                      "data set")
+        return None, (
+            f"{key!r} cannot vary inside an experiment (model and data files are "
+            "fingerprinted into every run id); use one experiment file per model or "
+            "data set"
+        )
     block, _, rest = key.partition(".")
     model: Any = OVERRIDABLE_BLOCKS.get(block)
     if model is None or not rest:
@@ -79,7 +91,9 @@ def dotted_field(key: str) -> tuple[Any, str | None]:
         return None, f"unknown matrix key {key!r}{did_you_mean(key, _all_dotted())}; valid: {valid}"
     annotation: Any = None
     for part in rest.split("."):
-        fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        fields = (
+            model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+        )
         if part not in fields:
             return None, (
                 f"unknown key {key!r}{did_you_mean(key, _all_dotted())}; "
@@ -128,9 +142,10 @@ def _axes(
     """Each axis as the list of its options; an option is a tuple of (key, value)."""
     axes: list[list[tuple[tuple[str, Any], ...]]] = []
     for key in [k for k in mapping if not isinstance(k, str)]:
-        problems.append((path + (str(key),), "matrix keys are names such as r or training.lr",
-                         key))
-    for key in sorted(k for k in mapping if isinstance(k, str) and k not in RESERVED and k != "name"):
+        problems.append((path + (str(key),), "matrix keys are names such as r or training.lr", key))
+    for key in sorted(
+        k for k in mapping if isinstance(k, str) and k not in RESERVED and k != "name"
+    ):
         value = mapping[key]
         list_valued, err = _key_is_list_valued(key, method)
         if err:
@@ -154,9 +169,13 @@ def _zip_axis(group: Any, method: str | None, path: Path_, problems: list) -> li
         return []
     lengths = {k: len(v) for k, v in group.items() if isinstance(v, list)}
     if len(lengths) != len(group) or len(set(lengths.values())) != 1:
-        problems.append((
-            path, f"zipped keys need lists of equal length; got lengths {lengths or '(none)'}", group
-        ))
+        problems.append(
+            (
+                path,
+                f"zipped keys need lists of equal length; got lengths {lengths or '(none)'}",
+                group,
+            )
+        )
         return []
     keys = sorted(group)
     for k in keys:
@@ -180,11 +199,13 @@ def _method_entries(raw: Any, problems: list) -> list[tuple[Path_, dict[str, Any
             problems.append((path + (i,), "each method is a name or a mapping with 'name'", entry))
             continue
         if entry["name"] not in METHODS:
-            problems.append((
-                path + (i, "name"),
-                f"unknown method{did_you_mean(entry['name'], METHODS)}",
-                entry["name"],
-            ))
+            problems.append(
+                (
+                    path + (i, "name"),
+                    f"unknown method{did_you_mean(entry['name'], METHODS)}",
+                    entry["name"],
+                )
+            )
             continue
         out.append((path + (i,), entry))
     return out
@@ -236,9 +257,11 @@ def iter_points(matrix: dict[str, Any], problems: list) -> Iterator[Point]:
     excludes = exclude_entries(matrix.get("exclude") or [], shape_problems)
     matched = [False] * len(excludes)
     seen: set[str] = set()
-    grid = (_point(method, combo, path)
-            for path, method, axes in entry_axes(matrix, problems)
-            for combo in itertools.product(*axes))
+    grid = (
+        _point(method, combo, path)
+        for path, method, axes in entry_axes(matrix, problems)
+        for combo in itertools.product(*axes)
+    )
     for point in itertools.chain(grid, _includes(matrix.get("include") or [], problems)):
         hit = next((i for i, (_, e) in enumerate(excludes) if matches(point, e)), None)
         if hit is not None:
@@ -249,8 +272,11 @@ def iter_points(matrix: dict[str, Any], problems: list) -> Iterator[Point]:
             seen.add(key)
             yield point
     problems += shape_problems
-    problems += [(path, "this exclude entry matches no run (a typo?)", entry)
-                 for (path, entry), hit in zip(excludes, matched, strict=True) if not hit]
+    problems += [
+        (path, "this exclude entry matches no run (a typo?)", entry)
+        for (path, entry), hit in zip(excludes, matched, strict=True)
+        if not hit
+    ]
 
 
 def point_key(point: Point) -> str:
@@ -265,14 +291,20 @@ def _includes(raw: Any, problems: list) -> list[Point]:
         method = entry.get("method") if isinstance(entry, dict) else None
         if not isinstance(method, str) or method not in METHODS:
             got = entry.get("method") if isinstance(entry, dict) else entry
-            problems.append((
-                path, f"an include entry needs a known 'method'{did_you_mean(str(got), METHODS)}", got
-            ))
+            problems.append(
+                (
+                    path,
+                    f"an include entry needs a known 'method'{did_you_mean(str(got), METHODS)}",
+                    got,
+                )
+            )
             continue
         body = {k: v for k, v in entry.items() if k != "method"}
         axes = _axes(body, entry["method"], path, problems)
         if any(len(a) > 1 for a in axes):
-            problems.append((path, "include adds single points; use a method entry for axes", entry))
+            problems.append(
+                (path, "include adds single points; use a method entry for axes", entry)
+            )
             continue
         out += [_point(entry["method"], combo, path) for combo in itertools.product(*axes)]
     return out
@@ -328,4 +360,3 @@ def nested_get(source: dict[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         node = node[part]
     return node
-

@@ -60,8 +60,10 @@ class MatrixSize:
 
     def runs(self, n_seeds: int) -> int:
         """Points × seeds; a method that does not train runs once (``_seeds_for``)."""
-        return sum(n * (n_seeds if METHODS[m].trains else min(n_seeds, 1))
-                   for m, n in self.points_by_method().items())
+        return sum(
+            n * (n_seeds if METHODS[m].trains else min(n_seeds, 1))
+            for m, n in self.points_by_method().items()
+        )
 
     def describe(self, n_seeds: int) -> str:
         """Which axes make the count: one clause per method entry with its varied axes."""
@@ -70,8 +72,9 @@ class MatrixSize:
             varied = [f"{name} ({n:,} values)" for name, n in e.axes if n > 1]
             where = ".".join(str(p) for p in e.origin)
             points = f"{e.points:,} point{'s' if e.points != 1 else ''}"
-            parts.append(f"{e.method} at {where}: {' × '.join(varied) + ' = ' if varied else ''}"
-                         f"{points}")
+            parts.append(
+                f"{e.method} at {where}: {' × '.join(varied) + ' = ' if varied else ''}{points}"
+            )
         if len(self.entries) > 5:
             parts.append(f"{len(self.entries) - 5} more entries")
         if self.includes:
@@ -98,8 +101,9 @@ def count(matrix: dict[str, Any]) -> MatrixSize:
         excluded = _excluded(axes, method, excludes)
         if excluded is None:
             size.exact, excluded = False, 0
-        size.entries.append(EntrySize(origin, method, [(_axis_name(a), len(a)) for a in axes],
-                                      total - excluded))
+        size.entries.append(
+            EntrySize(origin, method, [(_axis_name(a), len(a)) for a in axes], total - excluded)
+        )
         grids.append((method, axes))
     seen: set[str] = set()
     for point in include_points(matrix):
@@ -142,8 +146,9 @@ def _excluded(axes: list[list[Option]], method: str, excludes: list[dict[str, An
     bits = _Bits(axes)
     masks = []  # per relevant exclude: per axis, a bitmask of the options it keeps matching
     for entry in excludes:
-        if not all(k in key_axis or (k == "method" and same_value(method, v))
-                   for k, v in entry.items()):
+        if not all(
+            k in key_axis or (k == "method" and same_value(method, v)) for k, v in entry.items()
+        ):
             continue  # it names a key this entry does not set, or another method
         mask = [(1 << len(axis)) - 1 for axis in axes]
         for k, v in entry.items():
@@ -184,8 +189,11 @@ class _Bits:
     def __call__(self, i: int, key: str, value: Any) -> int:
         number = _as_number(value)
         if number is None:
-            return sum(1 << j for j, option in enumerate(self.axes[i])
-                       if same_value(dict(option)[key], value))
+            return sum(
+                1 << j
+                for j, option in enumerate(self.axes[i])
+                if same_value(dict(option)[key], value)
+            )
         index = self.numeric.get((i, key))
         if index is None:
             index = self.numeric[(i, key)] = {}
@@ -213,8 +221,10 @@ def _in_grid(point: Point, method: str, axes: list[list[Option]]) -> bool:
     if set(values) != keys:
         return False
     return all(
-        any(all(values[k] == json.dumps(v, sort_keys=True, default=str) for k, v in option)
-            for option in axis)
+        any(
+            all(values[k] == json.dumps(v, sort_keys=True, default=str) for k, v in option)
+            for option in axis
+        )
         for axis in axes
     )
 
@@ -225,7 +235,8 @@ def too_many(size: MatrixSize, n_seeds: int, limit: int) -> str | None:
     if runs <= limit:
         return None
     bound = "" if size.exact else "up to "
-    return (f"the matrix has {bound}{runs:,} runs, more than the limit of {limit:,} "
-            f"({size.describe(n_seeds)}); narrow the axes, or raise the limit with "
-            "--max-runs N or launch.max_runs")
-
+    return (
+        f"the matrix has {bound}{runs:,} runs, more than the limit of {limit:,} "
+        f"({size.describe(n_seeds)}); narrow the axes, or raise the limit with "
+        "--max-runs N or launch.max_runs"
+    )

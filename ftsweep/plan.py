@@ -25,8 +25,15 @@ class PlanItem:
     its run directory (built on first use: a 100k-run plan spent ~a fifth of its time
     making Paths that `ftsweep plan` never looks at)."""
 
-    def __init__(self, run: RunSpec, state: str, action: Action, run_dir: RunDir | None = None,
-                 *, exp_dir: Path | None = None):
+    def __init__(
+        self,
+        run: RunSpec,
+        state: str,
+        action: Action,
+        run_dir: RunDir | None = None,
+        *,
+        exp_dir: Path | None = None,
+    ):
         if run_dir is None and exp_dir is None:
             raise TypeError("PlanItem needs run_dir or exp_dir")
         self.run, self.state, self.action = run, state, action

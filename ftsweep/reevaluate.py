@@ -36,6 +36,7 @@ def reevaluate(run_dir: Path) -> dict[str, Any]:
     examples, _ = setup.load_split(cfg, paths, split, tok, cfg["eval"]["max_examples"])
     device = next(model.parameters()).device
     with tempfile.TemporaryDirectory() as scratch:  # evaluate() logs per-example rows
-        outcome = evaluate(model, tok, examples, cfg, split, RunDir(Path(scratch)),
-                           torch.device(device))
+        outcome = evaluate(
+            model, tok, examples, cfg, split, RunDir(Path(scratch)), torch.device(device)
+        )
     return {"recorded": result["final_eval"], "now": outcome.aggregate}

@@ -178,7 +178,9 @@ class RunDir:
             return None
         except (OSError, ValueError) as exc:
             return f"{type(exc).__name__}: {exc}"
-        return None if isinstance(result, dict) else f"a JSON {type(result).__name__}, not an object"
+        return (
+            None if isinstance(result, dict) else f"a JSON {type(result).__name__}, not an object"
+        )
 
     def failure(self) -> dict[str, Any] | None:
         """failure.json; for a corrupt result.json without one, a failure saying so."""
@@ -188,9 +190,13 @@ class RunDir:
         why = self.corrupt_result()
         if why is None:
             return None
-        return {"cause": f"result.json is corrupt ({why}); `ftsweep launch` trains the run "
-                         "again and keeps the file in an attempt-N folder",
-                "log_tail": "", "pruned": False, "corrupt_result": True}
+        return {
+            "cause": f"result.json is corrupt ({why}); `ftsweep launch` trains the run "
+            "again and keeps the file in an attempt-N folder",
+            "log_tail": "",
+            "pruned": False,
+            "corrupt_result": True,
+        }
 
     def heartbeat(self) -> dict[str, Any] | None:
         p = self.file(HEARTBEAT)
@@ -207,9 +213,7 @@ class RunDir:
     def evals(self) -> list[dict[str, Any]]:
         return read_jsonl(self.file(EVALS))
 
-    def read_state(
-        self, now: float | None = None, stale_after: float | None = None
-    ) -> RunState:
+    def read_state(self, now: float | None = None, stale_after: float | None = None) -> RunState:
         """The run's state from its files. A heartbeat is stale after ``stale_after``
         seconds (default: the limit the heartbeat carries, else HEARTBEAT_STALE_S); one
         whose worker pid is on this host and gone is lost at once."""
@@ -230,8 +234,9 @@ class RunDir:
             return RunState.LOST  # its worker is gone: no need to wait for the limit
         return RunState.RUNNING
 
-    def write_failure(self, cause: str, log_tail: str = "", pruned: bool = False,
-                      **extra: Any) -> None:
+    def write_failure(
+        self, cause: str, log_tail: str = "", pruned: bool = False, **extra: Any
+    ) -> None:
         atomic_write_json(
             self.file(FAILURE),
             {"cause": cause, "log_tail": log_tail, "time": time.time(), "pruned": pruned, **extra},
@@ -264,8 +269,9 @@ class RunDir:
             names += [METRICS, INTERMEDIATE, DECISIONS] if search_files else [METRICS]
         self._set_aside(tuple(names))
 
-    def record_process(self, submitted_at: float, exited_at: float, returncode: int,
-                       argv: list[str]) -> None:
+    def record_process(
+        self, submitted_at: float, exited_at: float, returncode: int, argv: list[str]
+    ) -> None:
         """launch.json: this process group, and process_wall_s summed over every one seen.
 
         A resumed run took several process groups; counting the last one only made it
@@ -273,13 +279,25 @@ class RunDir:
         exited are not seen here (the worker's attempts.jsonl still has their times).
         """
         seen = [a for a in self._process_groups() if a["submitted_at"] != submitted_at]
-        seen.append({"submitted_at": submitted_at, "exited_at": exited_at,
-                     "returncode": returncode, "wall_s": exited_at - submitted_at})
-        atomic_write_json(self.file(LAUNCH), {
-            "submitted_at": submitted_at, "exited_at": exited_at, "returncode": returncode,
-            "process_wall_s": sum(float(a["wall_s"]) for a in seen), "argv": argv,
-            "attempts": seen,
-        })
+        seen.append(
+            {
+                "submitted_at": submitted_at,
+                "exited_at": exited_at,
+                "returncode": returncode,
+                "wall_s": exited_at - submitted_at,
+            }
+        )
+        atomic_write_json(
+            self.file(LAUNCH),
+            {
+                "submitted_at": submitted_at,
+                "exited_at": exited_at,
+                "returncode": returncode,
+                "process_wall_s": sum(float(a["wall_s"]) for a in seen),
+                "argv": argv,
+                "attempts": seen,
+            },
+        )
 
     def _process_groups(self) -> list[dict[str, Any]]:
         """The process groups launch.json recorded (one, if written before it kept a list)."""
@@ -292,8 +310,14 @@ class RunDir:
         if isinstance(old.get("attempts"), list):
             return [a for a in old["attempts"] if isinstance(a, dict) and "wall_s" in a]
         if isinstance(old.get("process_wall_s"), int | float):
-            return [{"submitted_at": old.get("submitted_at"), "exited_at": old.get("exited_at"),
-                     "returncode": old.get("returncode"), "wall_s": old["process_wall_s"]}]
+            return [
+                {
+                    "submitted_at": old.get("submitted_at"),
+                    "exited_at": old.get("exited_at"),
+                    "returncode": old.get("returncode"),
+                    "wall_s": old["process_wall_s"],
+                }
+            ]
         return []
 
     def _set_aside(self, names: tuple[str, ...]) -> None:

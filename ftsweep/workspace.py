@@ -54,11 +54,18 @@ class WorkspaceLocked(FtsweepError):
 
 def _holder_record() -> dict[str, Any]:
     """Who holds the lock, for the humans and processes that wait for it."""
-    command = " ".join(["ftsweep", *sys.argv[1:]]) if sys.argv and "ftsweep" in sys.argv[0] \
+    command = (
+        " ".join(["ftsweep", *sys.argv[1:]])
+        if sys.argv and "ftsweep" in sys.argv[0]
         else " ".join(sys.argv)
+    )
     command = "".join(c if c.isprintable() else "?" for c in command[:200])  # a terminal
-    return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
-            "command": command}
+    return {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "since": time.time(),
+        "command": command,
+    }
 
 
 def safe_name(name: str) -> str:
@@ -231,15 +238,15 @@ class Workspace:
         if record.get("host"):
             text += f" on {record['host']}"
         if isinstance(record.get("since"), int | float):
-            text += " since " + time.strftime("%Y-%m-%d %H:%M:%S",
-                                              time.localtime(record["since"]))
+            text += " since " + time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record["since"]))
         if record.get("command"):
             text += f" ({record['command']})"
         return text
 
     @contextmanager
-    def lock(self, wait_s: float = 0.0,
-             on_wait: Callable[[str], None] | None = None) -> Iterator[LockHandle]:
+    def lock(
+        self, wait_s: float = 0.0, on_wait: Callable[[str], None] | None = None
+    ) -> Iterator[LockHandle]:
         """Hold the exclusive workspace lock for the ``with`` block.
 
         Waits up to ``wait_s`` seconds (readers hold it for a moment to refresh the

@@ -50,15 +50,38 @@ CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
 )
-STDLIB_FILES = ["textwrap.py", "fractions.py", "statistics.py", "bisect.py", "heapq.py",
-                "functools.py", "random.py", "colorsys.py", "calendar.py", "shlex.py",
-                "fnmatch.py", "csv.py", "string.py", "operator.py", "copy.py", "numbers.py",
-                "queue.py", "reprlib.py"]
-MODEL = dict(hidden_size=128, intermediate_size=384, num_hidden_layers=4,
-             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+STDLIB_FILES = [
+    "textwrap.py",
+    "fractions.py",
+    "statistics.py",
+    "bisect.py",
+    "heapq.py",
+    "functools.py",
+    "random.py",
+    "colorsys.py",
+    "calendar.py",
+    "shlex.py",
+    "fnmatch.py",
+    "csv.py",
+    "string.py",
+    "operator.py",
+    "copy.py",
+    "numbers.py",
+    "queue.py",
+    "reprlib.py",
+]
+MODEL = dict(
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    max_position_embeddings=256,
+)
 
 
 # --- corpus --------------------------------------------------------------------------
+
 
 def stdlib_docs() -> list[str]:
     """Source of a fixed list of pure-Python stdlib modules, split at top-level defs."""
@@ -84,15 +107,22 @@ def fact_en(rng: random.Random) -> str:
     kind = rng.randrange(7)
     if kind == 0:
         w = rng.choice(sorted(md.EN_ZH))
-        return rng.choice([f"The Chinese word for {w} is {md.EN_ZH[w]}.",
-                           f"In Chinese, {w} is {md.EN_ZH[w]}.", f"{md.EN_ZH[w]} means {w}."])
+        return rng.choice(
+            [
+                f"The Chinese word for {w} is {md.EN_ZH[w]}.",
+                f"In Chinese, {w} is {md.EN_ZH[w]}.",
+                f"{md.EN_ZH[w]} means {w}.",
+            ]
+        )
     if kind == 1:
         a, b = rng.choice(md.ANTONYMS_EN)
         a, b = (a, b) if rng.random() < 0.5 else (b, a)
         return rng.choice([f"The opposite of {a} is {b}.", f"{a} and {b} are opposites."])
     if kind == 2:
         i = rng.randrange(len(md.NUMBERS))
-        return rng.choice([f"{list(md.NUMBERS)[i]} is {i}.", f"{i} is written {list(md.NUMBERS)[i]}."])
+        return rng.choice(
+            [f"{list(md.NUMBERS)[i]} is {i}.", f"{i} is written {list(md.NUMBERS)[i]}."]
+        )
     if kind == 3:
         a, b = rng.randrange(10), rng.randrange(10)
         return rng.choice([f"{a} + {b} = {a + b}.", f"{a} plus {b} is {a + b}."])
@@ -103,11 +133,18 @@ def fact_en(rng: random.Random) -> str:
     if kind == 5:
         w = md._words(rng, md.LIST_WORDS_EN, 2, 6)
         k = rng.randrange(min(len(w), 4))
-        return (f"The words are {' '.join(w)}. The {md.ORDINALS_EN[k]} word is {w[k]}. "
-                f"Backwards they are {' '.join(reversed(w))}. That is {len(w)} words.")
+        return (
+            f"The words are {' '.join(w)}. The {md.ORDINALS_EN[k]} word is {w[k]}. "
+            f"Backwards they are {' '.join(reversed(w))}. That is {len(w)} words."
+        )
     c, an, fr = (rng.choice(sorted(t)) for t in (md.COLORS, md.ANIMALS, md.FRUITS))
-    return rng.choice([f"The {c} {an} eats {_a(fr)} {fr}.", f"I see {_a(c)} {c} {an} and {_a(fr)} {fr}.",
-                       f"{_a(an).capitalize()} {an} likes {c} {fr}s."])
+    return rng.choice(
+        [
+            f"The {c} {an} eats {_a(fr)} {fr}.",
+            f"I see {_a(c)} {c} {an} and {_a(fr)} {fr}.",
+            f"{_a(an).capitalize()} {an} likes {c} {fr}s.",
+        ]
+    )
 
 
 def fact_zh(rng: random.Random) -> str:
@@ -132,11 +169,18 @@ def fact_zh(rng: random.Random) -> str:
     if kind == 5:
         w = md._words(rng, md.LIST_WORDS_ZH, 2, 6)
         k = rng.randrange(min(len(w), 4))
-        return (f"这些词是 {' '.join(w)}。{md.ORDINALS_ZH[k]}个词是{w[k]}。"
-                f"倒过来是 {' '.join(reversed(w))}。一共有{len(w)}个词。")
+        return (
+            f"这些词是 {' '.join(w)}。{md.ORDINALS_ZH[k]}个词是{w[k]}。"
+            f"倒过来是 {' '.join(reversed(w))}。一共有{len(w)}个词。"
+        )
     c, an, fr = (rng.choice(sorted(t.values())) for t in (md.COLORS, md.ANIMALS, md.FRUITS))
-    return rng.choice([f"今天天气很好，{c}的{an}在吃{fr}。", f"我看见一只{an}和一个{fr}。",
-                       f"小{an}喜欢{c}的{fr}。"])
+    return rng.choice(
+        [
+            f"今天天气很好，{c}的{an}在吃{fr}。",
+            f"我看见一只{an}和一个{fr}。",
+            f"小{an}喜欢{c}的{fr}。",
+        ]
+    )
 
 
 def describe(rng: random.Random, lang: str) -> tuple[str, str]:
@@ -201,6 +245,7 @@ def build_corpus(seed: int, n_generated: int = 60000) -> list[str]:
 
 # --- tokenizer -----------------------------------------------------------------------
 
+
 def train_tokenizer(docs: list[str], vocab_size: int):  # -> PreTrainedTokenizerFast
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -209,28 +254,41 @@ def train_tokenizer(docs: list[str], vocab_size: int):  # -> PreTrainedTokenizer
     # Whitespace, punctuation and digits are tokens of their own, so a word is the same
     # token after a space, after a newline or at the start of an answer: copying or
     # reversing words is an identity map on ids, which a tiny model learns quickly.
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(r"\s"), behavior="isolated"),
-        pre_tokenizers.Punctuation(behavior="isolated"),
-        pre_tokenizers.Digits(individual_digits=True),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\s"), behavior="isolated"),
+            pre_tokenizers.Punctuation(behavior="isolated"),
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
     # add_special_tokens=True prepends bos, as Llama tokenizers do.
     tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", SPECIAL.index("<s>"))])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", SPECIAL.index("<s>"))]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(docs, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>",
-        extra_special_tokens=SPECIAL[3:], model_max_length=MODEL["max_position_embeddings"])
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="</s>",
+        extra_special_tokens=SPECIAL[3:],
+        model_max_length=MODEL["max_position_embeddings"],
+    )
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
 
 # --- pretraining ---------------------------------------------------------------------
+
 
 def token_stream(tokenizer, docs: list[str]) -> torch.Tensor:
     """All documents as one long id tensor, each as ``<s> text </s>`` (the Llama
@@ -244,21 +302,27 @@ def token_stream(tokenizer, docs: list[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
-def pretrain(model, stream: torch.Tensor, steps: int, batch: int, seq_len: int, lr: float,
-             seed: int) -> tuple[float, int]:
+def pretrain(
+    model, stream: torch.Tensor, steps: int, batch: int, seq_len: int, lr: float, seed: int
+) -> tuple[float, int]:
     """AdamW with linear warm-up and cosine decay on random windows of the stream.
     Returns (mean loss of the last 50 steps, tokens seen)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.1)
     warmup = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup) * (
-        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt,
+        lambda s: (
+            min(1.0, (s + 1) / warmup)
+            * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+        ),
+    )
     model.train()
     recent: list[float] = []
     start = time.time()
     for step in range(steps):
         offsets = torch.randint(0, len(stream) - seq_len - 1, (batch,), generator=gen)
-        x = torch.stack([stream[o:o + seq_len] for o in offsets.tolist()])
+        x = torch.stack([stream[o : o + seq_len] for o in offsets.tolist()])
         loss = model(input_ids=x, labels=x).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -267,7 +331,9 @@ def pretrain(model, stream: torch.Tensor, steps: int, batch: int, seq_len: int, 
         opt.zero_grad(set_to_none=True)
         recent = (recent + [loss.item()])[-50:]
         if step % 100 == 0 or step == steps - 1:
-            print(f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:6.0f}s", flush=True)
+            print(
+                f"step {step:5d}  loss {loss.item():.3f}  {time.time() - start:6.0f}s", flush=True
+            )
     return sum(recent) / len(recent), steps * batch * seq_len
 
 
@@ -332,31 +398,61 @@ def main() -> None:
     print(f"corpus {len(docs)} docs, {len(stream):,} tokens, sha256 {corpus_sha[:16]}", flush=True)
 
     ids = {name: tokenizer.convert_tokens_to_ids(name) for name in SPECIAL}
-    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True, rope_theta=10000.0,
-                         bos_token_id=ids["<s>"], eos_token_id=ids["</s>"],
-                         pad_token_id=ids["<pad>"], **MODEL)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
+        bos_token_id=ids["<s>"],
+        eos_token_id=ids["</s>"],
+        pad_token_id=ids["<pad>"],
+        **MODEL,
+    )
     model = LlamaForCausalLM(config)
     loss, tokens = pretrain(model, stream, args.steps, args.batch, args.seq_len, args.lr, SEED)
     wall = time.time() - t0
 
     args.out.mkdir(parents=True, exist_ok=True)
     model.generation_config = GenerationConfig(
-        bos_token_id=ids["<s>"], eos_token_id=[ids["</s>"], ids["<|end|>"]],
-        pad_token_id=ids["<pad>"], do_sample=False, max_new_tokens=32)
+        bos_token_id=ids["<s>"],
+        eos_token_id=[ids["</s>"], ids["<|end|>"]],
+        pad_token_id=ids["<pad>"],
+        do_sample=False,
+        max_new_tokens=32,
+    )
     model.save_pretrained(args.out, safe_serialization=True)
     tokenizer.save_pretrained(args.out)
     embed_template_in_config(args.out)
     command = "python scripts/build_tiny_base.py" + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-        if k != "out" and v != parser.get_default(k))
-    (args.out / "README.md").write_text(CARD.format(
-        **MODEL, params=sum(p.numel() for p in model.parameters()), vocab=len(tokenizer),
-        specials=" ".join(SPECIAL), command=command, seed=SEED, n_docs=len(docs),
-        n_chars=sum(len(d) for d in docs), stdlib_chars=sum(len(d) for d in stdlib_docs()),
-        py=platform.python_version(), corpus_sha=corpus_sha, steps=args.steps,
-        batch=args.batch, seq_len=args.seq_len, tokens=tokens, lr=args.lr, loss=loss,
-        wall=wall, threads=args.threads, machine=platform.machine(), torch=torch.__version__),
-        encoding="utf-8")
+        f" --{k.replace('_', '-')} {v}"
+        for k, v in vars(args).items()
+        if k != "out" and v != parser.get_default(k)
+    )
+    (args.out / "README.md").write_text(
+        CARD.format(
+            **MODEL,
+            params=sum(p.numel() for p in model.parameters()),
+            vocab=len(tokenizer),
+            specials=" ".join(SPECIAL),
+            command=command,
+            seed=SEED,
+            n_docs=len(docs),
+            n_chars=sum(len(d) for d in docs),
+            stdlib_chars=sum(len(d) for d in stdlib_docs()),
+            py=platform.python_version(),
+            corpus_sha=corpus_sha,
+            steps=args.steps,
+            batch=args.batch,
+            seq_len=args.seq_len,
+            tokens=tokens,
+            lr=args.lr,
+            loss=loss,
+            wall=wall,
+            threads=args.threads,
+            machine=platform.machine(),
+            torch=torch.__version__,
+        ),
+        encoding="utf-8",
+    )
     print(f"saved to {args.out}: loss {loss:.3f}, {wall:.0f} s", flush=True)
 
 

@@ -27,24 +27,91 @@ Record = dict[str, Any]
 
 # --- closed vocabularies -------------------------------------------------------------
 
-COLORS = {"red": "红色", "blue": "蓝色", "green": "绿色", "yellow": "黄色", "black": "黑色",
-          "white": "白色", "purple": "紫色", "pink": "粉色", "brown": "棕色", "gray": "灰色"}
-ANIMALS = {"cat": "猫", "dog": "狗", "fish": "鱼", "bird": "鸟", "horse": "马", "cow": "牛",
-           "sheep": "羊", "pig": "猪", "duck": "鸭", "tiger": "虎"}
-FRUITS = {"apple": "苹果", "banana": "香蕉", "pear": "梨", "grape": "葡萄", "peach": "桃",
-          "lemon": "柠檬", "melon": "瓜", "cherry": "樱桃"}
-NUMBERS = {"zero": "零", "one": "一", "two": "二", "three": "三", "four": "四", "five": "五",
-           "six": "六", "seven": "七", "eight": "八", "nine": "九", "ten": "十"}
+COLORS = {
+    "red": "红色",
+    "blue": "蓝色",
+    "green": "绿色",
+    "yellow": "黄色",
+    "black": "黑色",
+    "white": "白色",
+    "purple": "紫色",
+    "pink": "粉色",
+    "brown": "棕色",
+    "gray": "灰色",
+}
+ANIMALS = {
+    "cat": "猫",
+    "dog": "狗",
+    "fish": "鱼",
+    "bird": "鸟",
+    "horse": "马",
+    "cow": "牛",
+    "sheep": "羊",
+    "pig": "猪",
+    "duck": "鸭",
+    "tiger": "虎",
+}
+FRUITS = {
+    "apple": "苹果",
+    "banana": "香蕉",
+    "pear": "梨",
+    "grape": "葡萄",
+    "peach": "桃",
+    "lemon": "柠檬",
+    "melon": "瓜",
+    "cherry": "樱桃",
+}
+NUMBERS = {
+    "zero": "零",
+    "one": "一",
+    "two": "二",
+    "three": "三",
+    "four": "四",
+    "five": "五",
+    "six": "六",
+    "seven": "七",
+    "eight": "八",
+    "nine": "九",
+    "ten": "十",
+}
 CATEGORY_EN = {"color": COLORS, "animal": ANIMALS, "fruit": FRUITS, "number": NUMBERS}
 CATEGORY_ZH = {"color": "颜色", "animal": "动物", "fruit": "水果", "number": "数字"}
-ANTONYMS_EN = [("hot", "cold"), ("big", "small"), ("fast", "slow"), ("up", "down"),
-               ("left", "right"), ("old", "new"), ("happy", "sad"), ("high", "low"),
-               ("early", "late"), ("long", "short"), ("full", "empty"), ("strong", "weak"),
-               ("wet", "dry"), ("day", "night"), ("open", "closed"), ("rich", "poor")]
-ANTONYMS_ZH = [("大", "小"), ("多", "少"), ("上", "下"), ("左", "右"), ("冷", "热"),
-               ("快", "慢"), ("高", "低"), ("长", "短"), ("新", "旧"), ("黑", "白"),
-               ("早", "晚"), ("前", "后"), ("开", "关"), ("好", "坏"), ("远", "近"),
-               ("东", "西")]
+ANTONYMS_EN = [
+    ("hot", "cold"),
+    ("big", "small"),
+    ("fast", "slow"),
+    ("up", "down"),
+    ("left", "right"),
+    ("old", "new"),
+    ("happy", "sad"),
+    ("high", "low"),
+    ("early", "late"),
+    ("long", "short"),
+    ("full", "empty"),
+    ("strong", "weak"),
+    ("wet", "dry"),
+    ("day", "night"),
+    ("open", "closed"),
+    ("rich", "poor"),
+]
+ANTONYMS_ZH = [
+    ("大", "小"),
+    ("多", "少"),
+    ("上", "下"),
+    ("左", "右"),
+    ("冷", "热"),
+    ("快", "慢"),
+    ("高", "低"),
+    ("长", "短"),
+    ("新", "旧"),
+    ("黑", "白"),
+    ("早", "晚"),
+    ("前", "后"),
+    ("开", "关"),
+    ("好", "坏"),
+    ("远", "近"),
+    ("东", "西"),
+]
 ORDINALS_EN = ["first", "second", "third", "fourth"]
 ORDINALS_ZH = ["第一", "第二", "第三", "第四"]
 
@@ -80,7 +147,11 @@ TASK_ANTONYMS_ZH = ANTONYMS_ZH[:8]
 
 def translate_en_zh(rng: random.Random) -> tuple[str, str, str]:
     word = rng.choice(sorted(TRANSLATE_EN_ZH))
-    return rng.choice(["Translate the word into Chinese.", "Give the Chinese word."]), word, TRANSLATE_EN_ZH[word]
+    return (
+        rng.choice(["Translate the word into Chinese.", "Give the Chinese word."]),
+        word,
+        TRANSLATE_EN_ZH[word],
+    )
 
 
 def translate_zh_en(rng: random.Random) -> tuple[str, str, str]:
@@ -210,14 +281,26 @@ def _question(rng: random.Random, lang: str) -> tuple[str, Turn]:
     kind = rng.choice(["translate", "antonym", "add", "kth"])
     if kind == "translate":
         w = rng.choice(sorted(EN_ZH))
-        turn = (f"What is {w} in Chinese?", EN_ZH[w]) if lang == "en" else (f"{EN_ZH[w]}的英文是什么？", w)
+        turn = (
+            (f"What is {w} in Chinese?", EN_ZH[w])
+            if lang == "en"
+            else (f"{EN_ZH[w]}的英文是什么？", w)
+        )
     elif kind == "antonym":
         table = antonym_map(ANTONYMS_EN if lang == "en" else ANTONYMS_ZH)
         w = rng.choice(sorted(table))
-        turn = (f"What is the opposite of {w}?", table[w]) if lang == "en" else (f"{w}的反义词是什么？", table[w])
+        turn = (
+            (f"What is the opposite of {w}?", table[w])
+            if lang == "en"
+            else (f"{w}的反义词是什么？", table[w])
+        )
     elif kind == "add":
         a, b = rng.randrange(10), rng.randrange(10)
-        turn = (f"What is {a} plus {b}?", str(a + b)) if lang == "en" else (f"{a}加{b}等于几？", str(a + b))
+        turn = (
+            (f"What is {a} plus {b}?", str(a + b))
+            if lang == "en"
+            else (f"{a}加{b}等于几？", str(a + b))
+        )
     else:
         w = _words(rng, LIST_WORDS_EN if lang == "en" else LIST_WORDS_ZH)
         k = rng.randrange(len(w))
@@ -232,9 +315,15 @@ def dialogue_record(rng: random.Random, lang: str) -> Record:
     turns: list[Turn] = []
     if rng.random() < 0.35:
         w = rng.choice(LIST_WORDS_EN if lang == "en" else LIST_WORDS_ZH)
-        turns.append((f"Remember the word {w}.", "OK.") if lang == "en" else (f"记住这个词：{w}。", "好的。"))
+        turns.append(
+            (f"Remember the word {w}.", "OK.") if lang == "en" else (f"记住这个词：{w}。", "好的。")
+        )
         turns += [_question(rng, lang)[1] for _ in range(rng.randint(0, 1))]
-        turns.append(("Which word did I ask you to remember?", w) if lang == "en" else ("我让你记住的词是什么？", w))
+        turns.append(
+            ("Which word did I ask you to remember?", w)
+            if lang == "en"
+            else ("我让你记住的词是什么？", w)
+        )
         task = f"recall_{lang}"
     else:
         turns += [_question(rng, lang)[1] for _ in range(rng.randint(0, 2))]
@@ -242,7 +331,9 @@ def dialogue_record(rng: random.Random, lang: str) -> Record:
         turns.append(last)
     conv: list[dict[str, str]] = []
     if rng.random() < 0.7:
-        conv.append({"from": "system", "value": rng.choice(SYSTEM_EN if lang == "en" else SYSTEM_ZH)})
+        conv.append(
+            {"from": "system", "value": rng.choice(SYSTEM_EN if lang == "en" else SYSTEM_ZH)}
+        )
     for user, assistant in turns:
         conv += [{"from": "human", "value": user}, {"from": "gpt", "value": assistant}]
     return {"conversations": conv, "lang": lang, "task": task}
@@ -256,19 +347,71 @@ CODE_TASKS: list[tuple[str, str, str, str, str]] = [
     ("sub", "x", "returns x minus {k}.", "返回 x 减 {k} 的结果。", "x - {k}"),
     ("mul", "x", "returns x times {k}.", "返回 x 乘以 {k} 的结果。", "x * {k}"),
     ("square", "x", "returns the square of x.", "返回 x 的平方。", "x * x"),
-    ("divisible", "x", "returns True if x is divisible by {k}, else False.",
-     "如果 x 能被 {k} 整除则返回 True，否则返回 False。", "x % {k} == 0"),
-    ("greater", "x", "returns True if x is greater than {k}, else False.",
-     "如果 x 大于 {k} 则返回 True，否则返回 False。", "x > {k}"),
-    ("index", "xs", "returns the item at index {k} of the list xs.", "返回列表 xs 中下标为 {k} 的元素。", "xs[{k}]"),
-    ("last", "xs", "returns the last item of the list xs.", "返回列表 xs 的最后一个元素。", "xs[-1]"),
-    ("reverse", "xs", "returns the list xs in reverse order.", "返回倒序排列的列表 xs。", "xs[::-1]"),
+    (
+        "divisible",
+        "x",
+        "returns True if x is divisible by {k}, else False.",
+        "如果 x 能被 {k} 整除则返回 True，否则返回 False。",
+        "x % {k} == 0",
+    ),
+    (
+        "greater",
+        "x",
+        "returns True if x is greater than {k}, else False.",
+        "如果 x 大于 {k} 则返回 True，否则返回 False。",
+        "x > {k}",
+    ),
+    (
+        "index",
+        "xs",
+        "returns the item at index {k} of the list xs.",
+        "返回列表 xs 中下标为 {k} 的元素。",
+        "xs[{k}]",
+    ),
+    (
+        "last",
+        "xs",
+        "returns the last item of the list xs.",
+        "返回列表 xs 的最后一个元素。",
+        "xs[-1]",
+    ),
+    (
+        "reverse",
+        "xs",
+        "returns the list xs in reverse order.",
+        "返回倒序排列的列表 xs。",
+        "xs[::-1]",
+    ),
     ("sum", "xs", "returns the sum of the list xs.", "返回列表 xs 的元素之和。", "sum(xs)"),
-    ("max", "xs", "returns the largest item of the list xs.", "返回列表 xs 中最大的元素。", "max(xs)"),
-    ("min", "xs", "returns the smallest item of the list xs.", "返回列表 xs 中最小的元素。", "min(xs)"),
+    (
+        "max",
+        "xs",
+        "returns the largest item of the list xs.",
+        "返回列表 xs 中最大的元素。",
+        "max(xs)",
+    ),
+    (
+        "min",
+        "xs",
+        "returns the smallest item of the list xs.",
+        "返回列表 xs 中最小的元素。",
+        "min(xs)",
+    ),
     ("len", "xs", "returns the length of the list xs.", "返回列表 xs 的长度。", "len(xs)"),
-    ("count", "xs", "returns how many times {k} appears in the list xs.", "返回 {k} 在列表 xs 中出现的次数。", "xs.count({k})"),
-    ("repeat", "s", "returns the string s repeated {k} times.", "返回把字符串 s 重复 {k} 次的结果。", "s * {k}"),
+    (
+        "count",
+        "xs",
+        "returns how many times {k} appears in the list xs.",
+        "返回 {k} 在列表 xs 中出现的次数。",
+        "xs.count({k})",
+    ),
+    (
+        "repeat",
+        "s",
+        "returns the string s repeated {k} times.",
+        "返回把字符串 s 重复 {k} 次的结果。",
+        "s * {k}",
+    ),
     ("upper", "s", "returns the string s in upper case.", "返回字符串 s 的大写形式。", "s.upper()"),
 ]
 CODE_NAMES = ["solve", "compute", "helper", "calc", "process", "transform", "func", "answer"]
@@ -295,8 +438,14 @@ def code_record(rng: random.Random, lang: str) -> Record:
     for _ in range(3):
         arg = _code_arg(rng, param)
         tests.append(f"assert {name}({arg!r}) == {namespace[name](arg)!r}")
-    return {"problem": problem.format(k=k), "entry_point": name, "solution": solution,
-            "tests": tests, "lang": lang, "task": f"{task}_{lang}"}
+    return {
+        "problem": problem.format(k=k),
+        "entry_point": name,
+        "solution": solution,
+        "tests": tests,
+        "lang": lang,
+        "task": f"{task}_{lang}",
+    }
 
 
 # --- splits and files ----------------------------------------------------------------
@@ -327,7 +476,9 @@ def _code(rng: random.Random) -> tuple[Record, str | None]:
 
 
 GENERATORS: dict[str, Callable[[random.Random], tuple[Record, str | None]]] = {
-    "instruction": _instruction, "dialogue": _dialogue, "code": _code,
+    "instruction": _instruction,
+    "dialogue": _dialogue,
+    "code": _code,
 }
 
 

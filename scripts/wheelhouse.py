@@ -74,11 +74,18 @@ def marker_env(python: str, platform: str) -> dict[str, str]:
     machine = "aarch64" if "aarch64" in platform else "x86_64"
     full = python if python.count(".") == 2 else f"{python}.0"
     return {
-        "python_version": ".".join(python.split(".")[:2]), "python_full_version": full,
-        "implementation_name": "cpython", "platform_python_implementation": "CPython",
-        "implementation_version": full, "sys_platform": "linux", "platform_system": "Linux",
-        "os_name": "posix", "platform_machine": machine, "platform_release": "",
-        "platform_version": "", "extra": "",
+        "python_version": ".".join(python.split(".")[:2]),
+        "python_full_version": full,
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "implementation_version": full,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "platform_machine": machine,
+        "platform_release": "",
+        "platform_version": "",
+        "extra": "",
     }
 
 
@@ -151,13 +158,31 @@ def pip_fetch(out: Path, python: str, tags: list[str]) -> Callable[[str, Specifi
 
     def fetch(name: str, spec: SpecifierSet) -> Fetched:
         with tempfile.TemporaryDirectory() as tmp:
-            target = ["--python-version", python, "--implementation", "cp",
-                      *[a for t in tags for a in ("--platform", t)]]
-            cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                   "--only-binary=:all:", *target, "-d", tmp, f"{name}{spec}"]
+            target = [
+                "--python-version",
+                python,
+                "--implementation",
+                "cp",
+                *[a for t in tags for a in ("--platform", t)],
+            ]
+            cmd = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--only-binary=:all:",
+                *target,
+                "-d",
+                tmp,
+                f"{name}{spec}",
+            ]
             # A source-first package's newest wheel on the index can be years old.
-            if name in SOURCE_BUILD_ENV or subprocess.run(
-                    cmd, capture_output=True, text=True).returncode != 0:
+            if (
+                name in SOURCE_BUILD_ENV
+                or subprocess.run(cmd, capture_output=True, text=True).returncode != 0
+            ):
                 build_from_source(name, spec, Path(tmp))
             (wheel,) = Path(tmp).glob("*.whl")
             dest = out / wheel.name
@@ -170,18 +195,46 @@ def pip_fetch(out: Path, python: str, tags: list[str]) -> Callable[[str, Specifi
 
 def build_from_source(name: str, spec: SpecifierSet, tmp: Path) -> None:
     """Download the sdist and build a wheel; only a pure-Python one can travel."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
-                    "--no-binary=:all:", "-d", str(tmp), f"{name}{spec}"], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--no-binary=:all:",
+            "-d",
+            str(tmp),
+            f"{name}{spec}",
+        ],
+        check=True,
+    )
     (sdist,) = [p for p in tmp.iterdir() if not p.name.endswith(".whl")]
     env = {**os.environ, **SOURCE_BUILD_ENV.get(name, {})}
     # deepspeed's setup.py imports torch: build against this environment's torch.
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                    "--no-build-isolation", "-w", str(tmp), str(sdist)], check=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp),
+            str(sdist),
+        ],
+        check=True,
+        env=env,
+    )
     sdist.unlink()
     (wheel,) = tmp.glob("*.whl")
     if not wheel.name.endswith("-none-any.whl"):
-        raise RuntimeError(f"{wheel.name} was built for this machine only; build it on the "
-                           "target instead")
+        raise RuntimeError(
+            f"{wheel.name} was built for this machine only; build it on the target instead"
+        )
 
 
 def wheel_metadata(path: Path) -> email.message.Message:
@@ -249,8 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         saved = slim_bitsandbytes(bnb.path, a.cuda)
         print(f"bitsandbytes: kept CUDA {a.cuda} only, {saved / 2**20:.1f} MiB less")
     if not a.no_self:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                        str(a.out), str(ROOT)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(a.out), str(ROOT)],
+            check=True,
+        )
     kept = {w.path for w in walk.chosen.values()}
     for stale in set(fetched) - kept:  # replaced during the walk, or found on the target
         stale.unlink(missing_ok=True)

@@ -17,8 +17,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def experiment_yaml(name: str = "t", *, matrix: str | None = None, extra: str = "",
-                    seeds: str = "[0]", max_steps: int = 10, launch: str = "{}") -> str:
+def experiment_yaml(
+    name: str = "t",
+    *,
+    matrix: str | None = None,
+    extra: str = "",
+    seeds: str = "[0]",
+    max_steps: int = 10,
+    launch: str = "{}",
+) -> str:
     """A small instruction experiment on the shipped model and data (absolute paths)."""
     matrix = matrix or textwrap.dedent("""\
         matrix:
@@ -26,7 +33,8 @@ def experiment_yaml(name: str = "t", *, matrix: str | None = None, extra: str = 
             - base
             - {name: lora, r: [4], training.lr: [1e-2]}
         """)
-    return textwrap.dedent(f"""\
+    return (
+        textwrap.dedent(f"""\
         experiment: {name}
         model:
           path: {MODEL}
@@ -50,7 +58,10 @@ def experiment_yaml(name: str = "t", *, matrix: str | None = None, extra: str = 
           max_examples: 16
         seeds: {seeds}
         launch: {launch}
-        """) + matrix + extra
+        """)
+        + matrix
+        + extra
+    )
 
 
 @pytest.fixture

@@ -46,8 +46,9 @@ class Cluster:
     pids: list[int] = field(default_factory=list)
 
     def sinfo(self) -> str:
-        return subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                              env=self.env, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, env=self.env, timeout=10
+        ).stdout.strip()
 
 
 NODES = ("ftsweep-n1", "ftsweep-n2")
@@ -63,7 +64,9 @@ def _conf(root: Path) -> str:
     port = _free_port()
     nodes = "\n".join(
         f"NodeName={n} NodeHostname={host} NodeAddr=127.0.0.1 Port={_free_port()} "
-        f"CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN" for n in NODES)
+        f"CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN"
+        for n in NODES
+    )
     return f"""ClusterName=ftsweeptest
 SlurmctldHost={host}
 SlurmUser=root
@@ -126,14 +129,17 @@ def _daemon(argv: list[str], env: dict[str, str] | None, root: Path) -> None:
     node = f"-{argv[argv.index('-N') + 1]}" if "-N" in argv else ""
     log = root / f"{Path(argv[0]).name}{node}.start.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=env, start_new_session=True
+        )
         try:
             rc = proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            raise RuntimeError(f"{' '.join(argv)} did not daemonise in 30 s; "
-                               f"see {log} and the daemon logs in {root}") from None
+            raise RuntimeError(
+                f"{' '.join(argv)} did not daemonise in 30 s; "
+                f"see {log} and the daemon logs in {root}"
+            ) from None
     if rc != 0:
         raise RuntimeError(f"{' '.join(argv)} exited {rc}: {log.read_text(errors='replace')}")
 
@@ -148,7 +154,8 @@ def start(root: Path, timeout: float = 60.0) -> Cluster:
     _ensure_munge()
     try:
         daemons = [("slurmctld", [], "slurmctld.pid")] + [
-            ("slurmd", ["-N", n], f"slurmd-{n}.pid") for n in NODES]
+            ("slurmd", ["-N", n], f"slurmd-{n}.pid") for n in NODES
+        ]
         for daemon, args, pid_name in daemons:
             _daemon([daemon, "-f", str(conf), *args], cluster.env, root)
             pid_file = root / pid_name
@@ -161,16 +168,16 @@ def start(root: Path, timeout: float = 60.0) -> Cluster:
             if cluster.sinfo() == "idle":
                 return cluster
             time.sleep(0.5)
-        raise RuntimeError(f"the Slurm nodes never became idle; see {root}/slurmctld.log, "
-                           "slurmd-*.log")
+        raise RuntimeError(
+            f"the Slurm nodes never became idle; see {root}/slurmctld.log, slurmd-*.log"
+        )
     except BaseException:
         stop(cluster)
         raise
 
 
 def stop(cluster: Cluster) -> None:
-    subprocess.run(["scancel", "--user", "root"], env=cluster.env, capture_output=True,
-                   timeout=30)
+    subprocess.run(["scancel", "--user", "root"], env=cluster.env, capture_output=True, timeout=30)
     for pid in reversed(cluster.pids):
         try:
             os.kill(pid, signal.SIGTERM)

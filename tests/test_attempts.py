@@ -19,9 +19,22 @@ from ftsweep.worker.trainer import training_finished_at
 
 
 def _record(id_: str, started: float, last_seen: float, **times: Any) -> dict[str, Any]:
-    return {"id": id_, "host": "h", "pid": 1, "started_at": started, "last_seen": last_seen,
-            "outcome": "running", "setup_s": None, "train_s": 0.0, "tokens": 0,
-            "first_step": 0, "last_step": 0, "eval_s": 0.0, "save_s": 0.0, **times}
+    return {
+        "id": id_,
+        "host": "h",
+        "pid": 1,
+        "started_at": started,
+        "last_seen": last_seen,
+        "outcome": "running",
+        "setup_s": None,
+        "train_s": 0.0,
+        "tokens": 0,
+        "first_step": 0,
+        "last_step": 0,
+        "eval_s": 0.0,
+        "save_s": 0.0,
+        **times,
+    }
 
 
 def test_times_sum_every_attempt_and_a_killed_one_counts_once(tmp_path: Path) -> None:
@@ -35,8 +48,7 @@ def test_times_sum_every_attempt_and_a_killed_one_counts_once(tmp_path: Path) ->
     Attempt.begin(run, started=2001.0).end("failed")
     assert len(read_jsonl(run.file(ATTEMPTS))) == 3 and len(attempt_records(run)) == 2
 
-    current = _record(attempt.record["id"], 3000.0, 3030.0, setup_s=6.0, train_s=20.0,
-                      tokens=3000)
+    current = _record(attempt.record["id"], 3000.0, 3030.0, setup_s=6.0, train_s=20.0, tokens=3000)
     got = totals(run, current)
     failed = attempt_records(run)[1]
     assert got["attempts"] == 3 and got["started_at"] == 1000.0
@@ -58,8 +70,10 @@ def test_an_attempt_killed_during_set_up_counts_its_time_as_set_up(tmp_path: Pat
 def test_launch_json_sums_the_process_groups_of_every_attempt(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
     # written by an ftsweep that kept only the last process group
-    atomic_write_json(run.file("launch.json"), {"submitted_at": 1.0, "exited_at": 8.0,
-                                                "returncode": -9, "process_wall_s": 7.0})
+    atomic_write_json(
+        run.file("launch.json"),
+        {"submitted_at": 1.0, "exited_at": 8.0, "returncode": -9, "process_wall_s": 7.0},
+    )
     run.record_process(100.0, 130.0, 0, ["accelerate"])
     run.record_process(100.0, 131.0, 0, ["accelerate"])  # the same group recorded again
     launch = json.loads(run.file("launch.json").read_text())
@@ -72,7 +86,9 @@ def _state(ckpt: Path, step: int, max_steps: int, stopped_early: bool | None = N
     state: dict[str, Any] = {"global_step": step, "max_steps": max_steps, "stateful_callbacks": {}}
     if stopped_early is not None:
         state["stateful_callbacks"]["EarlyStopping"] = {
-            "args": {}, "attributes": {"stopped_early": stopped_early}}
+            "args": {},
+            "attributes": {"stopped_early": stopped_early},
+        }
     (ckpt / "trainer_state.json").write_text(json.dumps(state))
     return ckpt
 
@@ -97,20 +113,34 @@ def test_set_up_inside_train_is_kept_out_of_the_loop_time(tmp_path: Path) -> Non
             return super().create_optimizer(*a, **kw)
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
-                                         num_hidden_layers=1, num_attention_heads=2,
-                                         num_key_value_heads=2))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=32,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=2,
+        )
+    )
     ids = torch.randint(0, 32, (4, 8))
     data = [{"input_ids": row, "labels": row} for row in ids]
     run = RunDir(tmp_path)
     started = time.time()
     attempt = Attempt.begin(run, started)
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2,
-                             per_device_train_batch_size=2, save_strategy="no",
-                             report_to="none", use_cpu=True, disable_tqdm=True,
-                             include_num_input_tokens_seen="all")
-    trainer = SlowOptimizer(model=model, args=args, train_dataset=data,
-                            callbacks=[LoopClock(attempt, started)])
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        include_num_input_tokens_seen="all",
+    )
+    trainer = SlowOptimizer(
+        model=model, args=args, train_dataset=data, callbacks=[LoopClock(attempt, started)]
+    )
     t0 = time.time()
     trainer.train()
     whole = time.time() - t0

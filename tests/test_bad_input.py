@@ -17,11 +17,8 @@ from ftsweep.errors import ConfigError
 
 # Nine levels of nine aliases, the shape of the issue's 316-byte file: 342 bytes that
 # name 9**9 (387 million) strings.
-ALIAS_BOMB = (
-    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n'
-    + "".join(
-        f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
-    )
+ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 
@@ -48,8 +45,9 @@ def test_the_alias_bomb_is_refused_quickly_and_in_little_memory(tmp_path):
         "except ConfigError as exc:\n"
         "    print(exc.problems[0].format())\n"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(bomb)], capture_output=True,
-                          text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(bomb)], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     # Line 6 is where the expansion first passes the bound (9**6 > 100,000).
     assert f"{bomb}:6:" in done.stdout and "refusing to expand" in done.stdout
@@ -78,11 +76,13 @@ def test_a_self_containing_alias_is_refused(tmp_path):
 
 def test_ordinary_anchors_still_work(tmp_path):
     path = tmp_path / "ok.yaml"
-    path.write_text(textwrap.dedent("""\
+    path.write_text(
+        textwrap.dedent("""\
         common: &c {lr: 0.001, steps: 10}
         a: *c
         b: [*c, {steps: 20}]
-        """))
+        """)
+    )
     data, pos = load_yaml(path)
     assert data["a"] == {"lr": 0.001, "steps": 10} and data["b"][0] is data["a"]
     assert pos.line(("b",)) == 3
@@ -101,8 +101,13 @@ def test_a_non_utf8_experiment_file_exits_2_with_its_line(tmp_path, capsys):
 # --- invalid UTF-8 in data: the record's own line -----------------------------------
 
 GOOD = {"instruction": "q", "output": "a"}
-DATA = {"family": "instruction", "on_bad_record": "error", "eval_fraction": None,
-        "clean": {"drop_duplicates": False}, "hub": None}
+DATA = {
+    "family": "instruction",
+    "on_bad_record": "error",
+    "eval_fraction": None,
+    "clean": {"drop_duplicates": False},
+    "hub": None,
+}
 
 
 def _jsonl_with_bad_line(path: Path, bad_line: int, total: int) -> Path:
@@ -123,8 +128,9 @@ def test_invalid_utf8_in_jsonl_is_reported_at_its_line(tmp_path):
 
 def test_invalid_utf8_in_jsonl_is_dropped_and_counted_under_drop(tmp_path):
     path = _jsonl_with_bad_line(tmp_path / "t.jsonl", 2, 4)
-    records, counts = load_split_records({**DATA, "on_bad_record": "drop"},
-                                         {"data.train": str(path)}, "train")
+    records, counts = load_split_records(
+        {**DATA, "on_bad_record": "drop"}, {"data.train": str(path)}, "train"
+    )
     assert counts["malformed"] == 1 and len(records) == 3
 
 
@@ -137,7 +143,9 @@ def test_invalid_utf8_in_csv_is_reported_at_the_line_its_row_starts(tmp_path):
 
 def test_invalid_utf8_in_json_is_reported_at_its_line(tmp_path):
     path = tmp_path / "t.json"
-    path.write_bytes(b'[\n{"instruction": "q", "output": "a"},\n{"instruction": "\xff", "output": "a"}\n]')
+    path.write_bytes(
+        b'[\n{"instruction": "q", "output": "a"},\n{"instruction": "\xff", "output": "a"}\n]'
+    )
     assert check_file(path, "instruction", "error") == [
         (3, "not UTF-8 text: byte 0xff at column 18 (save the file as UTF-8)")
     ]

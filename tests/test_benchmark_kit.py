@@ -58,6 +58,7 @@ def _records(family: str, split: str) -> list[dict]:
 
 # --- data ----------------------------------------------------------------------------
 
+
 def test_generation_is_deterministic_and_matches_committed_files(make_data, tmp_path):
     first = make_data.write_all(tmp_path / "a", seed=0)
     second = make_data.write_all(tmp_path / "b", seed=0)
@@ -65,7 +66,9 @@ def test_generation_is_deterministic_and_matches_committed_files(make_data, tmp_
     for a, b in zip(first, second, strict=True):
         rel = a.relative_to(tmp_path / "a")
         assert a.read_bytes() == b.read_bytes(), rel
-        assert a.read_bytes() == (DATA_DIR / rel).read_bytes(), f"data/{rel} is stale: rerun make_data"
+        assert a.read_bytes() == (DATA_DIR / rel).read_bytes(), (
+            f"data/{rel} is stale: rerun make_data"
+        )
     other = make_data.generate_family("instruction", seed=1)["train"]
     assert other != make_data.generate_family("instruction", seed=0)["train"]
 
@@ -95,17 +98,28 @@ def test_code_solutions_pass_their_tests():
 
 def test_held_out_inputs_of_open_tasks_are_unseen_in_train():
     def keys(split):
-        return {(r["task"], r["instruction"], r["input"]) for r in _records("instruction", split)
-                if r["task"].startswith(("reverse", "kth", "count"))}
+        return {
+            (r["task"], r["instruction"], r["input"])
+            for r in _records("instruction", split)
+            if r["task"].startswith(("reverse", "kth", "count"))
+        }
+
     assert keys("test") and not keys("test") & keys("train")
 
 
 # --- model and tokenizer -------------------------------------------------------------
 
+
 def test_model_dir_is_small_and_complete():
     names = {p.name for p in MODEL_DIR.iterdir()}
-    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-            "tokenizer_config.json", "README.md"} <= names
+    assert {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "README.md",
+    } <= names
     assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
     assert sum(p.stat().st_size for p in MODEL_DIR.iterdir()) <= 25 * 1024 * 1024
 
@@ -114,9 +128,13 @@ def test_model_loads_offline_and_generates(tokenizer):
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(MODEL_DIR, use_safetensors=True, local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(
+        MODEL_DIR, use_safetensors=True, local_files_only=True
+    )
     assert type(model).__name__ == "LlamaForCausalLM"
-    linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+    linear = {
+        n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)
+    }
     assert {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"} <= linear
     prompt, _ = render_instruction(_records("instruction", "test")[0], "auto")
     enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
@@ -124,15 +142,25 @@ def test_model_loads_offline_and_generates(tokenizer):
     assert out.shape[1] > enc["input_ids"].shape[1]
 
 
-@pytest.mark.parametrize("text", ["The red cat eats an apple.\n    return x + 1",
-                                  "红色的猫在吃苹果。今天天气很好！", "mixed 中文 and English 123"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The red cat eats an apple.\n    return x + 1",
+        "红色的猫在吃苹果。今天天气很好！",
+        "mixed 中文 and English 123",
+    ],
+)
 def test_tokenizer_round_trips(tokenizer, text):
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     assert tokenizer.decode(ids) == text
 
 
 def test_tokenizer_special_tokens_and_vocabulary(tokenizer, make_data):
-    assert tokenizer.eos_token == "</s>" and tokenizer.pad_token == "<pad>" and tokenizer.bos_token == "<s>"
+    assert (
+        tokenizer.eos_token == "</s>"
+        and tokenizer.pad_token == "<pad>"
+        and tokenizer.bos_token == "<s>"
+    )
     for marker in ("<|system|>", "<|user|>", "<|assistant|>", "<|end|>"):
         assert len(tokenizer(marker, add_special_tokens=False)["input_ids"]) == 1
     # task words are single tokens, so word-level tasks are token-level tasks
@@ -146,10 +174,14 @@ def test_model_card_matches_the_build_script():
     docs = build.build_corpus(build.SEED)
     sha = hashlib.sha256("\n\x00\n".join(docs).encode("utf-8")).hexdigest()
     assert sha in card, "corpus changed since models/tiny-base was built: rerun build_tiny_base"
-    assert json.loads((MODEL_DIR / "tokenizer_config.json").read_text())["chat_template"] == build.CHAT_TEMPLATE
+    assert (
+        json.loads((MODEL_DIR / "tokenizer_config.json").read_text())["chat_template"]
+        == build.CHAT_TEMPLATE
+    )
 
 
 # --- chat template and formats -------------------------------------------------------
+
 
 def test_chat_template_renders_with_generation_prompt(tokenizer):
     msgs = [{"role": "system", "content": "S"}, {"role": "user", "content": "你好"}]
@@ -157,7 +189,9 @@ def test_chat_template_renders_with_generation_prompt(tokenizer):
     assert text == "<|system|>\nS<|end|>\n<|user|>\n你好<|end|>\n<|assistant|>\n"
     plain = tokenizer.apply_chat_template(msgs, tokenize=False)
     assert not plain.endswith("<|assistant|>\n")
-    reply = tokenizer.apply_chat_template([*msgs, {"role": "assistant", "content": "hi"}], tokenize=False)
+    reply = tokenizer.apply_chat_template(
+        [*msgs, {"role": "assistant", "content": "hi"}], tokenize=False
+    )
     assert reply == plain + "<|assistant|>\nhi</s>\n"  # a reply ends with eos: generate() stops
     with pytest.raises(Exception, match="unknown role robot"):
         tokenizer.apply_chat_template([{"role": "robot", "content": "x"}], tokenize=False)
@@ -185,8 +219,15 @@ def test_render_dialogue_flags_only_assistant_content(tokenizer):
     rec = _records("dialogue", "test")[0]
     segments = render_dialogue(rec, tokenizer)
     full = tokenizer.apply_chat_template(
-        [{"role": {"human": "user", "gpt": "assistant"}.get(t["from"], t["from"]), "content": t["value"]}
-         for t in rec["conversations"]], tokenize=False)
+        [
+            {
+                "role": {"human": "user", "gpt": "assistant"}.get(t["from"], t["from"]),
+                "content": t["value"],
+            }
+            for t in rec["conversations"]
+        ],
+        tokenize=False,
+    )
     assert "".join(text for text, _ in segments) == full
     trained = [text for text, flag in segments if flag]
     replies = [t["value"] for t in rec["conversations"] if t["from"] == "gpt"]
@@ -203,12 +244,21 @@ def test_render_code():
     assert completion == rec["solution"]
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: render_instruction({"instruction": "x", "output": "y"}, "vicuna"), "unknown instruction template 'vicuna'"),
-    (lambda: render_instruction({"instruction": "x", "id": "r1"}, "alpaca"), "missing key 'output'"),
-    (lambda: render_code({"problem": "p", "solution": "s"}), "missing key 'entry_point'"),
-    (lambda: render_dialogue({"id": "d"}, None), "missing key 'conversations'"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (
+            lambda: render_instruction({"instruction": "x", "output": "y"}, "vicuna"),
+            "unknown instruction template 'vicuna'",
+        ),
+        (
+            lambda: render_instruction({"instruction": "x", "id": "r1"}, "alpaca"),
+            "missing key 'output'",
+        ),
+        (lambda: render_code({"problem": "p", "solution": "s"}), "missing key 'entry_point'"),
+        (lambda: render_dialogue({"id": "d"}, None), "missing key 'conversations'"),
+    ],
+)
 def test_bad_input_gets_a_clear_error(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         call()

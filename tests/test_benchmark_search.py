@@ -22,7 +22,8 @@ SEARCH_FILE = ROOT / "experiments" / "search.yaml"
 @pytest.fixture(scope="module")
 def se() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "search_efficiency", ROOT / "benchmarks" / "search_efficiency.py")
+        "search_efficiency", ROOT / "benchmarks" / "search_efficiency.py"
+    )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -66,7 +67,8 @@ def test_grid_counts_and_lrs_inside_the_space(se: ModuleType, search_cfg: dict[s
 
 
 def test_grid_file_is_a_valid_matrix_with_absolute_paths(
-        se: ModuleType, search_cfg: dict[str, Any], tmp_path: Path) -> None:
+    se: ModuleType, search_cfg: dict[str, Any], tmp_path: Path
+) -> None:
     grid = se.derive_grid(search_cfg, SEARCH_FILE.parent)
     for block, key in se.PATH_KEYS:
         assert Path(grid[block][key]).is_absolute() and Path(grid[block][key]).exists()
@@ -88,22 +90,40 @@ def test_search_variant_sets_only_seed_and_name(se: ModuleType, search_cfg: dict
     v = se.search_variant(search_cfg, SEARCH_FILE.parent, 2)
     assert json.dumps(search_cfg, sort_keys=True) == before  # the original is untouched
     assert v["experiment"] == "search-s2" and v["search"]["seed"] == 2
-    assert {k: val for k, val in v["search"].items() if k != "seed"} == \
-        {k: val for k, val in search_cfg["search"].items() if k != "seed"}
+    assert {k: val for k, val in v["search"].items() if k != "seed"} == {
+        k: val for k, val in search_cfg["search"].items() if k != "seed"
+    }
     assert Path(v["model"]["path"]).is_absolute()
 
 
-def _run(ws: Path, exp: str, run_id: str, method: str, *, em: float | None = None,
-         steps: int | None = None, failure: dict[str, Any] | None = None,
-         heartbeat_step: int | None = None) -> None:
+def _run(
+    ws: Path,
+    exp: str,
+    run_id: str,
+    method: str,
+    *,
+    em: float | None = None,
+    steps: int | None = None,
+    failure: dict[str, Any] | None = None,
+    heartbeat_step: int | None = None,
+) -> None:
     rd = ws / "runs" / exp / run_id
     rd.mkdir(parents=True)
-    (rd / "spec.json").write_text(json.dumps({
-        "run_id": run_id, "method": method, "params": {"training.lr": 0.001}, "seed": 0,
-        "trial": {"number": len(list(rd.parent.iterdir())) - 1}}))
+    (rd / "spec.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "method": method,
+                "params": {"training.lr": 0.001},
+                "seed": 0,
+                "trial": {"number": len(list(rd.parent.iterdir())) - 1},
+            }
+        )
+    )
     if em is not None:
-        (rd / "result.json").write_text(json.dumps(
-            {"status": "complete", "steps": steps, "final_eval": {"exact_match": em}}))
+        (rd / "result.json").write_text(
+            json.dumps({"status": "complete", "steps": steps, "final_eval": {"exact_match": em}})
+        )
     if failure is not None:
         (rd / "failure.json").write_text(json.dumps(failure))
     if heartbeat_step is not None:
@@ -113,11 +133,15 @@ def _run(ws: Path, exp: str, run_id: str, method: str, *, em: float | None = Non
 def _fake_search(ws: Path, exp: str) -> None:
     _run(ws, exp, "a" * 12, "full", em=0.80, steps=250)
     _run(ws, exp, "b" * 12, "lora", em=0.85, steps=250)
-    _run(ws, exp, "c" * 12, "lora", failure={"cause": "pruned", "pruned": True,
-                                             "step": 50, "steps": 50})
+    _run(
+        ws,
+        exp,
+        "c" * 12,
+        "lora",
+        failure={"cause": "pruned", "pruned": True, "step": 50, "steps": 50},
+    )
     _run(ws, exp, "d" * 12, "prefix", failure={"cause": "pruned", "pruned": True, "step": 100})
-    _run(ws, exp, "e" * 12, "full", failure={"cause": "nan", "pruned": False},
-         heartbeat_step=30)
+    _run(ws, exp, "e" * 12, "full", failure={"cause": "nan", "pruned": False}, heartbeat_step=30)
     (ws / "runs" / exp / "not-a-run").mkdir()  # no spec.json: ignored
 
 
@@ -136,8 +160,14 @@ def test_compare_medians_and_verdict(se: ModuleType) -> None:
     grid = {"runs": 44, "steps": 11000, "best_exact_match": 0.90}
 
     def search(steps: int, em: float) -> dict[str, Any]:
-        return {"steps": steps, "best_exact_match": em, "runs": 15, "pruned": 4,
-                "failed": 0, "best": None}
+        return {
+            "steps": steps,
+            "best_exact_match": em,
+            "runs": 15,
+            "pruned": 4,
+            "failed": 0,
+            "best": None,
+        }
 
     ok = se.compare(grid, {0: search(3000, 0.895), 1: search(3500, 0.80), 2: search(2000, 0.91)})
     assert ok["median"]["steps"] == 3000 and ok["median"]["best_exact_match"] == 0.895
@@ -150,12 +180,18 @@ def test_compare_medians_and_verdict(se: ModuleType) -> None:
 
 
 def test_main_reuses_the_grid_data_and_writes_the_table(
-        se: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    se: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    (data / se.GRID_JSON).write_text(json.dumps({
-        "measured_at": "then", "totals": {"runs": 44, "steps": 11000, "best_exact_match": 0.86,
-                                          "best": None}}))
+    (data / se.GRID_JSON).write_text(
+        json.dumps(
+            {
+                "measured_at": "then",
+                "totals": {"runs": 44, "steps": 11000, "best_exact_match": 0.86, "best": None},
+            }
+        )
+    )
 
     def fake_launch(file: Path, ws: Path, log: Path, source: Path = se.ROOT) -> tuple[int, float]:
         exp = yaml.safe_load(file.read_text())["experiment"]
@@ -163,8 +199,17 @@ def test_main_reuses_the_grid_data_and_writes_the_table(
         return 0, 1.0
 
     monkeypatch.setattr(se, "launch", fake_launch)
-    rc = se.main(["--workdir", str(tmp_path / "work"), "--data-dir", str(data),
-                  "--no-snapshot", "--seeds", "0,1,2"])
+    rc = se.main(
+        [
+            "--workdir",
+            str(tmp_path / "work"),
+            "--data-dir",
+            str(data),
+            "--no-snapshot",
+            "--seeds",
+            "0,1,2",
+        ]
+    )
     out = json.loads((data / se.TABLE_JSON).read_text())
     assert [r["seed"] for r in out["seeds"]] == [0, 1, 2]
     assert out["median"]["steps"] == 680 and out["target"]["pass"] and rc == 0

@@ -36,8 +36,12 @@ def test_logged_values_go_to_the_metrics_log_and_inf_grad_norm_fails(tmp_path):
     cb = MetricsCallback(run, Progress(), is_main=True)
     state = TrainerState(global_step=5, epoch=0.5)
     cb.on_train_begin(None, state, TrainerControl())
-    cb.on_log(None, state, TrainerControl(), logs={"loss": 2.0, "learning_rate": 1e-3,
-                                                     "grad_norm": 0.5, "epoch": 0.5})
+    cb.on_log(
+        None,
+        state,
+        TrainerControl(),
+        logs={"loss": 2.0, "learning_rate": 1e-3, "grad_norm": 0.5, "epoch": 0.5},
+    )
     names = {r["name"]: r["value"] for r in read_jsonl(tmp_path / "metrics.jsonl")}
     assert names.keys() == {"loss", "lr", "grad_norm", "tokens_per_s"}
     assert names["lr"] == 1e-3

@@ -21,8 +21,21 @@ def test_every_command_has_help_text():
         assert sub.format_help().strip(), name
 
 
-@pytest.mark.parametrize("name", ["validate", "plan", "launch", "status", "query", "report",
-                                  "ingest", "methods", "export", "evaluate"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "validate",
+        "plan",
+        "launch",
+        "status",
+        "query",
+        "report",
+        "ingest",
+        "methods",
+        "export",
+        "evaluate",
+    ],
+)
 def test_documented_commands_exist(name):
     assert name in _subcommands()
 

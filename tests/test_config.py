@@ -45,14 +45,16 @@ def test_run_ids_are_stable_and_content_addressed(write_exp, tmp_path):
 
 
 def test_every_problem_is_reported_at_once_with_lines(write_exp):
-    text = experiment_yaml(matrix="""\
+    text = experiment_yaml(
+        matrix="""\
 matrix:
   method:
     - {name: lora, r: [0], training.lr: [1e-3]}
     - {name: lora, r: [4], target_modules: [q_proj, qq_proj]}
     - {name: prefx}
   trainng.max_steps: [5]
-""").replace("batch_size: 8", "batch_size: -1")
+"""
+    ).replace("batch_size: 8", "batch_size: -1")
     problems = _problems(write_exp(text))
     joined = "\n".join(problems)
     assert "training.batch_size" in joined and "greater than or equal to 1" in joined
@@ -64,12 +66,14 @@ matrix:
 
 
 def test_method_checks_run_before_training(write_exp):
-    text = experiment_yaml(matrix="""\
+    text = experiment_yaml(
+        matrix="""\
 matrix:
   method:
     - {name: lora, r: [4], target_modules: [q_proj, qq_proj]}
     - {name: lora, r: [0]}
-""")
+"""
+    )
     joined = "\n".join(_problems(write_exp(text)))
     assert "no linear module named 'qq_proj'" in joined and "did you mean 'q_proj'" in joined
     assert "matrix.method[1].r" in joined and "greater than 0" in joined
@@ -79,7 +83,13 @@ def test_unknown_top_level_key_suggests(write_exp):
     text = experiment_yaml().replace("seeds:", "sedes:")
     joined = "\n".join(_problems(write_exp(text)))
     assert "unknown key (did you mean 'seeds'?)" in joined
-    assert ":" + str(text.splitlines().index(next(x for x in text.splitlines() if x.startswith("sedes"))) + 1) in joined
+    assert (
+        ":"
+        + str(
+            text.splitlines().index(next(x for x in text.splitlines() if x.startswith("sedes"))) + 1
+        )
+        in joined
+    )
 
 
 def test_yaml_syntax_error_and_duplicate_key(write_exp):
@@ -98,8 +108,11 @@ def test_unsafe_yaml_tags_are_rejected(write_exp):
 
 
 def test_missing_files_and_precision_on_cpu(write_exp):
-    text = experiment_yaml().replace("test.jsonl", "nope.jsonl").replace(
-        "logging_every: 2", "logging_every: 2\n  precision: bf16")
+    text = (
+        experiment_yaml()
+        .replace("test.jsonl", "nope.jsonl")
+        .replace("logging_every: 2", "logging_every: 2\n  precision: bf16")
+    )
     joined = "\n".join(_problems(write_exp(text)))
     assert "file not found" in joined and "nope.jsonl" in joined
     assert "bf16 mixed precision needs a CUDA GPU" in joined
@@ -126,7 +139,9 @@ def test_validate_cli_exit_codes_and_writes_nothing(write_exp, tmp_path, capsys)
     assert "training.lr" in err and "greater than 0" in err
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.name
+)
 def test_every_shipped_experiment_validates(path):
     exp = load_experiment(path)
     assert exp.runs or (exp.search is not None and exp.search.methods)
@@ -136,9 +151,11 @@ def test_every_shipped_experiment_validates(path):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
 def test_gpu_only_choices_are_rejected_before_anything_runs(write_exp, tmp_path, capsys):
-    text = experiment_yaml(matrix="matrix:\n  method: [{name: qlora, r: 4}]\n").replace(
-        "logging_every: 2", "logging_every: 2\n  optimizer: adamw_8bit").replace(
-        "launch: {}", "launch: {num_processes: 2, distributed: {strategy: deepspeed}}")
+    text = (
+        experiment_yaml(matrix="matrix:\n  method: [{name: qlora, r: 4}]\n")
+        .replace("logging_every: 2", "logging_every: 2\n  optimizer: adamw_8bit")
+        .replace("launch: {}", "launch: {num_processes: 2, distributed: {strategy: deepspeed}}")
+    )
     ws = tmp_path / "ws"
     assert main(["--workspace", str(ws), "launch", str(write_exp(text))]) == 2
     err = capsys.readouterr().err

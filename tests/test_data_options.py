@@ -33,12 +33,24 @@ def test_cleaning_counts_each_reason():
         {"instruction": "d" * 50, "output": "y"},
         {"instruction": "e  \t f", "output": "z"},
     ]
-    out, stats = clean_records(recs, "instruction", {"strip_control": True, "drop_empty": True,
-                                                     "drop_duplicates": True, "max_chars": 20,
-                                                     "normalize_whitespace": True})
+    out, stats = clean_records(
+        recs,
+        "instruction",
+        {
+            "strip_control": True,
+            "drop_empty": True,
+            "drop_duplicates": True,
+            "max_chars": 20,
+            "normalize_whitespace": True,
+        },
+    )
     assert [r["instruction"] for r in out] == ["ab", "e f"]
-    assert stats.as_dict() == {"kept": 2, "dropped_duplicate": 1, "dropped_empty": 1,
-                               "dropped_too_long": 1}
+    assert stats.as_dict() == {
+        "kept": 2,
+        "dropped_duplicate": 1,
+        "dropped_empty": 1,
+        "dropped_too_long": 1,
+    }
 
 
 def test_holdout_split_is_seeded_and_complementary():
@@ -60,8 +72,10 @@ def test_eval_fraction_serves_train_and_eval_from_one_file(tmp_path):
 
 
 def test_malformed_records_error_or_are_dropped_and_counted(tmp_path):
-    f = _write(tmp_path / "t.jsonl", [{"instruction": "q", "output": "a"}, "{oops",
-                                      {"instruction": "only"}])
+    f = _write(
+        tmp_path / "t.jsonl",
+        [{"instruction": "q", "output": "a"}, "{oops", {"instruction": "only"}],
+    )
     with pytest.raises(BadRecordError, match=r"t\.jsonl:2: invalid JSON"):
         load_split_records(_data(), {"data.train": str(f)}, "train")
     recs, counts = load_split_records(_data(on_bad_record="drop"), {"data.train": str(f)}, "train")
@@ -76,8 +90,10 @@ def test_csv_and_parquet_sources(tmp_path):
     csv.write_text("instruction,input,output\nq1,,a1\nq2,x,a2\n")
     recs, _ = load_split_records(_data(), {"data.train": str(csv)}, "train")
     assert [r["output"] for r in recs] == ["a1", "a2"]
-    pq.write_table(pa.Table.from_pylist([{"instruction": "q", "input": "", "output": "o"}]),
-                   tmp_path / "t.parquet")
+    pq.write_table(
+        pa.Table.from_pylist([{"instruction": "q", "input": "", "output": "o"}]),
+        tmp_path / "t.parquet",
+    )
     recs, _ = load_split_records(_data(), {"data.train": str(tmp_path / "t.parquet")}, "train")
     assert recs[0]["output"] == "o"
 
@@ -88,8 +104,12 @@ def tok():
 
 
 def test_completion_only_loss_masks_the_prompt(tok):
-    rec = {"instruction": "Reverse the order of the words.", "input": "cat dog", "output": "dog cat",
-           "lang": "en"}
+    rec = {
+        "instruction": "Reverse the order of the words.",
+        "input": "cat dog",
+        "output": "dog cat",
+        "lang": "en",
+    }
     masked = encode(rec, 0, "train", _data(), tok)
     full = encode(rec, 0, "train", _data(completion_only_loss=False), tok)
     n_target = sum(lab != IGNORE for lab in masked.labels)
@@ -107,8 +127,10 @@ def test_truncation_side(tok):
 
 
 def test_packing_keeps_every_token_and_mask(tok):
-    recs = [{"instruction": f"say {w}", "input": "", "output": w, "lang": "en"}
-            for w in ("red", "blue", "green", "cat", "dog")]
+    recs = [
+        {"instruction": f"say {w}", "input": "", "output": w, "lang": "en"}
+        for w in ("red", "blue", "green", "cat", "dog")
+    ]
     exs = [encode(r, i, "train", _data(), tok) for i, r in enumerate(recs)]
     blocks = pack(exs, 12)
     assert all(len(b.input_ids) == 12 for b in blocks[:-1])
@@ -118,20 +140,29 @@ def test_packing_keeps_every_token_and_mask(tok):
 
 def test_deepspeed_and_fsdp_accelerate_configs():
     cfg = {"training": {"precision": "bf16", "grad_accum": 4, "max_grad_norm": 1.0}}
-    ds = accelerate_config(cfg, {"strategy": "deepspeed", "zero_stage": 2, "offload": True,
-                                 "fsdp_sharding": "FULL_SHARD"}, 2)
+    ds = accelerate_config(
+        cfg,
+        {"strategy": "deepspeed", "zero_stage": 2, "offload": True, "fsdp_sharding": "FULL_SHARD"},
+        2,
+    )
     assert ds["distributed_type"] == "DEEPSPEED" and ds["mixed_precision"] == "bf16"
     assert ds["deepspeed_config"]["offload_optimizer_device"] == "cpu"
     assert ds["deepspeed_config"]["offload_param_device"] == "none"  # ZeRO-2 keeps params
     assert ds["deepspeed_config"]["gradient_accumulation_steps"] == 4
-    fsdp = accelerate_config(cfg, {"strategy": "fsdp", "zero_stage": 2, "offload": False,
-                                   "fsdp_sharding": "SHARD_GRAD_OP"}, 4)
+    fsdp = accelerate_config(
+        cfg,
+        {"strategy": "fsdp", "zero_stage": 2, "offload": False, "fsdp_sharding": "SHARD_GRAD_OP"},
+        4,
+    )
     assert fsdp["distributed_type"] == "FSDP" and fsdp["num_processes"] == 4
     # FSDP2: SHARD_GRAD_OP keeps the parameters gathered after forward (no reshard)
     assert fsdp["fsdp_config"]["fsdp_version"] == 2
     assert fsdp["fsdp_config"]["fsdp_reshard_after_forward"] is False
-    full = accelerate_config(cfg, {"strategy": "fsdp", "zero_stage": 2, "offload": False,
-                                   "fsdp_sharding": "FULL_SHARD"}, 4)
+    full = accelerate_config(
+        cfg,
+        {"strategy": "fsdp", "zero_stage": 2, "offload": False, "fsdp_sharding": "FULL_SHARD"},
+        4,
+    )
     assert full["fsdp_config"]["fsdp_reshard_after_forward"] is True
 
 
@@ -157,8 +188,9 @@ def test_hub_source_reads_the_named_splits(monkeypatch):
         return [{"instruction": f"{split}-q", "output": "a"}]
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load)
-    data = DataBlock(hub={"name": "org/set", "revision": "abc", "test_split": "validation"}
-                     ).model_dump()
+    data = DataBlock(
+        hub={"name": "org/set", "revision": "abc", "test_split": "validation"}
+    ).model_dump()
     train, _ = load_split_records(data, {}, "train")
     test, _ = load_split_records(data, {}, "test")
     assert [r["instruction"] for r in train + test] == ["train-q", "validation-q"]
@@ -177,19 +209,35 @@ def test_data_block_needs_exactly_one_source():
 def test_validation_checks_what_the_worker_will_need(tmp_path):
     from ftsweep.data.records import check_file
 
-    inst = _write(tmp_path / "i.jsonl", [{"id": "a", "instruction": "q", "output": 5},
-                                         {"id": "a", "instruction": "q", "output": "x"}])
+    inst = _write(
+        tmp_path / "i.jsonl",
+        [
+            {"id": "a", "instruction": "q", "output": 5},
+            {"id": "a", "instruction": "q", "output": "x"},
+        ],
+    )
     found = dict(check_file(inst, "instruction", "error", evaluated=True))
     assert "output must be text" in found[1] and "duplicate id 'a'" in found[2]
     assert 2 not in dict(check_file(inst, "instruction", "error", evaluated=False))
-    dia = _write(tmp_path / "d.jsonl", [
-        {"conversations": [{"from": "bot", "value": "hi"}]},
-        {"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"},
-                           {"from": "human", "value": "bye"}]}])
+    dia = _write(
+        tmp_path / "d.jsonl",
+        [
+            {"conversations": [{"from": "bot", "value": "hi"}]},
+            {
+                "conversations": [
+                    {"from": "human", "value": "hi"},
+                    {"from": "gpt", "value": "yo"},
+                    {"from": "human", "value": "bye"},
+                ]
+            },
+        ],
+    )
     found = dict(check_file(dia, "dialogue", "error", evaluated=True))
     assert "'bot'" in found[1] and "must end with a 'gpt' turn" in found[2]
     assert 2 not in dict(check_file(dia, "dialogue", "error", evaluated=False))
     bad = tmp_path / "b.jsonl"
     bad.write_bytes(b'{"instruction": "\xff"}\n')
     assert check_file(bad, "instruction", "error")[0] == (
-        1, "not UTF-8 text: byte 0xff at column 18 (save the file as UTF-8)")
+        1,
+        "not UTF-8 text: byte 0xff at column 18 (save the file as UTF-8)",
+    )

@@ -25,8 +25,10 @@ pytestmark = pytest.mark.xdist_group("slurm")
 # name → (factory, fixtures it needs)
 EXECUTORS = {
     "local": (lambda: LocalExecutor(capacity=2), ()),
-    "slurm": (lambda: SlurmExecutor(SlurmOptions(poll_interval_s=0.2), capacity=2),
-              ("slurm_cluster",)),
+    "slurm": (
+        lambda: SlurmExecutor(SlurmOptions(poll_interval_s=0.2), capacity=2),
+        ("slurm_cluster",),
+    ),
 }
 
 
@@ -78,8 +80,13 @@ def test_submit_returns_at_once_and_poll_reports_each_job_once(executor, tmp_pat
 
 
 def test_a_job_that_cannot_start_is_reported_not_raised(executor, tmp_path):
-    j = Job("nope", [str(tmp_path / "no-such-program")], dict(os.environ), tmp_path,
-            tmp_path / "nope.log")
+    j = Job(
+        "nope",
+        [str(tmp_path / "no-such-program")],
+        dict(os.environ),
+        tmp_path,
+        tmp_path / "nope.log",
+    )
     executor.submit(j)
     assert wait_all(executor) == {"nope": 127}
     assert "no-such-program" in (tmp_path / "nope.log").read_text()  # the log says what
@@ -87,9 +94,11 @@ def test_a_job_that_cannot_start_is_reported_not_raised(executor, tmp_path):
 
 def test_cancel_all_stops_the_job_and_its_children(executor, tmp_path):
     pid_file = tmp_path / "child.pid"
-    code = ("import subprocess, sys, time; "
-            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
-            f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)")
+    code = (
+        "import subprocess, sys, time; "
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid)); time.sleep(60)"
+    )
     executor.submit(job(tmp_path, "tree", code))
     deadline = time.time() + 20
     while not (pid_file.exists() and pid_file.read_text()) and time.time() < deadline:
@@ -138,21 +147,43 @@ def test_multi_node_settings_are_checked_before_anything_runs(write_exp, tmp_pat
     assert not (tmp_path / "ws" / "runs").exists()  # refused before any run directory
 
 
-def test_a_multi_node_batch_script_gives_each_node_its_rank_and_the_first_nodes_address(
-        tmp_path):
+def test_a_multi_node_batch_script_gives_each_node_its_rank_and_the_first_nodes_address(tmp_path):
     """The script's per-node function, run as srun would run it on node 1."""
-    argv = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[1:]))",
-            "--machine_rank", NODE_RANK, "--main_process_ip", MAIN_ADDR,
-            "--main_process_port", MAIN_PORT, "an arg with 'quotes' and $HOME"]
-    job = Job("r1", argv, {}, tmp_path, tmp_path / "worker.log", num_processes=4,
-              num_machines=2)
+    argv = [
+        sys.executable,
+        "-c",
+        "import json, sys; print(json.dumps(sys.argv[1:]))",
+        "--machine_rank",
+        NODE_RANK,
+        "--main_process_ip",
+        MAIN_ADDR,
+        "--main_process_port",
+        MAIN_PORT,
+        "an arg with 'quotes' and $HOME",
+    ]
+    job = Job("r1", argv, {}, tmp_path, tmp_path / "worker.log", num_processes=4, num_machines=2)
     script = batch_script(job, SlurmOptions(gpus_per_run=4))
     assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=2" in script
     assert "#SBATCH --ntasks=1" not in script
     func = next(line for line in script.splitlines() if line.startswith("ftsweep_node()"))
-    out = subprocess.run(["bash", "-c", f"{func}\nftsweep_node"], capture_output=True, text=True,
-                         env={"SLURM_NODEID": "1", "FTSWEEP_MAIN_ADDR": "10.0.0.7",
-                              "FTSWEEP_MAIN_PORT": "20042", "PATH": "/usr/bin:/bin"},
-                         check=True).stdout
-    assert json.loads(out) == ["--machine_rank", "1", "--main_process_ip", "10.0.0.7",
-                               "--main_process_port", "20042", "an arg with 'quotes' and $HOME"]
+    out = subprocess.run(
+        ["bash", "-c", f"{func}\nftsweep_node"],
+        capture_output=True,
+        text=True,
+        env={
+            "SLURM_NODEID": "1",
+            "FTSWEEP_MAIN_ADDR": "10.0.0.7",
+            "FTSWEEP_MAIN_PORT": "20042",
+            "PATH": "/usr/bin:/bin",
+        },
+        check=True,
+    ).stdout
+    assert json.loads(out) == [
+        "--machine_rank",
+        "1",
+        "--main_process_ip",
+        "10.0.0.7",
+        "--main_process_port",
+        "20042",
+        "an arg with 'quotes' and $HOME",
+    ]

@@ -41,14 +41,21 @@ def test_exit_statuses_that_stand_for_signals_are_named() -> None:
     assert exit_cause(1, "Traceback ... ValueError: bad") == "worker exited with code 1"
 
 
-def test_a_worker_killed_under_accelerate_launch_is_reported_with_its_signal(tmp_path: Path) -> None:
+def test_a_worker_killed_under_accelerate_launch_is_reported_with_its_signal(
+    tmp_path: Path,
+) -> None:
     """The real `accelerate launch` the launcher uses, around a process that is SIGKILLed."""
     suicide = tmp_path / "die.py"
     suicide.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
     argv = worker_command(tmp_path, LaunchBlock(), tmp_path, cuda=False)
     argv = argv[: argv.index("-m", 3)] + [str(suicide)]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    out = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert out.returncode != 0
     cause = exit_cause(out.returncode, out.stdout + out.stderr)
     assert "SIGKILL" in cause and "out-of-memory" in cause, (out.returncode, out.stderr[-2000:])
@@ -107,8 +114,11 @@ class KillingExecutor(FakeExecutor):
             ckpt.mkdir(parents=True, exist_ok=True)
             (ckpt / "trainer_state.json").write_text("{}")
             if self.own_failure:
-                cause = (self.own_failure if isinstance(self.own_failure, str)
-                         else "ValueError: the worker's own error")
+                cause = (
+                    self.own_failure
+                    if isinstance(self.own_failure, str)
+                    else "ValueError: the worker's own error"
+                )
                 rd.write_failure(cause, "Traceback ...")
             self.jobs.remove(job)
             done.append((job, codes.pop(0)))
@@ -203,8 +213,9 @@ def test_readers_say_the_store_is_damaged_and_how_to_rebuild(write_exp, tmp_path
 # -- item 13: a full disk: the launcher survives, names it, keeps what it wrote --------
 
 
-def test_a_full_disk_is_named_survived_and_a_relaunch_catches_up(write_exp, tmp_path,
-                                                                  monkeypatch, capsys):
+def test_a_full_disk_is_named_survived_and_a_relaunch_catches_up(
+    write_exp, tmp_path, monkeypatch, capsys
+):
     import duckdb
 
     from ftsweep.store import ingest as ingest_mod
@@ -219,8 +230,9 @@ def test_a_full_disk_is_named_survived_and_a_relaunch_catches_up(write_exp, tmp_
             # What DuckDB does on ENOSPC: the transaction is already gone, so our
             # ROLLBACK fails with "cannot rollback", which used to hide the cause.
             con.execute("ROLLBACK")
-            raise duckdb.IOException('IO Error: Could not write file "store.duckdb.wal": '
-                                     "No space left on device")
+            raise duckdb.IOException(
+                'IO Error: Could not write file "store.duckdb.wal": No space left on device'
+            )
         return real(con, *args, **kwargs)
 
     monkeypatch.setattr(ingest_mod, "_apply_batch", apply_batch)
@@ -239,7 +251,8 @@ def test_a_full_disk_is_named_survived_and_a_relaunch_catches_up(write_exp, tmp_
 
 
 def test_a_full_disk_while_recording_a_run_leaves_it_lost_for_the_next_launch(
-        write_exp, tmp_path, monkeypatch):
+    write_exp, tmp_path, monkeypatch
+):
     import errno
 
     from ftsweep.launch import settle as settle_mod
@@ -322,11 +335,13 @@ def test_status_shows_a_dead_local_worker_as_lost_at_once(tmp_path):
     assert status_rows(ws)[0]["status"] == "running"
     # Another host's worker: only its heartbeat's age tells, by the experiment's own limit.
     old = time.time() - 30
-    atomic_write_json(rd.file(HEARTBEAT), {"time": old, "pid": 1, "host": "elsewhere",
-                                           "stale_after_s": 10.0})
+    atomic_write_json(
+        rd.file(HEARTBEAT), {"time": old, "pid": 1, "host": "elsewhere", "stale_after_s": 10.0}
+    )
     assert status_rows(ws)[0]["status"] == "lost"
-    atomic_write_json(rd.file(HEARTBEAT), {"time": old, "pid": 1, "host": "elsewhere",
-                                           "stale_after_s": 120.0})
+    atomic_write_json(
+        rd.file(HEARTBEAT), {"time": old, "pid": 1, "host": "elsewhere", "stale_after_s": 120.0}
+    )
     assert status_rows(ws)[0]["status"] == "running"
 
 
@@ -353,16 +368,25 @@ def test_a_real_worker_killed_with_sigkill_is_retried_from_its_checkpoint(write_
 
     from ftsweep.rundir import read_jsonl
 
-    text = experiment_yaml("oom", matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
-                           max_steps=120, launch="{threads_per_process: 1, retry_backoff_s: 0}")
-    exp_file = write_exp(text.replace("logging_every: 2",
-                                      "logging_every: 2\n  checkpoint_every: 10"))
+    text = experiment_yaml(
+        "oom",
+        matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
+        max_steps=120,
+        launch="{threads_per_process: 1, retry_backoff_s: 0}",
+    )
+    exp_file = write_exp(
+        text.replace("logging_every: 2", "logging_every: 2\n  checkpoint_every: 10")
+    )
     (run,) = load_experiment(exp_file).runs
     ws = tmp_path / "ws"
     rd = Workspace(ws).run_dir("oom", run.run_id)
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline:
@@ -387,22 +411,26 @@ def test_a_real_worker_killed_with_sigkill_is_retried_from_its_checkpoint(write_
 
 
 def test_a_relaunch_names_runs_an_earlier_launch_still_trains_and_waits_for_them(
-        write_exp, tmp_path, capsys):
+    write_exp, tmp_path, capsys
+):
     import threading
     import time
 
     from ftsweep.rundir import HEARTBEAT, atomic_write_json
 
-    exp = load_experiment(write_exp(experiment_yaml(
-        "w", matrix=MATRIX, launch="{heartbeat_timeout_s: 1.5}")))
+    exp = load_experiment(
+        write_exp(experiment_yaml("w", matrix=MATRIX, launch="{heartbeat_timeout_s: 1.5}"))
+    )
     ws = Workspace(tmp_path / "ws")
     finishing, dying = exp.runs[0], exp.runs[1]
     for run in (finishing, dying):  # workers on another host, no job record to adopt
         rd = ws.run_dir("w", run.run_id)
         rd.path.mkdir(parents=True)
         atomic_write_json(rd.file("spec.json"), run.to_json())
-        atomic_write_json(rd.file(HEARTBEAT), {"time": time.time(), "pid": 4242,
-                                               "host": "elsewhere", "step": 7, "max_steps": 10})
+        atomic_write_json(
+            rd.file(HEARTBEAT),
+            {"time": time.time(), "pid": 4242, "host": "elsewhere", "step": 7, "max_steps": 10},
+        )
     done = ws.run_dir("w", finishing.run_id)
     finisher = threading.Timer(0.5, lambda: atomic_write_json(done.file(RESULT), {"steps": 10}))
     finisher.start()

@@ -35,10 +35,13 @@ def test_forked_runs_give_the_metrics_of_cold_processes(write_exp, tmp_path):
         path = write_exp(experiment_yaml("f", matrix=matrix, launch=launch), f"{fork}.yaml")
         ws = tmp_path / str(fork)
         assert main(["--workspace", str(ws), "launch", str(path)]) == 0
-        results[fork] = {rd.spec()["method"]: (rd.result()["final_eval"],
-                                                json.loads(rd.file("provenance.json").read_text())
-                                                ["device"])
-                         for rd in Workspace(ws).iter_run_dirs("f")}
+        results[fork] = {
+            rd.spec()["method"]: (
+                rd.result()["final_eval"],
+                json.loads(rd.file("provenance.json").read_text())["device"],
+            )
+            for rd in Workspace(ws).iter_run_dirs("f")
+        }
         logs = [rd.file("worker.log").read_text() for rd in Workspace(ws).iter_run_dirs("f")]
         assert all("Traceback" not in log for log in logs)
     assert results[True] == results[False]
@@ -48,8 +51,17 @@ def test_a_failed_forked_run_is_reported_and_gets_a_fresh_server(tmp_path):
     ex = LocalExecutor(capacity=2, fork_server=True)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
-            "-m", "ftsweep.worker", str(run_dir)]  # no spec.json: the worker fails
+    argv = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--cpu",
+        "-m",
+        "ftsweep.worker",
+        str(run_dir),
+    ]  # no spec.json: the worker fails
     job = Job("r", argv, dict(os.environ), tmp_path, run_dir / "worker.log")
     ex.submit(job)
     assert ex._forked, "the run went through the fork server"  # noqa: SLF001
@@ -69,14 +81,24 @@ def test_cancel_all_kills_forked_runs(write_exp, tmp_path: Path):
     from ftsweep.config.load import load_experiment
     from ftsweep.rundir import RunDir, atomic_write_json
 
-    exp = load_experiment(write_exp(experiment_yaml(
-        "c", matrix="matrix:\n  method: [full]\n", max_steps=5000)))
+    exp = load_experiment(
+        write_exp(experiment_yaml("c", matrix="matrix:\n  method: [full]\n", max_steps=5000))
+    )
     rd = RunDir(tmp_path / "run")
     rd.path.mkdir()
     atomic_write_json(rd.file("spec.json"), exp.runs[0].to_json())
     ex = LocalExecutor(capacity=1, fork_server=True)
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1", "--cpu",
-            "-m", "ftsweep.worker", str(rd.path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_processes",
+        "1",
+        "--cpu",
+        "-m",
+        "ftsweep.worker",
+        str(rd.path),
+    ]
     job = Job("r", argv, dict(os.environ), tmp_path, rd.file("worker.log"))
     ex.submit(job)
     pid = int(job.job_id.split("@")[0])

@@ -33,8 +33,13 @@ CFG = {"training": {"precision": "bf16", "grad_accum": 1, "max_grad_norm": 1.0}}
 
 
 def dist(**kw: Any) -> dict[str, Any]:
-    return {"strategy": "fsdp", "zero_stage": 2, "offload": False,
-            "fsdp_sharding": "FULL_SHARD", **kw}
+    return {
+        "strategy": "fsdp",
+        "zero_stage": 2,
+        "offload": False,
+        "fsdp_sharding": "FULL_SHARD",
+        **kw,
+    }
 
 
 def test_fsdp_config_is_fsdp2_without_fsdp1_options() -> None:
@@ -43,8 +48,15 @@ def test_fsdp_config_is_fsdp2_without_fsdp1_options() -> None:
     assert out["distributed_type"] == "FSDP" and out["mixed_precision"] == "bf16"
     assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_reshard_after_forward"] is True
     # the FSDP1 options behind issue 13 are gone
-    assert not {"fsdp_use_orig_params", "fsdp_sync_module_states", "fsdp_sharding_strategy",
-                "fsdp_backward_prefetch"} & fsdp.keys()
+    assert (
+        not {
+            "fsdp_use_orig_params",
+            "fsdp_sync_module_states",
+            "fsdp_sharding_strategy",
+            "fsdp_backward_prefetch",
+        }
+        & fsdp.keys()
+    )
     assert fsdp["fsdp_cpu_ram_efficient_loading"] is False
     grad_op = accelerate_config(CFG, dist(fsdp_sharding="SHARD_GRAD_OP", offload=True), 2)
     assert grad_op["fsdp_config"]["fsdp_reshard_after_forward"] is False
@@ -63,17 +75,23 @@ def test_accelerate_reads_the_written_config_as_fsdp2(tmp_path: Path) -> None:
 def test_every_method_declares_whether_fsdp_can_shard_it() -> None:
     for name in METHODS:
         assert isinstance(get_method(name).cannot_shard, str)
-    assert {n for n in METHODS if get_method(n).cannot_shard} == {"qlora", "progressive",
-                                                                    "adalora"}
+    assert {n for n in METHODS if get_method(n).cannot_shard} == {"qlora", "progressive", "adalora"}
     assert not get_method("lora").cannot_shard and not get_method("full").cannot_shard
 
 
-@pytest.mark.parametrize("launch, fragment", [
-    ("{num_processes: 1, distributed: {strategy: fsdp, fsdp_sharding: NO_SHARD}}",
-     "NO_SHARD replicates the model, which is DDP"),
-    ("{num_processes: 1, distributed: {strategy: fsdp}}",
-     "progressive cannot run under FSDP: "),
-])
+@pytest.mark.parametrize(
+    "launch, fragment",
+    [
+        (
+            "{num_processes: 1, distributed: {strategy: fsdp, fsdp_sharding: NO_SHARD}}",
+            "NO_SHARD replicates the model, which is DDP",
+        ),
+        (
+            "{num_processes: 1, distributed: {strategy: fsdp}}",
+            "progressive cannot run under FSDP: ",
+        ),
+    ],
+)
 def test_validation_refuses_what_fsdp2_cannot_do(write_exp, launch: str, fragment: str) -> None:
     matrix = "matrix:\n  method:\n    - {name: progressive, unfreeze_every: {steps: 2}}\n"
     with pytest.raises(ConfigError) as info:
@@ -83,6 +101,7 @@ def test_validation_refuses_what_fsdp2_cannot_do(write_exp, launch: str, fragmen
 
 # --- real FSDP2 training on CPU ------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -91,8 +110,12 @@ def _free_port() -> int:
 
 def _run(tmp: Path, method: str, procs: int, strategy: str, precision: str = "fp32") -> Path:
     """One run of the worker through `accelerate launch`; returns its run directory."""
-    text = experiment_yaml("fsdp", matrix=f"matrix:\n  method:\n    - {method}\n", max_steps=6,
-                           launch=f"{{num_processes: {procs}, distributed: {{strategy: {strategy}}}}}")
+    text = experiment_yaml(
+        "fsdp",
+        matrix=f"matrix:\n  method:\n    - {method}\n",
+        max_steps=6,
+        launch=f"{{num_processes: {procs}, distributed: {{strategy: {strategy}}}}}",
+    )
     text = text.replace("  lr: 1.0e-3\n", f"  lr: 1.0e-3\n  precision: {precision}\n")
     (tmp / "exp.yaml").write_text(text)
     exp = load_experiment(tmp / "exp.yaml", deep=False)  # deep checks refuse FSDP on CPU
@@ -100,22 +123,44 @@ def _run(tmp: Path, method: str, procs: int, strategy: str, precision: str = "fp
     run_dir = tmp / "run"
     run_dir.mkdir()
     (run_dir / "spec.json").write_text(json.dumps(run.to_json()))
-    argv = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--num_machines", "1",
-            "--num_processes", str(procs), "--main_process_port", str(_free_port())]
+    argv = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--quiet",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        str(procs),
+        "--main_process_port",
+        str(_free_port()),
+    ]
     if strategy == "fsdp":
-        cfg = write_accelerate_config(run_dir / "accelerate_config.yaml", run.config,
-                                      exp.spec.launch.distributed.model_dump(), procs)
+        cfg = write_accelerate_config(
+            run_dir / "accelerate_config.yaml",
+            run.config,
+            exp.spec.launch.distributed.model_dump(),
+            procs,
+        )
         argv += ["--config_file", str(cfg)]
     else:
         argv += ["--multi_gpu", "--mixed_precision", "no"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "FTSWEEP_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    subprocess.run([*argv, str(REPO / "tests" / "fsdp_cpu_worker.py"), str(run_dir)],
-                   env=env, cwd=REPO, capture_output=True, timeout=600)
+    subprocess.run(
+        [*argv, str(REPO / "tests" / "fsdp_cpu_worker.py"), str(run_dir)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        timeout=600,
+    )
     failure = run_dir / "failure.json"
     assert (run_dir / "result.json").is_file(), (
-        json.loads(failure.read_text())["log_tail"] if failure.is_file()
-        else (run_dir / "worker.log").read_text()[-3000:] if (run_dir / "worker.log").exists()
-        else "no result and no failure recorded")
+        json.loads(failure.read_text())["log_tail"]
+        if failure.is_file()
+        else (run_dir / "worker.log").read_text()[-3000:]
+        if (run_dir / "worker.log").exists()
+        else "no result and no failure recorded"
+    )
     return run_dir
 
 

@@ -38,8 +38,16 @@ def _runs() -> list[tuple[str, dict, dict]]:
     for name in check.ONE_GPU:
         data = yaml.safe_load((GPU / name).read_text())
         for entry in data["matrix"]["method"]:
-            out.append((name, data.get("launch", {}), {**data["training"], **{
-                k.removeprefix("training."): v for k, v in entry.items()}}))
+            out.append(
+                (
+                    name,
+                    data.get("launch", {}),
+                    {
+                        **data["training"],
+                        **{k.removeprefix("training."): v for k, v in entry.items()},
+                    },
+                )
+            )
     return out
 
 
@@ -49,14 +57,22 @@ def test_the_bundle_covers_every_gpu_option() -> None:
     assert {r["precision"] for _, _, r in runs} == {"bf16", "fp16"}
     assert any(r.get("gradient_checkpointing") for _, _, r in runs)
     assert any(r.get("optimizer") == "adamw_8bit" for _, _, r in runs)
-    zero = {(d["zero_stage"], d["offload"]) for _, launch, _ in runs
-            if (d := launch.get("distributed", {})).get("strategy") == "deepspeed"}
+    zero = {
+        (d["zero_stage"], d["offload"])
+        for _, launch, _ in runs
+        if (d := launch.get("distributed", {})).get("strategy") == "deepspeed"
+    }
     assert zero == {(2, False), (2, True), (3, False), (3, True)}
-    fsdp = {r["name"] for _, launch, r in runs
-            if launch.get("distributed", {}).get("strategy") == "fsdp"}
+    fsdp = {
+        r["name"]
+        for _, launch, r in runs
+        if launch.get("distributed", {}).get("strategy") == "fsdp"
+    }
     assert fsdp == {"full", "lora"}
-    assert {v[1]["distributed"]["strategy"] if "distributed" in v[1] else "ddp"
-            for v in check.TWO_GPUS.values()} == {"ddp", "fsdp", "deepspeed"}
+    assert {
+        v[1]["distributed"]["strategy"] if "distributed" in v[1] else "ddp"
+        for v in check.TWO_GPUS.values()
+    } == {"ddp", "fsdp", "deepspeed"}
     for name in check.ONE_GPU:  # each file starts with the command that runs it
         assert (GPU / name).read_text().startswith(f"# ftsweep launch benchmarks/gpu/{name}")
 
@@ -83,9 +99,18 @@ def test_on_cpu_the_bundle_trains_nothing_and_says_why(tmp_path: Path) -> None:
 def _run_dir(root: Path, method: dict, result: dict | None, failure: dict | None) -> Path:
     d = root / "runs" / "gpu" / method["name"]
     d.mkdir(parents=True)
-    spec = {"run_id": method["name"], "method": method["name"], "config": {
-        "method": method, "training": {"precision": "bf16", "optimizer": "adamw_8bit",
-                                       "gradient_checkpointing": False}}}
+    spec = {
+        "run_id": method["name"],
+        "method": method["name"],
+        "config": {
+            "method": method,
+            "training": {
+                "precision": "bf16",
+                "optimizer": "adamw_8bit",
+                "gradient_checkpointing": False,
+            },
+        },
+    }
     (d / "spec.json").write_text(json.dumps(spec))
     if result:
         (d / "result.json").write_text(json.dumps(result))
@@ -95,13 +120,21 @@ def _run_dir(root: Path, method: dict, result: dict | None, failure: dict | None
 
 
 def test_rows_and_table_come_from_the_run_directories(tmp_path: Path) -> None:
-    done = {"peak_memory_mb": 1234.4, "train_time_s": 12.34, "tokens_per_s": 98765.4,
-            "final_eval": {"exact_match": 0.765}, "steps": 200}
+    done = {
+        "peak_memory_mb": 1234.4,
+        "train_time_s": 12.34,
+        "tokens_per_s": 98765.4,
+        "final_eval": {"exact_match": 0.765},
+        "steps": 200,
+    }
     _run_dir(tmp_path, {"name": "qlora", "bits": 8}, done, None)
     _run_dir(tmp_path, {"name": "full"}, None, {"cause": "CUDA out of memory", "log_tail": "x"})
     rows = [check.row_for("gpu.yaml", d, s) for d, s in check.runs_of(tmp_path, "gpu")]
     assert [r["status"] for r in rows] == ["failed", "complete"]
     assert rows[1]["run"] == "qlora, 8-bit, bf16, adamw_8bit"
     text = check.table(rows)
-    assert "| gpu.yaml | qlora, 8-bit, bf16, adamw_8bit | complete | 1,234 | 12.3 | 98,765 | 0.765 |" in text
+    assert (
+        "| gpu.yaml | qlora, 8-bit, bf16, adamw_8bit | complete | 1,234 | 12.3 | 98,765 | 0.765 |"
+        in text
+    )
     assert "failed: CUDA out of memory" in text

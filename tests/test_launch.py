@@ -35,14 +35,21 @@ def query(ws: Path, sql: str) -> list[tuple]:
 
 def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
     ws = tmp_path / "ws"
-    exp_file = write_exp(experiment_yaml("e2e", matrix=textwrap.dedent("""\
+    exp_file = write_exp(
+        experiment_yaml(
+            "e2e",
+            matrix=textwrap.dedent("""\
         matrix:
           method:
             - base
             - {name: full, training.lr: [1e-3]}
             - {name: lora, r: [4], training.lr: [1e-2]}
             - {name: prefix, num_virtual_tokens: 4, training.lr: [1e-1]}
-        """), launch="{max_parallel: 2}", max_steps=8))
+        """),
+            launch="{max_parallel: 2}",
+            max_steps=8,
+        )
+    )
     assert cli(ws, "launch", str(exp_file)) == 0
     runs = {r.method: r for r in load_experiment(exp_file).runs}
     for method, run in runs.items():
@@ -61,36 +68,61 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
             assert result["steps"] == 8 and result["tokens_per_s"] > 0
             names = {m["name"] for m in read_jsonl(rd.file("metrics.jsonl"))}
             assert {"loss", "lr", "grad_norm", "tokens_per_s"} <= names
-    assert (Workspace(ws).run_dir("e2e", runs["lora"].run_id).file("artifacts")
-            / "adapter_model.safetensors").is_file()
-    lora, full = (json.loads(Workspace(ws).run_dir("e2e", runs[m].run_id).file("result.json")
-                             .read_text()) for m in ("lora", "full"))
+    assert (
+        Workspace(ws).run_dir("e2e", runs["lora"].run_id).file("artifacts")
+        / "adapter_model.safetensors"
+    ).is_file()
+    lora, full = (
+        json.loads(Workspace(ws).run_dir("e2e", runs[m].run_id).file("result.json").read_text())
+        for m in ("lora", "full")
+    )
     assert 0 < lora["trainable_params"] < full["trainable_params"] == full["total_params"]
 
     # the store: one row per run, metrics in long form without duplicates
     assert sorted(query(ws, "select method, status from runs")) == [
-        ("base", "complete"), ("full", "complete"), ("lora", "complete"), ("prefix", "complete")]
-    assert query(ws, "select count(*) from (select run_id, step, name from metrics "
-                     "group by all having count(*) > 1)") == [(0,)]
+        ("base", "complete"),
+        ("full", "complete"),
+        ("lora", "complete"),
+        ("prefix", "complete"),
+    ]
+    assert query(
+        ws,
+        "select count(*) from (select run_id, step, name from metrics "
+        "group by all having count(*) > 1)",
+    ) == [(0,)]
     assert query(ws, "select count(*) from eval_examples where metric = 'exact_match'") == [(64,)]
 
     # relaunch trains nothing and is quick
-    logs = {m: Workspace(ws).run_dir("e2e", r.run_id).file("worker.log").stat().st_mtime_ns
-            for m, r in runs.items()}
+    logs = {
+        m: Workspace(ws).run_dir("e2e", r.run_id).file("worker.log").stat().st_mtime_ns
+        for m, r in runs.items()
+    }
     t0 = time.time()
     assert cli(ws, "launch", str(exp_file)) == 0
     assert time.time() - t0 < 15
     assert "0 trained, 0 failed, 4 skipped" in capsys.readouterr().out
-    assert logs == {m: Workspace(ws).run_dir("e2e", r.run_id).file("worker.log").stat().st_mtime_ns
-                    for m, r in runs.items()}
+    assert logs == {
+        m: Workspace(ws).run_dir("e2e", r.run_id).file("worker.log").stat().st_mtime_ns
+        for m, r in runs.items()
+    }
 
     # query --json answers; report writes both files
     capsys.readouterr()
-    assert cli(ws, "query", "--json", "select method, count(*) as n from runs group by method "
-                                      "order by method") == 0
+    assert (
+        cli(
+            ws,
+            "query",
+            "--json",
+            "select method, count(*) as n from runs group by method order by method",
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == [
-        {"method": "base", "n": 1}, {"method": "full", "n": 1}, {"method": "lora", "n": 1},
-        {"method": "prefix", "n": 1}]
+        {"method": "base", "n": 1},
+        {"method": "full", "n": 1},
+        {"method": "lora", "n": 1},
+        {"method": "prefix", "n": 1},
+    ]
     out = tmp_path / "report"
     assert cli(ws, "report", "--experiment", "e2e", "--out", str(out)) == 0
     html = (out / "index.html").read_text()
@@ -100,8 +132,20 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
     # and gets the recorded metrics again
     for method in ("full", "lora", "prefix"):
         proc = subprocess.run(
-            [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "evaluate",
-             runs[method].run_id, "--json"], capture_output=True, text=True, cwd=REPO)
+            [
+                sys.executable,
+                "-m",
+                "ftsweep.cli",
+                "--workspace",
+                str(ws),
+                "evaluate",
+                runs[method].run_id,
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+        )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         out = json.loads(proc.stdout)
         assert out["now"]["exact_match"] == out["recorded"]["exact_match"], method
@@ -118,20 +162,45 @@ def test_launch_relaunch_query_report_rebuild(write_exp, tmp_path, capsys):
 
     # rebuilding the store from run directories gives the same tables
     tables = ("runs", "metrics", "evals", "eval_examples")
-    before = {t: sorted(map(repr, query(ws, f"select * exclude (ingested_at) from {t}"
-                                          if t == "runs" else f"select * from {t}")))
-              for t in tables}
+    before = {
+        t: sorted(
+            map(
+                repr,
+                query(
+                    ws,
+                    f"select * exclude (ingested_at) from {t}"
+                    if t == "runs"
+                    else f"select * from {t}",
+                ),
+            )
+        )
+        for t in tables
+    }
     assert cli(ws, "ingest", "--rebuild") == 0
-    after = {t: sorted(map(repr, query(ws, f"select * exclude (ingested_at) from {t}"
-                                         if t == "runs" else f"select * from {t}")))
-             for t in tables}
+    after = {
+        t: sorted(
+            map(
+                repr,
+                query(
+                    ws,
+                    f"select * exclude (ingested_at) from {t}"
+                    if t == "runs"
+                    else f"select * from {t}",
+                ),
+            )
+        )
+        for t in tables
+    }
     assert before == after
 
 
 def test_ddp_two_processes_on_cpu(write_exp, tmp_path):
     ws = tmp_path / "ws"
-    exp_file = write_exp(experiment_yaml("ddp", matrix="matrix:\n  method: [full]\n",
-                                         max_steps=4, launch="{num_processes: 2}"))
+    exp_file = write_exp(
+        experiment_yaml(
+            "ddp", matrix="matrix:\n  method: [full]\n", max_steps=4, launch="{num_processes: 2}"
+        )
+    )
     assert cli(ws, "launch", str(exp_file)) == 0
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("ddp", run.run_id)
@@ -145,16 +214,24 @@ def test_ddp_two_processes_on_cpu(write_exp, tmp_path):
 
 def test_failing_run_is_recorded_and_others_complete(write_exp, tmp_path, capsys):
     ws = tmp_path / "ws"
-    exp_file = write_exp(experiment_yaml("fail", matrix=textwrap.dedent("""\
+    exp_file = write_exp(
+        experiment_yaml(
+            "fail",
+            matrix=textwrap.dedent("""\
         matrix:
           method:
             - base
             - {name: full, training.lr: [1.0e+30], training.max_grad_norm: [0.0]}
-        """), max_steps=6))
+        """),
+            max_steps=6,
+        )
+    )
     assert cli(ws, "launch", str(exp_file)) == 1
     rows = dict(query(ws, "select method, status from runs"))
     assert rows == {"base": "complete", "full": "failed"}
-    (cause, tail), = query(ws, "select failure_cause, failure_log_tail from runs where method='full'")
+    ((cause, tail),) = query(
+        ws, "select failure_cause, failure_log_tail from runs where method='full'"
+    )
     assert "non-finite" in cause and tail
     # launching again retries nothing but still reports the sweep as incomplete
     assert cli(ws, "launch", str(exp_file)) == 1
@@ -175,8 +252,11 @@ def _wait_for(pred, timeout: float, what: str, rd=None):
             return value
         time.sleep(0.2)
     log = rd.file("worker.log") if rd is not None else None
-    detail = (f"; heartbeat {rd.heartbeat()}; log tail {log.read_text()[-1500:]!r}"
-              if log is not None and log.exists() else "")
+    detail = (
+        f"; heartbeat {rd.heartbeat()}; log tail {log.read_text()[-1500:]!r}"
+        if log is not None and log.exists()
+        else ""
+    )
     raise AssertionError(f"timed out waiting for {what}{detail}")
 
 
@@ -184,20 +264,33 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
     ws = tmp_path / "ws"
     # One thread: two OpenMP threads on two shared cores crawl when anything else runs.
     # 300 steps: long enough that the kill lands mid-training even at ~17 steps/s.
-    text = experiment_yaml("kill", matrix="matrix:\n  method: [full]\n", max_steps=300,
-                           launch="{threads_per_process: 1}")
+    text = experiment_yaml(
+        "kill",
+        matrix="matrix:\n  method: [full]\n",
+        max_steps=300,
+        launch="{threads_per_process: 1}",
+    )
     # eval_every: the early-stopping state (best eval) must survive the resume too
-    text = text.replace("logging_every: 2",
-                        "logging_every: 2\n  checkpoint_every: 20\n  eval_every: 20")
+    text = text.replace(
+        "logging_every: 2", "logging_every: 2\n  checkpoint_every: 20\n  eval_every: 20"
+    )
     exp_file = write_exp(text)
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("kill", run.run_id)
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        hb = _wait_for(lambda: (h := rd.heartbeat()) and h.get("step", 0) >= 25 and h, 180,
-                       "the run to pass step 25", rd)
+        hb = _wait_for(
+            lambda: (h := rd.heartbeat()) and h.get("step", 0) >= 25 and h,
+            180,
+            "the run to pass step 25",
+            rd,
+        )
         # readers work while the sweep holds the lock
         assert main(["--workspace", str(ws), "status", "--json"]) == 0
         assert query(ws, "select count(*) from runs")[0][0] >= 0
@@ -227,8 +320,9 @@ def test_killed_run_is_lost_then_resumed_without_duplicates(write_exp, tmp_path)
 
 def test_same_config_and_seed_give_the_same_metrics(write_exp, tmp_path):
     """Invariant 8: on one machine, a run's metrics depend only on its config and seed."""
-    exp_file = write_exp(experiment_yaml("repro", matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
-                                         max_steps=6))
+    exp_file = write_exp(
+        experiment_yaml("repro", matrix="matrix:\n  method: [{name: lora, r: 4}]\n", max_steps=6)
+    )
     results, losses = [], []
     for ws in (tmp_path / "a", tmp_path / "b"):
         if ws.name == "b":  # the second run reads the first one's token cache
@@ -240,8 +334,9 @@ def test_same_config_and_seed_give_the_same_metrics(write_exp, tmp_path):
         (run,) = load_experiment(exp_file).runs
         rd = Workspace(ws).run_dir("repro", run.run_id)
         results.append(json.loads(rd.file("result.json").read_text())["final_eval"])
-        losses.append([r["value"] for r in read_jsonl(rd.file("metrics.jsonl"))
-                       if r["name"] == "loss"])
+        losses.append(
+            [r["value"] for r in read_jsonl(rd.file("metrics.jsonl")) if r["name"] == "loss"]
+        )
     assert results[0] == results[1]
     assert losses[0] == losses[1] and len(losses[0]) == 3
     # read, not rebuilt (a rebuild replaces the file)

@@ -78,8 +78,9 @@ def test_launcher_never_exceeds_capacity_and_records_each_job(write_exp, tmp_pat
     assert summary.exit_code == 0 and len(summary.complete) == 4
     assert ex.max_running == 3
     for run in exp.runs:
-        record = json.loads(Workspace(tmp_path / "ws").run_dir("f", run.run_id).file(JOB)
-                            .read_text())
+        record = json.loads(
+            Workspace(tmp_path / "ws").run_dir("f", run.run_id).file(JOB).read_text()
+        )
         assert record["executor"] == "fake" and record["job_id"].startswith("fake-")
 
 
@@ -118,10 +119,17 @@ def test_executors_are_found_by_name_and_an_unknown_one_is_named():
         make_executor("slurn", LaunchBlock(), Path("."))
 
 
-@pytest.mark.parametrize("devices, per_run, capacity", [
-    ([0, 1, 2, 3], 1, 4), ([0, 1, 2, 3], 2, 2), ([0, 1, 2], 2, 1), ([0, 1], 0.5, 4),
-    ([0], 0.25, 4), ([5, 7], 1, 2),
-])
+@pytest.mark.parametrize(
+    "devices, per_run, capacity",
+    [
+        ([0, 1, 2, 3], 1, 4),
+        ([0, 1, 2, 3], 2, 2),
+        ([0, 1, 2], 2, 1),
+        ([0, 1], 0.5, 4),
+        ([0], 0.25, 4),
+        ([5, 7], 1, 2),
+    ],
+)
 def test_gpu_pool_capacity(devices, per_run, capacity):
     assert GpuPool(devices, per_run).capacity() == capacity
 
@@ -149,8 +157,10 @@ def test_local_executor_sets_cuda_visible_devices_from_an_injected_device_list(t
     ex = LocalExecutor(capacity=8, gpus=[2, 3], gpus_per_run=1)
     assert ex.capacity == 2  # what fits, whatever max_parallel asks
     code = "import os; print(os.environ['CUDA_VISIBLE_DEVICES'])"
-    jobs = [Job(n, [sys.executable, "-c", code], {}, tmp_path, tmp_path / f"{n}.log")
-            for n in ("a", "b")]
+    jobs = [
+        Job(n, [sys.executable, "-c", code], {}, tmp_path, tmp_path / f"{n}.log")
+        for n in ("a", "b")
+    ]
     for j in jobs:
         ex.submit(j)
     deadline = time.time() + 30
@@ -160,13 +170,16 @@ def test_local_executor_sets_cuda_visible_devices_from_an_injected_device_list(t
     assert [(tmp_path / f"{n}.log").read_text().strip() for n in "ab"] == ["2", "3"]
 
 
-@pytest.mark.parametrize("launch_yaml, message", [
-    ("{gpus_per_run: 1.5}", "whole number of GPUs"),
-    ("{num_processes: 2, gpus_per_run: 0.5}", "only by single-process"),
-    ("{num_processes: 2, gpus_per_run: 1}", "each process needs its own GPU"),
-    ("{executor: slurn}", "slurm"),
-    ("{slurm: {extra_sbatch: [\"--mem=1G\\n#SBATCH --x\"]}}", "one line"),
-])
+@pytest.mark.parametrize(
+    "launch_yaml, message",
+    [
+        ("{gpus_per_run: 1.5}", "whole number of GPUs"),
+        ("{num_processes: 2, gpus_per_run: 0.5}", "only by single-process"),
+        ("{num_processes: 2, gpus_per_run: 1}", "each process needs its own GPU"),
+        ("{executor: slurn}", "slurm"),
+        ('{slurm: {extra_sbatch: ["--mem=1G\\n#SBATCH --x"]}}', "one line"),
+    ],
+)
 def test_bad_launch_blocks_exit_2(write_exp, capsys, launch_yaml, message):
     from ftsweep.cli import main
 

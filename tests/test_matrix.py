@@ -12,19 +12,31 @@ def _pts(matrix):
 
 
 def test_per_method_values_and_list_valued_params():
-    pts = _pts({
-        "method": [
-            {"name": "full", "training.lr": [1e-4, 3e-4]},
-            {"name": "lora", "r": [4, 16], "alpha": 32, "target_modules": ["q_proj", "v_proj"],
-             "training.lr": [1e-3, 3e-3]},
-        ],
-        "training.batch_size": [16],
-    })
+    pts = _pts(
+        {
+            "method": [
+                {"name": "full", "training.lr": [1e-4, 3e-4]},
+                {
+                    "name": "lora",
+                    "r": [4, 16],
+                    "alpha": 32,
+                    "target_modules": ["q_proj", "v_proj"],
+                    "training.lr": [1e-3, 3e-3],
+                },
+            ],
+            "training.batch_size": [16],
+        }
+    )
     assert len(pts) == 2 + 4
     lora = [v for m, v in pts if m == "lora"]
     # a flat list for a list-typed parameter is one value, not an axis
     assert all(v["target_modules"] == ["q_proj", "v_proj"] for v in lora)
-    assert sorted((v["r"], v["training.lr"]) for v in lora) == [(4, 1e-3), (4, 3e-3), (16, 1e-3), (16, 3e-3)]
+    assert sorted((v["r"], v["training.lr"]) for v in lora) == [
+        (4, 1e-3),
+        (4, 3e-3),
+        (16, 1e-3),
+        (16, 3e-3),
+    ]
     assert all(v["training.batch_size"] == 16 for _, v in pts)
 
 
@@ -34,29 +46,41 @@ def test_list_of_lists_is_an_axis_for_list_params():
 
 
 def test_method_value_replaces_shared_axis():
-    pts = _pts({"method": ["full", {"name": "lora", "training.lr": 1e-3}],
-                "training.lr": [1e-5, 2e-5]})
+    pts = _pts(
+        {"method": ["full", {"name": "lora", "training.lr": 1e-3}], "training.lr": [1e-5, 2e-5]}
+    )
     assert sorted(v["training.lr"] for m, v in pts if m == "full") == [1e-5, 2e-5]
     assert [v["training.lr"] for m, v in pts if m == "lora"] == [1e-3]
 
 
 def test_zip_varies_together():
-    pts = _pts({"method": ["full"],
-                "zip": [{"training.lr": [1e-4, 3e-4], "training.warmup_steps": [0, 10]}]})
-    assert sorted((v["training.lr"], v["training.warmup_steps"]) for _, v in pts) == [(1e-4, 0), (3e-4, 10)]
+    pts = _pts(
+        {
+            "method": ["full"],
+            "zip": [{"training.lr": [1e-4, 3e-4], "training.warmup_steps": [0, 10]}],
+        }
+    )
+    assert sorted((v["training.lr"], v["training.warmup_steps"]) for _, v in pts) == [
+        (1e-4, 0),
+        (3e-4, 10),
+    ]
 
 
 def test_zip_needs_equal_lengths():
-    exp = expand({"method": ["full"], "zip": [{"training.lr": [1, 2], "training.warmup_steps": [0]}]})
+    exp = expand(
+        {"method": ["full"], "zip": [{"training.lr": [1, 2], "training.warmup_steps": [0]}]}
+    )
     assert exp.problems and "equal length" in exp.problems[0][1]
 
 
 def test_include_and_exclude():
-    pts = _pts({
-        "method": [{"name": "full", "training.lr": [1e-4, 3e-4]}],
-        "include": [{"method": "lora", "r": 64, "training.lr": 1e-3}],
-        "exclude": [{"method": "full", "training.lr": 3e-4}],
-    })
+    pts = _pts(
+        {
+            "method": [{"name": "full", "training.lr": [1e-4, 3e-4]}],
+            "include": [{"method": "lora", "r": 64, "training.lr": 1e-3}],
+            "exclude": [{"method": "full", "training.lr": 3e-4}],
+        }
+    )
     assert pts == [("full", {"training.lr": 1e-4}), ("lora", {"r": 64, "training.lr": 1e-3})]
 
 
@@ -66,8 +90,7 @@ def test_exclude_matching_nothing_is_a_problem():
 
 
 def test_unknown_keys_and_methods_are_reported_together():
-    exp = expand({"method": [{"name": "lora", "alpah": [4]}, {"name": "ful"}],
-                  "trainng.lr": [1]})
+    exp = expand({"method": [{"name": "lora", "alpah": [4]}, {"name": "ful"}], "trainng.lr": [1]})
     msgs = " | ".join(m for _, m, _ in exp.problems)
     assert "did you mean 'alpha'" in msgs
     assert "did you mean 'full'" in msgs
@@ -100,8 +123,14 @@ def test_nested_set_is_a_deep_merge():
 
 
 def test_inputs_cannot_vary_and_bad_shapes_are_problems_not_crashes():
-    exp = expand({"method": ["full"], "data.train": ["a.jsonl", "b.jsonl"], 1: [2],
-                  "include": [{"method": ["lora", "full"]}]})
+    exp = expand(
+        {
+            "method": ["full"],
+            "data.train": ["a.jsonl", "b.jsonl"],
+            1: [2],
+            "include": [{"method": ["lora", "full"]}],
+        }
+    )
     msgs = " | ".join(m for _, m, _ in exp.problems)
     assert "cannot vary inside an experiment" in msgs
     assert "matrix keys are names" in msgs

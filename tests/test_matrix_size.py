@@ -24,7 +24,8 @@ AXIS = list(range(1, 1001))
 
 def _big_yaml(tmp_path: Path, extra: str = "") -> Path:
     path = tmp_path / "big.yaml"
-    path.write_text(textwrap.dedent(f"""\
+    path.write_text(
+        textwrap.dedent(f"""\
         experiment: big
         model: {{path: /nonexistent}}
         data: {{train: train.jsonl}}
@@ -33,7 +34,9 @@ def _big_yaml(tmp_path: Path, extra: str = "") -> Path:
           method:
             - {{name: lora, r: {AXIS}, alpha: {AXIS}}}
             - full
-        """) + extra)
+        """)
+        + extra
+    )
     return path
 
 
@@ -42,10 +45,15 @@ def _random_matrix(rng: random.Random) -> dict:
     overlapping excludes and includes: what the count must get exactly right."""
     lrs = [1e-4, 3e-4, 1e-3, "1e-3"]
     m: dict = {
-        "method": [{"name": "full", "training.lr": rng.sample(lrs, rng.randint(1, 3))},
-                   {"name": "lora", "r": rng.choices([4, 8, 16], k=rng.randint(1, 4)),
-                    "alpha": [8, 16, 32][: rng.randint(1, 3)]},
-                   "base"],
+        "method": [
+            {"name": "full", "training.lr": rng.sample(lrs, rng.randint(1, 3))},
+            {
+                "name": "lora",
+                "r": rng.choices([4, 8, 16], k=rng.randint(1, 4)),
+                "alpha": [8, 16, 32][: rng.randint(1, 3)],
+            },
+            "base",
+        ],
         "training.batch_size": [4, 8][: rng.randint(1, 2)],
     }
     if rng.random() < 0.5:
@@ -53,19 +61,24 @@ def _random_matrix(rng: random.Random) -> dict:
     excludes = []
     for _ in range(rng.randint(0, 5)):
         entry: dict = {}
-        for key, p, values in (("method", 0.7, ["full", "lora", "base"]),
-                               ("training.batch_size", 0.5, [4, 8]), ("r", 0.4, [4, 8, 16]),
-                               ("training.lr", 0.3, [1e-3, 0.001, 3e-4]),
-                               ("training.warmup_steps", 0.2, [0, 10])):
+        for key, p, values in (
+            ("method", 0.7, ["full", "lora", "base"]),
+            ("training.batch_size", 0.5, [4, 8]),
+            ("r", 0.4, [4, 8, 16]),
+            ("training.lr", 0.3, [1e-3, 0.001, 3e-4]),
+            ("training.warmup_steps", 0.2, [0, 10]),
+        ):
             if rng.random() < p:
                 entry[key] = rng.choice(values)
         if entry:
             excludes.append(entry)
     if excludes:
         m["exclude"] = excludes
-    includes = [{"method": "lora", "r": 64}, {"method": "full", "training.lr": 1e-4,
-                                              "training.batch_size": 4},
-                {"method": "lora", "r": 4, "alpha": 8, "training.batch_size": 4}]
+    includes = [
+        {"method": "lora", "r": 64},
+        {"method": "full", "training.lr": 1e-4, "training.batch_size": 4},
+        {"method": "lora", "r": 4, "alpha": 8, "training.batch_size": 4},
+    ]
     if rng.random() < 0.6:
         m["include"] = rng.choices(includes, k=rng.randint(1, 3))
     return m
@@ -84,8 +97,10 @@ def test_the_count_equals_the_expansion_for_many_matrices():
 
 
 def test_exclusions_are_subtracted_without_expanding():
-    matrix = {"method": [{"name": "lora", "r": AXIS, "alpha": AXIS}],
-              "exclude": [{"r": r} for r in range(1, 901)] + [{"alpha": 1}, {"r": 950, "alpha": 1}]}
+    matrix = {
+        "method": [{"name": "lora", "r": AXIS, "alpha": AXIS}],
+        "exclude": [{"r": r} for r in range(1, 901)] + [{"alpha": 1}, {"r": 950, "alpha": 1}],
+    }
     t0 = time.process_time()
     size = count(matrix)
     assert time.process_time() - t0 < 2.0  # CPU seconds (~0.6); the million points take minutes
@@ -97,12 +112,18 @@ def test_exclusions_are_subtracted_without_expanding():
 def test_a_thousand_by_thousand_matrix_is_refused_quickly_in_little_memory(tmp_path):
     path = _big_yaml(tmp_path)
     # In a child capped at 1 GiB of address space: before the fix it took 4 GB and minutes.
-    code = ("import resource, sys\n"
-            f"resource.setrlimit(resource.RLIMIT_AS, ({1 << 30}, {1 << 30}))\n"
-            "from ftsweep.cli import main\n"
-            "sys.exit(main(sys.argv[1:]))\n")
-    done = subprocess.run([sys.executable, "-c", code, "--workspace", str(tmp_path / "ws"),
-                           "validate", str(path)], capture_output=True, text=True, timeout=120)
+    code = (
+        "import resource, sys\n"
+        f"resource.setrlimit(resource.RLIMIT_AS, ({1 << 30}, {1 << 30}))\n"
+        "from ftsweep.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "--workspace", str(tmp_path / "ws"), "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr[-2000:]
     err = " ".join(done.stderr.split())
     assert f"{path}:5: matrix: the matrix has 2,000,002 runs, more than the limit of 10,000" in err

@@ -74,11 +74,18 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2} | {f"t{i}": i + 3 for i in range(VOCAB - 3)}
     tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>", bos_token="<s>",
-                            eos_token="</s>", pad_token="</s>").save_pretrained(out)
-    cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=96,
-                      num_hidden_layers=LAYERS, num_attention_heads=4, num_key_value_heads=4,
-                      max_position_embeddings=128)
+    PreTrainedTokenizerFast(
+        tokenizer_object=tk, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="</s>"
+    ).save_pretrained(out)
+    cfg = LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=128,
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(cfg).save_pretrained(out, safe_serialization=True)
     return out
@@ -101,12 +108,19 @@ def info_for(tiny: Path) -> ModelInfo:
     cfg = AutoConfig.from_pretrained(tiny)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(cfg)
-    linear = {n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-              if isinstance(m, torch.nn.Linear) and n != "lm_head"}
-    return ModelInfo(model_type=cfg.model_type, num_layers=cfg.num_hidden_layers,
-                     hidden_size=cfg.hidden_size, num_attention_heads=cfg.num_attention_heads,
-                     linear_module_names=frozenset(linear),
-                     param_names=frozenset(n for n, _ in model.named_parameters()))
+    linear = {
+        n.rsplit(".", 1)[-1]
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear) and n != "lm_head"
+    }
+    return ModelInfo(
+        model_type=cfg.model_type,
+        num_layers=cfg.num_hidden_layers,
+        hidden_size=cfg.hidden_size,
+        num_attention_heads=cfg.num_attention_heads,
+        linear_module_names=frozenset(linear),
+        param_names=frozenset(n for n, _ in model.named_parameters()),
+    )
 
 
 BATCH = torch.randint(3, VOCAB, (4, 12), generator=torch.Generator().manual_seed(1))
@@ -115,7 +129,7 @@ BATCH = torch.randint(3, VOCAB, (4, 12), generator=torch.Generator().manual_seed
 def logits(model: Any) -> torch.Tensor:
     model.eval()
     with torch.no_grad():
-        return model(input_ids=BATCH).logits[:, -BATCH.shape[1]:, :]
+        return model(input_ids=BATCH).logits[:, -BATCH.shape[1] :, :]
 
 
 def drive(callbacks: list[Any], event: str, state: TrainerState) -> None:
@@ -161,9 +175,16 @@ def trained(name: str, tiny: Path, tmp_root: Path) -> dict[str, Any]:
         art.mkdir()
         if method.trains:
             method.save(model, art)
-        _TRAINED[name] = {"method": method, "params": params, "model": model, "art": art,
-                          "trainable": n_train, "total": n_total, "losses": losses,
-                          "logits": logits(model)}
+        _TRAINED[name] = {
+            "method": method,
+            "params": params,
+            "model": model,
+            "art": art,
+            "trainable": n_train,
+            "total": n_total,
+            "losses": losses,
+            "logits": logits(model),
+        }
     return _TRAINED[name]
 
 
@@ -231,8 +252,11 @@ def test_freeze_trains_exactly_the_top_blocks(tiny: Path) -> None:
     method = get_method("freeze")()
     model = method.apply(fresh(tiny), method.Params(train_top_n=2))
     names = {n for n, p in model.named_parameters() if p.requires_grad}
-    expected = {n for n, _ in model.named_parameters()
-                if n.startswith(("model.layers.1.", "model.layers.2.", "lm_head.", "model.norm."))}
+    expected = {
+        n
+        for n, _ in model.named_parameters()
+        if n.startswith(("model.layers.1.", "model.layers.2.", "lm_head.", "model.norm."))
+    }
     assert names == expected
 
 
@@ -254,8 +278,12 @@ def test_progressive_schedule_by_steps(tiny: Path) -> None:
     for _ in range(12):
         state.global_step += 1
         drive([cb], "on_step_end", state)
-    assert cb.history == [(0, head + b[2]), (3, head + b[2] + b[1]),
-                          (6, head + sum(b)), (9, head + sum(b) + emb)]
+    assert cb.history == [
+        (0, head + b[2]),
+        (3, head + b[2] + b[1]),
+        (6, head + sum(b)),
+        (9, head + sum(b) + emb),
+    ]
 
 
 def test_progressive_schedule_by_epoch_and_resume(tiny: Path) -> None:
@@ -281,8 +309,7 @@ def test_progressive_layer_lrs_cover_every_parameter(tiny: Path) -> None:
     method, params, model = _progressive(tiny, layer_lr_decay=0.5)
     groups = method.param_groups(params, model, 1.0)
     lrs = {g["name"]: g["lr"] for g in groups}
-    assert lrs == {"block0": 0.25, "block1": 0.5, "block2": 1.0, "head": 1.0,
-                   "embeddings": 0.125}
+    assert lrs == {"block0": 0.25, "block1": 0.5, "block2": 1.0, "head": 1.0, "embeddings": 0.125}
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())  # all, once each
 
@@ -290,14 +317,21 @@ def test_progressive_layer_lrs_cover_every_parameter(tiny: Path) -> None:
 def _trainer(model: Any, tmp: Path, steps: int, callbacks: list[Any], groups: Any = None) -> Any:
     from transformers import Trainer, TrainingArguments
 
-    args = TrainingArguments(output_dir=str(tmp), max_steps=steps, per_device_train_batch_size=4,
-                             learning_rate=1e-2, report_to="none", use_cpu=True,
-                             disable_tqdm=True, save_strategy="no", logging_steps=1,
-                             remove_unused_columns=False)
+    args = TrainingArguments(
+        output_dir=str(tmp),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        logging_steps=1,
+        remove_unused_columns=False,
+    )
     data = [{"input_ids": r, "labels": r} for r in BATCH]
     opt = (torch.optim.AdamW(groups, lr=1e-2), None) if groups else (None, None)
-    return Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks,
-                   optimizers=opt)
+    return Trainer(model=model, args=args, train_dataset=data, callbacks=callbacks, optimizers=opt)
 
 
 def test_progressive_through_the_trainer(tiny: Path, tmp_path: Path) -> None:
@@ -327,10 +361,15 @@ def test_prompt_tuning_trains_and_generates(tiny: Path, tmp_path: Path) -> None:
     model = method.apply(fresh(tiny), method.Params(num_virtual_tokens=3))
     trainer = _trainer(model, tmp_path, 2, [])
     trainer.train()  # labels shorter than logits: peft pads them for the virtual tokens
-    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in trainer.state.log_history
-               if "loss" in h)
-    out = model.generate(input_ids=BATCH[:1], attention_mask=torch.ones_like(BATCH[:1]),
-                         max_new_tokens=3, do_sample=False)
+    assert all(
+        torch.isfinite(torch.tensor(h["loss"])) for h in trainer.state.log_history if "loss" in h
+    )
+    out = model.generate(
+        input_ids=BATCH[:1],
+        attention_mask=torch.ones_like(BATCH[:1]),
+        max_new_tokens=3,
+        do_sample=False,
+    )
     assert out.shape[1] == BATCH.shape[1] + 3
 
 
@@ -356,32 +395,46 @@ def test_qlora_is_rejected_on_cpu_with_a_clear_message(tiny: Path) -> None:
     assert field == "" and "QLoRA needs a CUDA GPU" in msg and "use lora" in msg
 
 
-@pytest.mark.parametrize(("name", "params", "field", "fragment"), [
-    ("lora", {"target_modules": ["q_prj"]}, "target_modules", "did you mean 'q_proj'"),
-    ("dora", {"target_modules": ["nope"]}, "target_modules", "no linear module"),
-    ("llama_adapter", {"adapter_layers": LAYERS + 1}, "adapter_layers", "only 3 layers"),
-    ("freeze", {"train_top_n": LAYERS + 1}, "train_top_n", "only 3 blocks"),
-    ("freeze", {"train_modules": ["attn.zz"]}, "train_modules", "matches no parameter"),
-    ("freeze", {"train_top_n": 0, "train_lm_head": False, "train_final_norm": False},
-     "train_top_n", "nothing would train"),
-    ("progressive", {"start_blocks": LAYERS + 1}, "start_blocks", "only 3 blocks"),
-    ("adalora", {"init_r": 4, "target_r": 8}, "target_r", "must be <= init_r"),
-    ("adalora", {"tinit": 5, "tfinal": 5, "total_step": 8}, "", "budgeting phase"),
-    ("ia3", {"feedforward_modules": ["up_proj"]}, "feedforward_modules", "not in target"),
-    ("prompt", {"init": "text"}, "init_text", "non-empty init_text"),
-    ("adapter", {"adapter_dim": 64}, "adapter_dim", "below hidden_size"),
-])
-def test_check_reports_impossible_params(name: str, params: dict, field: str, fragment: str,
-                                         tiny: Path) -> None:
+@pytest.mark.parametrize(
+    ("name", "params", "field", "fragment"),
+    [
+        ("lora", {"target_modules": ["q_prj"]}, "target_modules", "did you mean 'q_proj'"),
+        ("dora", {"target_modules": ["nope"]}, "target_modules", "no linear module"),
+        ("llama_adapter", {"adapter_layers": LAYERS + 1}, "adapter_layers", "only 3 layers"),
+        ("freeze", {"train_top_n": LAYERS + 1}, "train_top_n", "only 3 blocks"),
+        ("freeze", {"train_modules": ["attn.zz"]}, "train_modules", "matches no parameter"),
+        (
+            "freeze",
+            {"train_top_n": 0, "train_lm_head": False, "train_final_norm": False},
+            "train_top_n",
+            "nothing would train",
+        ),
+        ("progressive", {"start_blocks": LAYERS + 1}, "start_blocks", "only 3 blocks"),
+        ("adalora", {"init_r": 4, "target_r": 8}, "target_r", "must be <= init_r"),
+        ("adalora", {"tinit": 5, "tfinal": 5, "total_step": 8}, "", "budgeting phase"),
+        ("ia3", {"feedforward_modules": ["up_proj"]}, "feedforward_modules", "not in target"),
+        ("prompt", {"init": "text"}, "init_text", "non-empty init_text"),
+        ("adapter", {"adapter_dim": 64}, "adapter_dim", "below hidden_size"),
+    ],
+)
+def test_check_reports_impossible_params(
+    name: str, params: dict, field: str, fragment: str, tiny: Path
+) -> None:
     cls = get_method(name)
     problems = cls().check(cls.Params.model_validate(params), info_for(tiny))
     assert any(f == field and fragment in m for f, m in problems), problems
 
 
-@pytest.mark.parametrize(("name", "params"), [
-    ("lora", {"r": 0}), ("lora", {"rank": 4}), ("progressive", {"unfreeze_every": {"step": 2}}),
-    ("adapter", {"activation": "tanh"}), ("qlora", {"bits": 3}),
-])
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("lora", {"r": 0}),
+        ("lora", {"rank": 4}),
+        ("progressive", {"unfreeze_every": {"step": 2}}),
+        ("adapter", {"activation": "tanh"}),
+        ("qlora", {"bits": 3}),
+    ],
+)
 def test_params_reject_bad_values(name: str, params: dict) -> None:
     with pytest.raises(ValidationError):
         get_method(name).Params.model_validate(params)
@@ -399,17 +452,22 @@ def _run_dir(tmp: Path, shipped: Path, name: str, tmp_root: Path) -> Path:
     run = tmp / name
     shutil.copytree(trained(name, shipped, tmp_root)["art"], run / "artifacts")
     AutoTokenizer.from_pretrained(shipped).save_pretrained(run / "artifacts")
-    spec = {"config": {"method": {"name": name, **CASES[name][0]},
-                       "model": {"trust_remote_code": False}},
-            "paths": {"model": str(shipped)}}
+    spec = {
+        "config": {
+            "method": {"name": name, **CASES[name][0]},
+            "model": {"trust_remote_code": False},
+        },
+        "paths": {"model": str(shipped)},
+    }
     (run / "spec.json").write_text(json.dumps(spec))
     (run / "artifacts" / "training_config.json").write_text(json.dumps(spec["config"]))
     return run
 
 
 @pytest.mark.parametrize("name", ["lora", "ia3", "freeze"])
-def test_export_merged_loads_as_a_plain_model(name: str, shipped: Path, tmp_path: Path,
-                                              tmp_root: Path) -> None:
+def test_export_merged_loads_as_a_plain_model(
+    name: str, shipped: Path, tmp_path: Path, tmp_root: Path
+) -> None:
     from ftsweep.export import export
 
     out = export(_run_dir(tmp_path, shipped, name, tmp_root), tmp_path / "out", merge=True)
@@ -421,8 +479,9 @@ def test_export_merged_loads_as_a_plain_model(name: str, shipped: Path, tmp_path
     assert json.loads((out / "training_config.json").read_text())["method"]["name"] == name
 
 
-def test_export_refuses_to_merge_prompt_learning(shipped: Path, tmp_path: Path,
-                                                 tmp_root: Path) -> None:
+def test_export_refuses_to_merge_prompt_learning(
+    shipped: Path, tmp_path: Path, tmp_root: Path
+) -> None:
     from ftsweep.export import export, load_trained
 
     run = _run_dir(tmp_path, shipped, "prompt", tmp_root)

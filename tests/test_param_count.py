@@ -47,5 +47,7 @@ def test_4bit_without_quant_state_counts_two_weights_per_byte():
     # not quantised yet (still the float weight): counted as it is
     assert param_count(Params4bit(torch.zeros(64, 48), requires_grad=False)) == 64 * 48
     # any other parameter, 8-bit ones included, holds one weight per element
-    assert param_count(torch.nn.Parameter(torch.zeros(64, 48, dtype=torch.int8),
-                                          requires_grad=False)) == 64 * 48
+    assert (
+        param_count(torch.nn.Parameter(torch.zeros(64, 48, dtype=torch.int8), requires_grad=False))
+        == 64 * 48
+    )

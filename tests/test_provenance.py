@@ -13,16 +13,27 @@ from tests.conftest import REPO
 
 
 def _git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def test_provenance_records_ftsweeps_commit_not_the_launch_directorys(tmp_path, monkeypatch):
     project = tmp_path / "project"  # the user's own repository, where launch runs
     project.mkdir()
     _git(project, "init", "-q")
-    _git(project, "-c", "user.name=u", "-c", "user.email=u@x", "commit", "-q",
-         "--allow-empty", "-m", "x")
+    _git(
+        project,
+        "-c",
+        "user.name=u",
+        "-c",
+        "user.email=u@x",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "x",
+    )
     monkeypatch.chdir(project)
     prov = provenance({"fingerprints": {}}, torch.device("cpu"), 1)
     assert prov["git_commit"] == _git(project, "rev-parse", "HEAD")

@@ -26,8 +26,19 @@ def test_several_statements_are_refused_with_exit_2(tmp_path, capsys):
 def test_timeout_stops_a_long_query_with_a_clear_error(tmp_path, capsys):
     ws = str(tmp_path / "ws")
     t0 = time.monotonic()
-    assert main(["--workspace", ws, "query", "--timeout", "0.5",
-                 "select count(*) from range(100000000000) a"]) == 2
+    assert (
+        main(
+            [
+                "--workspace",
+                ws,
+                "query",
+                "--timeout",
+                "0.5",
+                "select count(*) from range(100000000000) a",
+            ]
+        )
+        == 2
+    )
     assert time.monotonic() - t0 < 30  # without the timeout: hours
     err = " ".join(capsys.readouterr().err.split())
     assert "ran longer than --timeout 0.5 s and was stopped" in err

@@ -259,7 +259,9 @@ def test_missing_journal_still_renders_what_the_store_knows(ws: Workspace, tmp_p
     html, md = _render(ws, EXP, tmp_path / "out")
     assert "no study journal at" in html and "no study journal at" in md
     assert "No best trial: the objective&#39;s direction is unknown" in html
-    assert "| lora | 4 | 2 | 50.0 | 6.00 | 12 | 48 | 25.0 |" in md  # 3 significant digits  # pruning needs only the store
+    assert (
+        "| lora | 4 | 2 | 50.0 | 6.00 | 12 | 48 | 25.0 |" in md
+    )  # 3 significant digits  # pruning needs only the store
     assert not journal_path(ws, EXP).exists()  # the report never creates a journal
 
 
@@ -285,10 +287,13 @@ def test_the_report_finds_the_journal_without_importing_the_search_driver() -> N
     import subprocess
     import sys
 
-    code = ("import sys, ftsweep.report; "
-            "print('ftsweep.search.study' in sys.modules, 'torch' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    code = (
+        "import sys, ftsweep.report; "
+        "print('ftsweep.search.study' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["False", "False"]  # one owner of the path, in a light module
 
 

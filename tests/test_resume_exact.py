@@ -37,11 +37,15 @@ MAX_STEPS = 6
 
 
 def _experiment(tmp: Path) -> Path:
-    text = experiment_yaml("resume", matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
-                           max_steps=MAX_STEPS, launch="{threads_per_process: 1}")
-    text = text.replace("logging_every: 2", "logging_every: 2\n  checkpoint_every: 2\n"
-                        "  eval_every: 2").replace("max_train_samples: 128",
-                                                   "max_train_samples: 32\n  max_eval_samples: 16")
+    text = experiment_yaml(
+        "resume",
+        matrix="matrix:\n  method: [{name: lora, r: 4}]\n",
+        max_steps=MAX_STEPS,
+        launch="{threads_per_process: 1}",
+    )
+    text = text.replace(
+        "logging_every: 2", "logging_every: 2\n  checkpoint_every: 2\n  eval_every: 2"
+    ).replace("max_train_samples: 128", "max_train_samples: 32\n  max_eval_samples: 16")
     path = tmp / "resume.yaml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -55,13 +59,19 @@ def _run_dir(ws: Path, exp: Path) -> RunDir:
 def _outcome(rd: RunDir) -> dict[str, Any]:
     """What must not depend on where the run was killed (timings excluded)."""
     result = json.loads(rd.file("result.json").read_text())
-    metrics = {(r["step"], r["name"]): r["value"] for r in read_jsonl(rd.file("metrics.jsonl"))
-               if r["name"] != "tokens_per_s"}  # a speed, measured
+    metrics = {
+        (r["step"], r["name"]): r["value"]
+        for r in read_jsonl(rd.file("metrics.jsonl"))
+        if r["name"] != "tokens_per_s"
+    }  # a speed, measured
     adapter = rd.file("artifacts") / "adapter_model.safetensors"
     return {
-        "steps": result["steps"], "tokens_seen": result["tokens_seen"],
-        "final_eval": result["final_eval"], "best_eval": result["best_eval"],
-        "best_step": result["best_step"], "metrics": metrics,
+        "steps": result["steps"],
+        "tokens_seen": result["tokens_seen"],
+        "final_eval": result["final_eval"],
+        "best_eval": result["best_eval"],
+        "best_step": result["best_step"],
+        "metrics": metrics,
         "metric_rows": len(read_jsonl(rd.file("metrics.jsonl"))),
         "evals": sorted(map(json.dumps, read_jsonl(rd.file("evals.jsonl")))),
         "adapter_sha256": hashlib.sha256(adapter.read_bytes()).hexdigest(),
@@ -92,8 +102,10 @@ def _stopped_worker(rd: RunDir, launcher: subprocess.Popen, timeout: float) -> i
             break
         time.sleep(0.1)
     log = rd.file("worker.log")
-    raise AssertionError(f"the worker did not stop at its fault point (launcher rc "
-                         f"{launcher.poll()}); log: {log.read_text()[-2000:] if log.exists() else ''}")
+    raise AssertionError(
+        f"the worker did not stop at its fault point (launcher rc "
+        f"{launcher.poll()}); log: {log.read_text()[-2000:] if log.exists() else ''}"
+    )
 
 
 def _kill_at(ws: Path, exp: Path, point: str) -> None:
@@ -102,8 +114,12 @@ def _kill_at(ws: Path, exp: Path, point: str) -> None:
     env = {**os.environ, "FTSWEEP_FAULT": f"stop:{point}"}
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         pid = _stopped_worker(rd, launcher, 240)
         os.killpg(launcher.pid, signal.SIGKILL)
@@ -126,7 +142,8 @@ CASES = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_run_killed_at_any_phase_resumes_to_the_uninterrupted_result(
-        case: str, reference: dict[str, Any], tmp_path: Path) -> None:
+    case: str, reference: dict[str, Any], tmp_path: Path
+) -> None:
     point, checkpoint = CASES[case]
     exp = _experiment(tmp_path)
     ws = tmp_path / "ws"
@@ -151,7 +168,8 @@ def test_run_killed_at_any_phase_resumes_to_the_uninterrupted_result(
     assert result["train_time_s"] == pytest.approx(sum(a["train_s"] for a in attempts))
     assert result["setup_time_s"] == pytest.approx(sum(a["setup_s"] for a in attempts))
     assert result["wall_time_s"] == pytest.approx(
-        sum(a["last_seen"] - a["started_at"] for a in attempts), abs=0.5)
+        sum(a["last_seen"] - a["started_at"] for a in attempts), abs=0.5
+    )
     assert attempts[0]["setup_s"] > 0 and result["setup_time_s"] > attempts[1]["setup_s"]
     tokens = sum(a["tokens"] for a in attempts)
     assert result["tokens_per_s"] == pytest.approx(tokens / result["train_time_s"])

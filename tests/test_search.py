@@ -46,10 +46,20 @@ search:
 """
 
 
-def search_yaml(name: str = "s", *, sampler: str = "tpe", seed: int = 0, n: int = 4,
-                budget: str = "per_method", extra: str = "") -> str:
-    return experiment_yaml(name, matrix="\n") + SPACE.format(
-        sampler=sampler, seed=seed, n=n, budget=budget) + extra
+def search_yaml(
+    name: str = "s",
+    *,
+    sampler: str = "tpe",
+    seed: int = 0,
+    n: int = 4,
+    budget: str = "per_method",
+    extra: str = "",
+) -> str:
+    return (
+        experiment_yaml(name, matrix="\n")
+        + SPACE.format(sampler=sampler, seed=seed, n=n, budget=budget)
+        + extra
+    )
 
 
 class FakeTrainer(Executor):
@@ -68,9 +78,11 @@ class FakeTrainer(Executor):
         rd = RunDir(Path(job.argv[-1]))
         spec = rd.spec()
         lr = spec["config"]["training"]["lr"]
-        score = math.exp(-(math.log10(lr) + 2.0) ** 2)
-        atomic_write_json(rd.file(RESULT), {"final_eval": {"exact_match": score},
-                                            "steps": 10, "trainable_params": 100})
+        score = math.exp(-((math.log10(lr) + 2.0) ** 2))
+        atomic_write_json(
+            rd.file(RESULT),
+            {"final_eval": {"exact_match": score}, "steps": 10, "trainable_params": 100},
+        )
         self.submitted.append(rd.run_id)
         self._done.append((job, 0))
 
@@ -112,8 +124,12 @@ def test_same_sampler_seed_gives_the_same_trial_sequence(write_exp, tmp_path):
     for i, path in enumerate((a, a, b)):
         ws = tmp_path / f"ws{i}"
         run_search(path, ws, capacity=1)
-        seqs.append(sorted((t.user_attrs["method"], t.number, json.dumps(t.params, sort_keys=True))
-                           for t in trials(ws)))
+        seqs.append(
+            sorted(
+                (t.user_attrs["method"], t.number, json.dumps(t.params, sort_keys=True))
+                for t in trials(ws)
+            )
+        )
     assert seqs[0] == seqs[1]
     assert seqs[0] != seqs[2]  # the seed matters
 
@@ -143,13 +159,18 @@ def test_shared_budget_is_one_study_with_method_as_a_parameter(write_exp, tmp_pa
     run_search(path, ws)
     ts = trials(ws)
     assert len(ts) == 6 and all("method" in t.params for t in ts)
-    assert all(k == "method" or k.startswith(f"{t.params['method']}:") for t in ts for k in t.params)
+    assert all(
+        k == "method" or k.startswith(f"{t.params['method']}:") for t in ts for k in t.params
+    )
 
 
 def test_grid_sampler_runs_every_point_once(write_exp, tmp_path):
-    text = search_yaml(sampler="grid").replace("  n_trials: 4\n", "").replace(
-        "{float: [1.0e-4, 1.0e-1], log: true}", "{choices: [1.0e-3, 1.0e-2]}").replace(
-        "{float: [1.0e-3, 1.0], log: true}", "{choices: [1.0e-2, 1.0e-1, 1.0]}")
+    text = (
+        search_yaml(sampler="grid")
+        .replace("  n_trials: 4\n", "")
+        .replace("{float: [1.0e-4, 1.0e-1], log: true}", "{choices: [1.0e-3, 1.0e-2]}")
+        .replace("{float: [1.0e-3, 1.0], log: true}", "{choices: [1.0e-2, 1.0e-1, 1.0]}")
+    )
     path = write_exp(text)
     ws = tmp_path / "ws"
     ex, _ = run_search(path, ws)
@@ -158,9 +179,12 @@ def test_grid_sampler_runs_every_point_once(write_exp, tmp_path):
 
 
 def test_trial_that_equals_a_complete_run_reuses_it(write_exp, tmp_path):
-    text = search_yaml(sampler="grid").replace("n_trials: 4\n", "n_trials: 4\n").replace(
-        "{float: [1.0e-4, 1.0e-1], log: true}", "{choices: [1.0e-2]}").replace(
-        "{float: [1.0e-3, 1.0], log: true}", "{choices: [1.0e-2]}")
+    text = (
+        search_yaml(sampler="grid")
+        .replace("n_trials: 4\n", "n_trials: 4\n")
+        .replace("{float: [1.0e-4, 1.0e-1], log: true}", "{choices: [1.0e-2]}")
+        .replace("{float: [1.0e-3, 1.0], log: true}", "{choices: [1.0e-2]}")
+    )
     path = write_exp(text)
     ws = tmp_path / "ws"
     ex, _ = run_search(path, ws)
@@ -173,14 +197,15 @@ def test_trials_are_in_the_store_and_a_second_process_sees_the_study(write_exp, 
     path = write_exp(search_yaml(n=2))
     ws = tmp_path / "ws"
     run_search(path, ws)
-    cols, rows = run_query(Workspace(ws), "select method, state, count(*) from trials "
-                                          "group by all order by all")
+    cols, rows = run_query(
+        Workspace(ws), "select method, state, count(*) from trials group by all order by all"
+    )
     assert rows == [("lora", "complete", 2), ("prefix", "complete", 2)]
     code = textwrap.dedent(f"""
         import optuna
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
-        st = JournalStorage(JournalFileBackend({str(journal_path(Workspace(ws), 's'))!r}))
+        st = JournalStorage(JournalFileBackend({str(journal_path(Workspace(ws), "s"))!r}))
         s = optuna.load_study(study_name="s/lora", storage=st)
         print(len(s.trials), s.best_trial.number, s.trials[0].params["r"])
     """)
@@ -194,8 +219,11 @@ def test_trials_are_in_the_store_and_a_second_process_sees_the_study(write_exp, 
 
 def test_warm_start_tells_the_study_the_complete_grid_runs(write_exp, tmp_path):
     matrix = "matrix:\n  method:\n    - {name: lora, r: 4, training.lr: [1.0e-3, 1.0e-2]}\n"
-    text = experiment_yaml("s", matrix=matrix) + SPACE.format(
-        sampler="tpe", seed=0, n=1, budget="per_method") + "  warm_start: true\n"
+    text = (
+        experiment_yaml("s", matrix=matrix)
+        + SPACE.format(sampler="tpe", seed=0, n=1, budget="per_method")
+        + "  warm_start: true\n"
+    )
     path = write_exp(text)
     ws = tmp_path / "ws"
     ex, _ = run_search(path, ws)
@@ -208,19 +236,36 @@ def test_warm_start_tells_the_study_the_complete_grid_runs(write_exp, tmp_path):
     assert len([t for t in trials(ws) if t.user_attrs["source"] == "grid"]) == 2
 
 
-@pytest.mark.parametrize("change, message", [
-    (("{float: [1.0e-4, 1.0e-1], log: true}", "{float: [1.0e-1, 1.0e-4]}"), "low must be below high"),
-    (("{float: [1.0e-4, 1.0e-1], log: true}", "{float: [0.0, 1.0e-1], log: true}"), "log scale needs low > 0"),
-    (("sampler: tpe", "sampler: hyperopt"), "sampler"),
-    (("objectives: [{metric: exact_match", "objectives: [{metric: exact_matc"), "no evaluator"),
-    (("  n_trials: 4\n", ""), "n_trials, timeout or both"),
-    (("        r: {choices: [4, 8]}\n        training.lr: {float: [1.0e-4, 1.0e-1], log: true}\n", ""),
-     "nothing to search"),
-    (("r: {choices: [4, 8]}", "r: {int: [4, 8], lg: true}"), "did you mean 'log'"),
-    (("budget: per_method", "budget: per_method\n  pruner: {type: median}"), "training.eval_every"),
-    (("budget: per_method", "budget: per_method\n  pruner: {type: asha}"), "pruner"),
-    (("budget: per_method", "budget: per_method\n  sampler: cmaes"), None),  # duplicate key
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            ("{float: [1.0e-4, 1.0e-1], log: true}", "{float: [1.0e-1, 1.0e-4]}"),
+            "low must be below high",
+        ),
+        (
+            ("{float: [1.0e-4, 1.0e-1], log: true}", "{float: [0.0, 1.0e-1], log: true}"),
+            "log scale needs low > 0",
+        ),
+        (("sampler: tpe", "sampler: hyperopt"), "sampler"),
+        (("objectives: [{metric: exact_match", "objectives: [{metric: exact_matc"), "no evaluator"),
+        (("  n_trials: 4\n", ""), "n_trials, timeout or both"),
+        (
+            (
+                "        r: {choices: [4, 8]}\n        training.lr: {float: [1.0e-4, 1.0e-1], log: true}\n",
+                "",
+            ),
+            "nothing to search",
+        ),
+        (("r: {choices: [4, 8]}", "r: {int: [4, 8], lg: true}"), "did you mean 'log'"),
+        (
+            ("budget: per_method", "budget: per_method\n  pruner: {type: median}"),
+            "training.eval_every",
+        ),
+        (("budget: per_method", "budget: per_method\n  pruner: {type: asha}"), "pruner"),
+        (("budget: per_method", "budget: per_method\n  sampler: cmaes"), None),  # duplicate key
+    ],
+)
 def test_bad_search_input_exits_2_with_file_and_line(write_exp, capsys, change, message):
     old, new = change
     text = search_yaml()
@@ -234,8 +279,10 @@ def test_bad_search_input_exits_2_with_file_and_line(write_exp, capsys, change, 
 
 
 def test_several_objectives_need_a_sampler_that_can_and_no_pruner(write_exp, capsys):
-    two = "objectives: [{metric: exact_match, direction: maximize}, " \
-          "{metric: trainable_params, direction: minimize}]"
+    two = (
+        "objectives: [{metric: exact_match, direction: maximize}, "
+        "{metric: trainable_params, direction: minimize}]"
+    )
     text = search_yaml().replace("objectives: [{metric: exact_match, direction: maximize}]", two)
     assert main(["validate", str(write_exp(text.replace("sampler: tpe", "sampler: cmaes")))]) == 2
     assert "optimises one objective" in " ".join(capsys.readouterr().err.split())
@@ -245,10 +292,13 @@ def test_several_objectives_need_a_sampler_that_can_and_no_pruner(write_exp, cap
 
 
 def test_pareto_study_records_both_objectives(write_exp, tmp_path):
-    two = "objectives: [{metric: exact_match, direction: maximize}, " \
-          "{metric: trainable_params, direction: minimize}]"
+    two = (
+        "objectives: [{metric: exact_match, direction: maximize}, "
+        "{metric: trainable_params, direction: minimize}]"
+    )
     text = search_yaml(sampler="nsga2", n=3).replace(
-        "objectives: [{metric: exact_match, direction: maximize}]", two)
+        "objectives: [{metric: exact_match, direction: maximize}]", two
+    )
     ws = tmp_path / "ws"
     run_search(write_exp(text), ws)
     ts = trials(ws)
@@ -283,8 +333,11 @@ def test_every_shipped_search_file_validates():
 
 
 def test_seeds_per_trial_gives_each_trial_one_run_per_seed(write_exp, tmp_path):
-    text = search_yaml(n=2).replace("seeds: [0]", "seeds: [0, 1, 2]").replace(
-        "  budget: per_method", "  budget: per_method\n  seeds_per_trial: 2")
+    text = (
+        search_yaml(n=2)
+        .replace("seeds: [0]", "seeds: [0, 1, 2]")
+        .replace("  budget: per_method", "  budget: per_method\n  seeds_per_trial: 2")
+    )
     ws = tmp_path / "ws"
     ex, _ = run_search(write_exp(text), ws)
     ts = trials(ws)
@@ -307,12 +360,12 @@ def test_store_rebuild_restores_trials_from_the_journal(write_exp, tmp_path):
 
 
 def test_an_objective_direction_defaults_to_what_its_evaluator_declares(write_exp):
-    text = search_yaml().replace("objectives: [{metric: exact_match, direction: maximize}]",
-                                 "objectives: [{metric: exact_match}, {metric: eval_loss}, "
-                                 "{metric: peak_memory_mb}]")
+    text = search_yaml().replace(
+        "objectives: [{metric: exact_match, direction: maximize}]",
+        "objectives: [{metric: exact_match}, {metric: eval_loss}, {metric: peak_memory_mb}]",
+    )
     exp = load_experiment(write_exp(text))
-    assert [o.direction for o in exp.spec.search.objectives] == ["maximize", "minimize",
-                                                                 "minimize"]
+    assert [o.direction for o in exp.spec.search.objectives] == ["maximize", "minimize", "minimize"]
 
 
 def test_shared_study_gives_the_same_trials_for_the_same_seed(write_exp, tmp_path):
@@ -331,7 +384,9 @@ def test_a_study_extended_by_relaunch_asks_what_one_launch_would(write_exp, tmp_
     run_search(write_exp(search_yaml(n=4), "b.yaml"), twice, capacity=1)
 
     def seq(ws: Path) -> list[tuple[str, int, str]]:
-        return sorted((t.user_attrs["method"], t.number, json.dumps(t.params, sort_keys=True))
-                      for t in trials(ws))
+        return sorted(
+            (t.user_attrs["method"], t.number, json.dumps(t.params, sort_keys=True))
+            for t in trials(ws)
+        )
 
     assert seq(once) == seq(twice)

@@ -32,8 +32,9 @@ def study_trials(ws: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.parametrize("processes", [1, 2], ids=["1-process", "ddp-2-processes"])
-def test_pruned_trial_stops_early_is_stored_as_pruned_and_not_retried(write_exp, tmp_path,
-                                                                      processes):
+def test_pruned_trial_stops_early_is_stored_as_pruned_and_not_retried(
+    write_exp, tmp_path, processes
+):
     # With 2 processes (gloo DDP) rank 0 decides and both ranks must stop at step 2.
     # A grid through the search path: lr 1e-2 first (it completes and sets the median),
     # then lr 1e-7, whose eval loss at the first eval cannot beat it: pruned at step 2.
@@ -50,8 +51,12 @@ search:
         training.lr: {choices: [1.0e-2, 1.0e-7]}
 """
     launch = f"{{num_processes: {processes}, threads_per_process: 1}}"
-    text = experiment_yaml("prune", matrix="\n", max_steps=8, launch=launch).replace(
-        "logging_every: 2", "logging_every: 2\n  eval_every: 2") + search
+    text = (
+        experiment_yaml("prune", matrix="\n", max_steps=8, launch=launch).replace(
+            "logging_every: 2", "logging_every: 2\n  eval_every: 2"
+        )
+        + search
+    )
     exp_file = write_exp(text)
     ws = tmp_path / "ws"
     assert cli(ws, "launch", str(exp_file)) == 0  # a pruned trial is not a failure
@@ -66,8 +71,11 @@ search:
     assert not rd.file("result.json").exists() and not rd.file("artifacts").exists()
     decisions = [json.loads(x) for x in rd.file("decisions.jsonl").read_text().splitlines()]
     assert [(d["step"], d["prune"]) for d in decisions] == [(2, True)]
-    _, rows = run_query(Workspace(ws), "select r.status, t.state, t.last_step from runs r join "
-                                       "trials t on t.run_ids->>'$[0]' = r.run_id order by t.number")
+    _, rows = run_query(
+        Workspace(ws),
+        "select r.status, t.state, t.last_step from runs r join "
+        "trials t on t.run_ids->>'$[0]' = r.run_id order by t.number",
+    )
     assert rows == [("complete", "complete", 8), ("pruned", "pruned", 2)]
     # relaunch: nothing trains, nothing is retried, the study keeps its two trials
     before = {p.name: p.stat().st_mtime for p in rd.path.iterdir()}
@@ -93,21 +101,34 @@ search:
         r: {choices: [4, 8]}
         training.lr: {float: [1.0e-3, 1.0e-2], log: true}
 """
-    text = experiment_yaml("kill", matrix="\n", max_steps=80,
-                           launch="{threads_per_process: 1}").replace(
-        "logging_every: 2", "logging_every: 2\n  eval_every: 20\n  checkpoint_every: 20") + search
+    text = (
+        experiment_yaml(
+            "kill", matrix="\n", max_steps=80, launch="{threads_per_process: 1}"
+        ).replace("logging_every: 2", "logging_every: 2\n  eval_every: 20\n  checkpoint_every: 20")
+        + search
+    )
     exp_file = write_exp(text)
     ws = tmp_path / "ws"
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     runs_dir = ws / "runs" / "kill"
     try:
         deadline = time.time() + 300
         while time.time() < deadline:  # the 2nd trial's run is past its first checkpoint
-            hbs = [json.loads((p / "heartbeat.json").read_text())
-                   for p in runs_dir.glob("*") if (p / "heartbeat.json").exists()
-                   and not (p / "result.json").exists()] if runs_dir.is_dir() else []
+            hbs = (
+                [
+                    json.loads((p / "heartbeat.json").read_text())
+                    for p in runs_dir.glob("*")
+                    if (p / "heartbeat.json").exists() and not (p / "result.json").exists()
+                ]
+                if runs_dir.is_dir()
+                else []
+            )
             done = len(list(runs_dir.glob("*/result.json"))) if runs_dir.is_dir() else 0
             if done >= 1 and any(h.get("step", 0) >= 30 for h in hbs):
                 break
@@ -117,8 +138,9 @@ search:
         os.kill(launcher.pid, signal.SIGKILL)  # the launcher only: its worker is orphaned
     finally:
         launcher.wait(timeout=30)
-    running = [t for t in study_trials(ws, "kill/lora")
-               if t.state == optuna.trial.TrialState.RUNNING]
+    running = [
+        t for t in study_trials(ws, "kill/lora") if t.state == optuna.trial.TrialState.RUNNING
+    ]
     assert len(running) == 1  # left dangling by the dead launcher...
     assert cli(ws, "launch", str(exp_file)) == 0
     trials = study_trials(ws, "kill/lora")  # ...and taken up, not duplicated
@@ -127,8 +149,9 @@ search:
     assert len(set(run_ids)) == 3 == len(list(runs_dir.glob("*/result.json")))
     resumed = Workspace(ws).run_dir("kill", run_ids[running[0].number])
     assert json.loads(resumed.file("result.json").read_text())["steps"] == 80
-    _, rows = run_query(Workspace(ws), "select count(*), count(distinct (run_id, step, name)) "
-                                       "from metrics")
+    _, rows = run_query(
+        Workspace(ws), "select count(*), count(distinct (run_id, step, name)) from metrics"
+    )
     assert rows[0][0] == rows[0][1] > 0
     _, rows = run_query(Workspace(ws), "select count(*), count(distinct number) from trials")
     assert rows == [(3, 3)]

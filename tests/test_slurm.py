@@ -45,8 +45,7 @@ def final_evals(ws: Path, experiment: str) -> dict[str, dict]:
 
 
 def jobs_named(run_id: str) -> int:
-    text = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True,
-                          text=True).stdout
+    text = subprocess.run(["scontrol", "show", "jobs", "-o"], capture_output=True, text=True).stdout
     return sum(f"JobName=ftsweep-{run_id} " in line for line in text.splitlines())
 
 
@@ -64,32 +63,35 @@ def job_id(rd: RunDir) -> str:
     return json.loads(rd.file("job.json").read_text())["job_id"]
 
 
-def test_a_grid_through_slurm_gives_the_metrics_of_local_runs(slurm_cluster, write_exp,
-                                                              tmp_path):
+def test_a_grid_through_slurm_gives_the_metrics_of_local_runs(slurm_cluster, write_exp, tmp_path):
     local = write_exp(experiment_yaml("g", matrix=GRID, launch=LOCAL), "local.yaml")
     slurm = write_exp(experiment_yaml("g", matrix=GRID, launch=SLURM), "slurm.yaml")
     assert cli(tmp_path / "local", "launch", str(local)) == 0
     assert cli(tmp_path / "slurm", "launch", str(slurm)) == 0
     a, b = final_evals(tmp_path / "local", "g"), final_evals(tmp_path / "slurm", "g")
     assert len(a) == 2 and a == b  # CPU training is deterministic: the same numbers
-    _, rows = run_query(Workspace(tmp_path / "slurm"), "select count(*) from runs where "
-                                                       "status = 'complete'")
+    _, rows = run_query(
+        Workspace(tmp_path / "slurm"), "select count(*) from runs where status = 'complete'"
+    )
     assert rows == [(2,)]
     for rd in Workspace(tmp_path / "slurm").iter_run_dirs("g"):  # one Slurm job per run
         assert jobs_named(rd.run_id) == 1
         assert "#SBATCH --requeue" in rd.file("slurm.sh").read_text()
 
 
-def test_a_scancelled_job_is_failed_with_its_cause_and_retried(slurm_cluster, write_exp,
-                                                               tmp_path):
-    exp_file = write_exp(experiment_yaml("c", matrix="matrix:\n  method: [full]\n",
-                                         max_steps=60, launch=SLURM))
+def test_a_scancelled_job_is_failed_with_its_cause_and_retried(slurm_cluster, write_exp, tmp_path):
+    exp_file = write_exp(
+        experiment_yaml("c", matrix="matrix:\n  method: [full]\n", max_steps=60, launch=SLURM)
+    )
     ws = tmp_path / "ws"
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("c", run.run_id)
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: (rd.heartbeat() or {}).get("step", 0) >= 5, 180, "training to start")
     subprocess.run(["scancel", job_id(rd)], check=True)
     assert launcher.wait(timeout=120) == 1
@@ -101,20 +103,23 @@ def test_a_scancelled_job_is_failed_with_its_cause_and_retried(slurm_cluster, wr
 
 
 def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
-        slurm_cluster, write_exp, tmp_path):
+    slurm_cluster, write_exp, tmp_path
+):
     """Slurm sends USR1 `signal_grace_s` before the time limit (up to a minute earlier:
     its timer's resolution). The test sends that same signal to the batch shell with
     `scancel --signal=USR1 --batch` mid-training, and lifts the 2-minute hold Slurm puts
     on a requeued job, so it runs in seconds instead of minutes."""
-    text = experiment_yaml("p", matrix="matrix:\n  method: [full]\n", max_steps=80,
-                           launch=SLURM)
+    text = experiment_yaml("p", matrix="matrix:\n  method: [full]\n", max_steps=80, launch=SLURM)
     exp_file = write_exp(text)
     ws = tmp_path / "ws"
     (run,) = load_experiment(exp_file).runs
     rd = Workspace(ws).run_dir("p", run.run_id)
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: (rd.heartbeat() or {}).get("step", 0) >= 20, 180, "step 20")
         jid = job_id(rd)
@@ -135,14 +140,16 @@ def test_a_job_signalled_before_its_time_limit_checkpoints_requeues_and_matches(
     result = rd.result()
     assert result["steps"] == 80
     # the same run without interruption, locally: the same metrics
-    assert cli(tmp_path / "ref", "launch", str(write_exp(
-        text.replace(SLURM, LOCAL), "ref.yaml"))) == 0
+    assert (
+        cli(tmp_path / "ref", "launch", str(write_exp(text.replace(SLURM, LOCAL), "ref.yaml"))) == 0
+    )
     (ref,) = final_evals(tmp_path / "ref", "p").values()
     assert result["final_eval"] == pytest.approx(ref, rel=1e-6)
 
 
-def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(slurm_cluster,
-                                                                      write_exp, tmp_path):
+def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(
+    slurm_cluster, write_exp, tmp_path
+):
     grid = "matrix:\n  method:\n    - {name: lora, r: 4, training.lr: [1.0e-2, 3.0e-3]}\n"
     exp_file = write_exp(experiment_yaml("k", matrix=grid, max_steps=40, launch=SLURM))
     ws = tmp_path / "ws"
@@ -150,7 +157,10 @@ def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(slurm_clus
     rds = [Workspace(ws).run_dir("k", r.run_id) for r in runs]
     launcher = subprocess.Popen(
         [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(exp_file)],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for(lambda: all(rd.file("job.json").exists() for rd in rds), 120, "every submission")
     os.kill(launcher.pid, signal.SIGKILL)
     launcher.wait(timeout=30)
@@ -172,14 +182,15 @@ def test_a_killed_launcher_and_detach_reattach_without_duplicate_jobs(slurm_clus
     assert all(jobs_named(rd.run_id) == 1 for rd in Workspace(ws).iter_run_dirs("d"))
 
 
-def test_a_run_over_two_nodes_gives_the_metrics_of_ddp_on_one(slurm_cluster, write_exp,
-                                                              tmp_path):
+def test_a_run_over_two_nodes_gives_the_metrics_of_ddp_on_one(slurm_cluster, write_exp, tmp_path):
     """num_machines 2: one job on both nodes of the test cluster, srun starting one
     `accelerate launch` per node (rank 0 and 1, gloo over 127.0.0.1). CPU DDP is
     deterministic, so it must give the numbers of 2 processes on one machine."""
     one_node = "{threads_per_process: 1, num_processes: 2}"
-    two_nodes = ('{executor: slurm, threads_per_process: 1, num_processes: 2, num_machines: 2, '
-                 'slurm: {poll_interval_s: 0.5, time: "10"}}')
+    two_nodes = (
+        "{executor: slurm, threads_per_process: 1, num_processes: 2, num_machines: 2, "
+        'slurm: {poll_interval_s: 0.5, time: "10"}}'
+    )
     grid = "matrix:\n  method:\n    - {name: lora, r: 4}\n"
     local = write_exp(experiment_yaml("mn", matrix=grid, max_steps=6, launch=one_node), "a.yaml")
     multi = write_exp(experiment_yaml("mn", matrix=grid, max_steps=6, launch=two_nodes), "b.yaml")

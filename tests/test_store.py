@@ -195,8 +195,9 @@ def test_migrations_recorded_and_idempotent(tmp_path: Path) -> None:
     assert {"runs", "metrics", "evals", "eval_examples", "migrations"} <= tables
 
 
-def test_setup_time_migration_adds_columns_to_an_older_store(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_setup_time_migration_adds_columns_to_an_older_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ftsweep.store import migrations as mig
 
     con = duckdb.connect(str(tmp_path / "s.duckdb"))

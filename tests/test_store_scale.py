@@ -46,8 +46,9 @@ def _load_bench() -> ModuleType:
 
 
 bench = _load_bench()
-SIZE = bench.Size(runs=12, steps=30, metrics=3, examples=5, experiments=2, fail_every=5,
-                  resume_every=4)
+SIZE = bench.Size(
+    runs=12, steps=30, metrics=3, examples=5, experiments=2, fail_every=5, resume_every=4
+)
 
 
 def contents(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]:
@@ -55,8 +56,9 @@ def contents(con: duckdb.DuckDBPyConnection) -> dict[str, list[tuple[Any, ...]]]
     out = {}
     for table in ("runs", "metrics", "evals", "eval_examples"):
         cols = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "ingested_at"]
-        out[table] = sorted(con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall(),
-                            key=repr)
+        out[table] = sorted(
+            con.execute(f"SELECT {', '.join(cols)} FROM {table}").fetchall(), key=repr
+        )
     return out
 
 
@@ -85,16 +87,26 @@ def python_metrics(ws: Workspace) -> list[tuple[Any, ...]]:
                 r = json.loads(line)
             except ValueError:
                 continue
-            if not isinstance(r, dict) or not isinstance(r.get("step"), int) \
-                    or not isinstance(r.get("name"), str) or not isinstance(r.get("value"), float):
+            if (
+                not isinstance(r, dict)
+                or not isinstance(r.get("step"), int)
+                or not isinstance(r.get("name"), str)
+                or not isinstance(r.get("value"), float)
+            ):
                 continue
 
             def fin(x: Any) -> float | None:
                 return x if isinstance(x, float) and math.isfinite(x) else None
 
             rows.pop((r["step"], r["name"]), None)
-            rows[(r["step"], r["name"])] = (run_id, r["step"], fin(r.get("epoch")), r["name"],
-                                            fin(r["value"]), fin(r.get("time")))
+            rows[(r["step"], r["name"])] = (
+                run_id,
+                r["step"],
+                fin(r.get("epoch")),
+                r["name"],
+                fin(r["value"]),
+                fin(r.get("time")),
+            )
         out.extend(rows.values())
     return sorted(out, key=repr)
 
@@ -105,8 +117,13 @@ def append(rd: RunDir, text: str) -> None:
 
 
 def metric_line(step: int, name: str = "loss", value: float = 0.5) -> str:
-    return json.dumps({"epoch": step / 100, "name": name, "step": step, "time": 1.0 * step,
-                       "value": value}, sort_keys=True) + "\n"
+    return (
+        json.dumps(
+            {"epoch": step / 100, "name": name, "step": step, "time": 1.0 * step, "value": value},
+            sort_keys=True,
+        )
+        + "\n"
+    )
 
 
 @pytest.fixture
@@ -132,8 +149,9 @@ def log_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     return str(request.param)
 
 
-def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(ws: Workspace, tmp_path: Path,
-                                                                 log_path: str) -> None:
+def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(
+    ws: Workspace, tmp_path: Path, log_path: str
+) -> None:
     with ws.lock():
         with Store.writer(ws) as store:
             first = store.ingest_all()
@@ -155,13 +173,14 @@ def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(ws: Workspace, 
             stats = store.ingest_all()
             assert stats.updated == 4
             check(ws, store, tmp_path)
-            status = store.con.execute("SELECT status FROM runs WHERE run_id = ?",
-                                       [live.run_id]).fetchone()
+            status = store.con.execute(
+                "SELECT status FROM runs WHERE run_id = ?", [live.run_id]
+            ).fetchone()
             assert status == ("running",)
 
         # it grows (only the new bytes are read), re-logs steps, then finishes
         with Store.writer(ws) as store:
-            append(live, text[len(text) // 2:])
+            append(live, text[len(text) // 2 :])
             stats = store.ingest_runs([live])
             assert 0 < stats.metrics < SIZE.steps * SIZE.metrics
             append(live, metric_line(2, "m0", 7.0) + metric_line(3, "loss", float("nan")))
@@ -170,7 +189,8 @@ def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(ws: Workspace, 
             store.ingest_runs([live])
             got = check(ws, store, tmp_path)
             assert ("complete",) == store.con.execute(
-                "SELECT status FROM runs WHERE run_id = ?", [live.run_id]).fetchone()
+                "SELECT status FROM runs WHERE run_id = ?", [live.run_id]
+            ).fetchone()
             assert (live.run_id, 2, 0.02, "m0", 7.0, 2.0) in got["metrics"]
 
         # a resume trims the log and replaces the file; a user deletes a run directory
@@ -196,14 +216,14 @@ def test_incremental_ingest_equals_rebuild_through_a_sweeps_life(ws: Workspace, 
             assert any(p.endswith(":11: not JSON (Expecting value)") for p in stats.problems)
             assert any(":13: not a JSON object" in p for p in stats.problems)
             assert store.ingest_all().bad_rows == 0  # not re-read, not re-reported
-            kept = store.con.execute("SELECT metrics_bad FROM _ingest_state WHERE run_id = ?",
-                                     [trimmed.run_id]).fetchone()
+            kept = store.con.execute(
+                "SELECT metrics_bad FROM _ingest_state WHERE run_id = ?", [trimmed.run_id]
+            ).fetchone()
             assert kept == (3,)
             check(ws, store, tmp_path)
 
 
-def test_rewritten_log_of_same_size_and_inode_is_read_again(ws: Workspace,
-                                                           tmp_path: Path) -> None:
+def test_rewritten_log_of_same_size_and_inode_is_read_again(ws: Workspace, tmp_path: Path) -> None:
     rd = next(iter(ws.iter_run_dirs()))
     with ws.lock(), Store.writer(ws) as store:
         store.ingest_all()
@@ -219,8 +239,10 @@ def test_rewritten_log_of_same_size_and_inode_is_read_again(ws: Workspace,
 def test_not_utf8_is_read_with_replacement(ws: Workspace, tmp_path: Path, log_path: str) -> None:
     rd = next(iter(ws.iter_run_dirs()))
     with open(rd.file("evals.jsonl"), "ab") as fh:
-        fh.write(b'{"split": "test", "example_id": "x", "metric": "em", "value": 1.0, '
-                 b'"prediction": "caf\xe9", "reference": "r"}\n')
+        fh.write(
+            b'{"split": "test", "example_id": "x", "metric": "em", "value": 1.0, '
+            b'"prediction": "caf\xe9", "reference": "r"}\n'
+        )
     with ws.lock(), Store.writer(ws) as store:
         assert store.ingest_all().bad_rows == 0
         pred = store.con.execute("SELECT prediction FROM eval_examples WHERE example_id = 'x'")
@@ -309,13 +331,23 @@ def test_a_hundred_concurrent_readers_during_a_sweep_see_no_error(ws: Workspace)
     """4 processes x 25 threads read while another process ingests and publishes."""
     run_query(ws, "select 1")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    sweep = subprocess.Popen([sys.executable, "-c", SWEEP, str(ws.root), str(ROOT / "benchmarks")],
-                             stdout=subprocess.PIPE, text=True, env=env)
+    sweep = subprocess.Popen(
+        [sys.executable, "-c", SWEEP, str(ws.root), str(ROOT / "benchmarks")],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     assert sweep.stdout is not None and sweep.stdout.readline().strip() == "writing"
     try:
-        readers = [subprocess.Popen([sys.executable, "-c", READERS, str(ws.root), "4",
-                                     str(SIZE.runs)], stdout=subprocess.PIPE, text=True, env=env)
-                   for _ in range(4)]
+        readers = [
+            subprocess.Popen(
+                [sys.executable, "-c", READERS, str(ws.root), "4", str(SIZE.runs)],
+                stdout=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            for _ in range(4)
+        ]
         outs = [r.communicate(timeout=600)[0] for r in readers]
     finally:
         (ws.root / "stop").touch()
@@ -331,16 +363,20 @@ def test_a_hundred_concurrent_readers_during_a_sweep_see_no_error(ws: Workspace)
     assert len(generations(ws)) <= MAX_GENERATIONS + 1
     con = open_reader(ws)
     assert con.execute("SELECT count(*) FROM runs WHERE experiment = 'sweep'").fetchone() == (
-        written,)
+        written,
+    )
     con.close()
 
 
 def test_status_imports_neither_duckdb_nor_pyarrow(ws: Workspace) -> None:
-    code = ("import sys; from ftsweep.cli import main; "
-            f"rc = main(['--workspace', {str(ws.root)!r}, 'status']); "
-            "print(rc, 'duckdb' in sys.modules, 'pyarrow' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; from ftsweep.cli import main; "
+        f"rc = main(['--workspace', {str(ws.root)!r}, 'status']); "
+        "print(rc, 'duckdb' in sys.modules, 'pyarrow' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().splitlines()[-1] == "0 False False"
 
 
@@ -380,7 +416,8 @@ def test_publish_updates_a_generation_in_place_and_skips_held_ones(ws: Workspace
 
 
 def test_unreadable_new_run_is_reported_once_and_does_not_keep_readers_behind(
-        ws: Workspace) -> None:
+    ws: Workspace,
+) -> None:
     run_query(ws, "select 1")
     rd = RunDir(Path(bench.write_run(ws.root, SIZE, "scale-00", 800)))
     good = rd.file("spec.json").read_text()

@@ -26,8 +26,11 @@ def tok():
 
 
 def _run(write_exp, tmp_path, text=None, name="exp.yaml"):
-    exp = load_experiment(write_exp(text or experiment_yaml(
-        "tc", matrix="matrix:\n  method: [{name: lora, r: 4}]\n"), name))
+    exp = load_experiment(
+        write_exp(
+            text or experiment_yaml("tc", matrix="matrix:\n  method: [{name: lora, r: 4}]\n"), name
+        )
+    )
     (run,) = exp.runs
     return run, Workspace(tmp_path / "ws").run_dir("tc", run.run_id)
 
@@ -63,26 +66,39 @@ def test_the_key_follows_every_input_of_the_encoding(write_exp, tmp_path):
     run, rd = _run(write_exp, tmp_path, base_text)
     key = _cache(run, rd).path("train", 128)
     # another method or learning rate: the same encoding, the same entry
-    other, ord_ = _run(write_exp, tmp_path, base_text.replace("lr: 1.0e-3", "lr: 3.0e-3")
-                       .replace("r: 4", "r: 8"), "b.yaml")
+    other, ord_ = _run(
+        write_exp,
+        tmp_path,
+        base_text.replace("lr: 1.0e-3", "lr: 3.0e-3").replace("r: 4", "r: 8"),
+        "b.yaml",
+    )
     assert _cache(other, ord_).path("train", 128) == key
     assert _cache(run, rd).path("train", 64) != key  # another limit
     assert _cache(run, rd).path("eval", 128) != key  # another split
-    for change in ("max_length: 64", "max_length: 32"), ("family: instruction",
-                                                           "family: instruction\n  "
-                                                           "truncation_side: left"):
+    for change in (
+        ("max_length: 64", "max_length: 32"),
+        ("family: instruction", "family: instruction\n  truncation_side: left"),
+    ):
         r2, rd2 = _run(write_exp, tmp_path, base_text.replace(*change), "c.yaml")
         assert _cache(r2, rd2).path("train", 128) != key, change
     # the same content at another path is the same entry; other content is not
     copy = tmp_path / "train.jsonl"
     shutil.copy(DATA / "instruction" / "train.jsonl", copy)
-    r3, rd3 = _run(write_exp, tmp_path, base_text.replace(
-        f"{DATA}/instruction/train.jsonl", str(copy)), "d.yaml")
+    r3, rd3 = _run(
+        write_exp,
+        tmp_path,
+        base_text.replace(f"{DATA}/instruction/train.jsonl", str(copy)),
+        "d.yaml",
+    )
     assert _cache(r3, rd3).path("train", 128) == key
     with copy.open("a", encoding="utf-8") as fh:
         fh.write(json.dumps({"instruction": "one more", "output": "record"}) + "\n")
-    r4, rd4 = _run(write_exp, tmp_path, base_text.replace(
-        f"{DATA}/instruction/train.jsonl", str(copy)), "e.yaml")
+    r4, rd4 = _run(
+        write_exp,
+        tmp_path,
+        base_text.replace(f"{DATA}/instruction/train.jsonl", str(copy)),
+        "e.yaml",
+    )
     assert _cache(r4, rd4).path("train", 128) != key
 
 
@@ -98,7 +114,8 @@ def test_a_damaged_entry_is_encoded_again_and_replaced(write_exp, tmp_path, tok)
 
 
 def test_no_cache_for_unpinned_inputs_outside_a_workspace_or_when_disabled(
-        write_exp, tmp_path, monkeypatch):
+    write_exp, tmp_path, monkeypatch
+):
     run, rd = _run(write_exp, tmp_path)
     assert pinned("sha256:ab") and pinned("hub:org/data/@v1.0")
     assert not pinned("hub:org/model@main")

@@ -48,8 +48,12 @@ def _imported_top_level(stderr: str) -> set[str]:
 def test_validate_refuses_a_schema_error_without_importing_torch(tmp_path, name):
     path = tmp_path / "bad.yaml"
     path.write_text(textwrap.dedent(BAD_FILES[name]))
-    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftsweep.cli", "validate",
-                           str(path)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ftsweep.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr[-3000:]
     assert "problem" in done.stderr and str(path) in " ".join(done.stderr.split())
     imported = _imported_top_level(done.stderr)

@@ -46,8 +46,16 @@ def test_markers_are_evaluated_for_the_target_not_this_machine() -> None:
 
 # A fake index: name → {version: Requires-Dist lines}.
 INDEX = {
-    "app": {"1.0": ["mid", "torch>=2", "nvidia-cublas", 'old; python_version < "3.9"',
-                    'devtool; extra == "dev"', "lib"]},
+    "app": {
+        "1.0": [
+            "mid",
+            "torch>=2",
+            "nvidia-cublas",
+            'old; python_version < "3.9"',
+            'devtool; extra == "dev"',
+            "lib",
+        ]
+    },
     "mid": {"1.0": ["other>=1"]},
     "lib": {"1.9": ["leaf"], "2.0": ["leaf>=2"]},
     "other": {"1.0": ["lib<2"]},
@@ -73,7 +81,11 @@ def test_walk_follows_requirements_for_the_target_and_settles_conflicts(tmp_path
     chosen = {n: str(f.version) for n, f in walk.chosen.items()}
     # lib 2.0 is fetched first; other's lib<2, found deeper, forces 1.9 after it
     assert {k: chosen[k] for k in ("app", "mid", "lib", "other")} == {
-        "app": "1.0", "mid": "1.0", "lib": "1.9", "other": "1.0"}
+        "app": "1.0",
+        "mid": "1.0",
+        "lib": "1.9",
+        "other": "1.0",
+    }
     assert "leaf" in chosen and calls.count("lib==2.0") == 1 and "lib==1.9" in calls
     assert "torch" in walk.skipped and "nvidia-cublas" in walk.skipped
     assert not {"old", "devtool"} & set(chosen) and "old" not in walk.skipped
@@ -109,8 +121,12 @@ def test_bitsandbytes_keeps_only_the_targets_cuda_library(tmp_path: Path) -> Non
     with zipfile.ZipFile(path) as zf:
         names = set(zf.namelist())
         record = zf.read("bitsandbytes-0.50.2.dist-info/RECORD").decode()
-    assert names == {"bitsandbytes/__init__.py", "bitsandbytes/libbitsandbytes_cuda130.so",
-                     "bitsandbytes/libbitsandbytes_cpu.so", "bitsandbytes-0.50.2.dist-info/RECORD"}
+    assert names == {
+        "bitsandbytes/__init__.py",
+        "bitsandbytes/libbitsandbytes_cuda130.so",
+        "bitsandbytes/libbitsandbytes_cpu.so",
+        "bitsandbytes-0.50.2.dist-info/RECORD",
+    }
     assert "cuda128" not in record and "rocm71" not in record and "cuda130" in record
     with pytest.raises(RuntimeError, match="no libbitsandbytes_cuda118.so"):
         wh.slim_bitsandbytes(path, "11.8")

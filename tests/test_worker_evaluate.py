@@ -10,8 +10,10 @@ from ftsweep.methods import get_method
 from ftsweep.worker.evaluate import generate
 from tests.conftest import MODEL
 
-PROMPTS = ["### Instruction:\nWhat is 2 plus 3?\n\n### Response:\n",
-           "### 指令:\n把这个词翻译成英文。\n\n### 输入:\n狗\n\n### 输出:\n"]
+PROMPTS = [
+    "### Instruction:\nWhat is 2 plus 3?\n\n### Response:\n",
+    "### 指令:\n把这个词翻译成英文。\n\n### 输入:\n狗\n\n### 输出:\n",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +39,9 @@ def test_first_generated_token_is_the_forward_argmax(name, tok):
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
         expected = int(logits[0, -1].argmax())
-        want = "" if expected == tok.eos_token_id else tok.decode([expected], skip_special_tokens=True)
+        want = (
+            "" if expected == tok.eos_token_id else tok.decode([expected], skip_special_tokens=True)
+        )
         assert text == want
 
 
@@ -55,9 +59,16 @@ def test_evaluator_notes_reach_the_outcome(tmp_path, monkeypatch):
     monkeypatch.setattr(isolation, "isolation_problem", lambda: "no bwrap here")
     monkeypatch.setattr(worker_eval, "generate", lambda *a, **k: ["def f():\n    return 1\n"])
     examples = [Example("e1", [1], [1], "p", "r", {"tests": ["assert f() == 1"]})]
-    cfg = {"eval": {"evaluators": ["pass_at_1"], "evaluator_params": {"pass_at_1": {
-        "sandbox": "none"}}, "batch_size": 1, "max_new_tokens": 8}}
-    outcome = worker_eval.evaluate(Model(), None, examples, cfg, "test", RunDir(tmp_path),
-                                   torch.device("cpu"))
+    cfg = {
+        "eval": {
+            "evaluators": ["pass_at_1"],
+            "evaluator_params": {"pass_at_1": {"sandbox": "none"}},
+            "batch_size": 1,
+            "max_new_tokens": 8,
+        }
+    }
+    outcome = worker_eval.evaluate(
+        Model(), None, examples, cfg, "test", RunDir(tmp_path), torch.device("cpu")
+    )
     assert outcome.aggregate == {"pass_at_1": 1.0}
     assert outcome.notes == {"pass_at_1": {"sandbox": "none"}}

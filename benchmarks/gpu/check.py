@@ -33,17 +33,35 @@ import yaml
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 # Longest first; the offload files early, as DeepSpeed compiles its CPU Adam op then.
-ONE_GPU = ["precision.yaml", "fsdp.yaml", "zero2.yaml", "gpu.yaml", "zero3-offload.yaml",
-           "zero3.yaml", "zero2-nooffload.yaml"]
+ONE_GPU = [
+    "precision.yaml",
+    "fsdp.yaml",
+    "zero2.yaml",
+    "gpu.yaml",
+    "zero3-offload.yaml",
+    "zero3.yaml",
+    "zero2-nooffload.yaml",
+]
 # name → (source file, launch block): the same runs spread over two GPUs.
 TWO_GPUS = {
     "ddp-2gpu": ("fsdp.yaml", {"num_processes": 2}),
     "fsdp-2gpu": ("fsdp.yaml", {"num_processes": 2, "distributed": {"strategy": "fsdp"}}),
-    "zero3-2gpu": ("zero3.yaml", {"num_processes": 2, "distributed": {
-        "strategy": "deepspeed", "zero_stage": 3}}),
+    "zero3-2gpu": (
+        "zero3.yaml",
+        {"num_processes": 2, "distributed": {"strategy": "deepspeed", "zero_stage": 3}},
+    ),
 }
-PACKAGES = ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "deepspeed",
-            "duckdb", "optuna", "pydantic")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "bitsandbytes",
+    "deepspeed",
+    "duckdb",
+    "optuna",
+    "pydantic",
+)
 
 
 def versions() -> dict[str, str | None]:
@@ -62,9 +80,14 @@ def device() -> dict[str, Any]:
     if not torch.cuda.is_available():
         return {"cuda": False, "count": 0, "name": platform.processor() or "cpu"}
     props = torch.cuda.get_device_properties(0)
-    return {"cuda": True, "count": torch.cuda.device_count(), "name": props.name,
-            "memory_gib": round(props.total_memory / 2**30, 1),
-            "torch_cuda": torch.version.cuda, "capability": list(torch.cuda.get_device_capability(0))}
+    return {
+        "cuda": True,
+        "count": torch.cuda.device_count(),
+        "name": props.name,
+        "memory_gib": round(props.total_memory / 2**30, 1),
+        "torch_cuda": torch.version.cuda,
+        "capability": list(torch.cuda.get_device_capability(0)),
+    }
 
 
 def two_gpu_file(name: str, src: str, launch: dict[str, Any], ws: Path) -> Path:
@@ -85,7 +108,9 @@ def two_gpu_file(name: str, src: str, launch: dict[str, Any], ws: Path) -> Path:
 GRACE_S = 30  # a launch still running this long after the budget is stopped
 
 
-def launch_all(jobs: list[tuple[str, Path, Path]], parallel: int, deadline: float) -> dict[str, str]:
+def launch_all(
+    jobs: list[tuple[str, Path, Path]], parallel: int, deadline: float
+) -> dict[str, str]:
     """`ftsweep launch` each (label, file, workspace), ``parallel`` at a time.
 
     Each file has its own workspace, so launches do not wait for each other's lock. None
@@ -100,8 +125,12 @@ def launch_all(jobs: list[tuple[str, Path, Path]], parallel: int, deadline: floa
             ws.mkdir(parents=True, exist_ok=True)
             log = open(ws / "launch.log", "w")  # closed when the launch ends
             cmd = [sys.executable, "-m", "ftsweep.cli", "--workspace", str(ws), "launch", str(path)]
-            running[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO),
-                             time.time(), log, ws)
+            running[name] = (
+                subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO),
+                time.time(),
+                log,
+                ws,
+            )
         if time.time() >= deadline:
             how.update({name: "skipped: over the budget" for name, _, _ in pending})
             pending = []
@@ -157,13 +186,21 @@ def row_for(file: str, run_dir: Path, spec: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"file": file, "run": label(spec), "run_id": spec["run_id"]}
     if result.is_file():
         r = json.loads(result.read_text())
-        row.update(status="complete", peak_memory_mb=r["peak_memory_mb"],
-                   train_time_s=r["train_time_s"], tokens_per_s=r["tokens_per_s"],
-                   exact_match=r["final_eval"].get("exact_match"), steps=r["steps"])
+        row.update(
+            status="complete",
+            peak_memory_mb=r["peak_memory_mb"],
+            train_time_s=r["train_time_s"],
+            tokens_per_s=r["tokens_per_s"],
+            exact_match=r["final_eval"].get("exact_match"),
+            steps=r["steps"],
+        )
     elif failure.is_file():
         f = json.loads(failure.read_text())
-        row.update(status="failed", note=str(f.get("cause", ""))[:300],
-                   log_tail=str(f.get("log_tail", ""))[-3000:])
+        row.update(
+            status="failed",
+            note=str(f.get("cause", ""))[:300],
+            log_tail=str(f.get("log_tail", ""))[-3000:],
+        )
     else:  # stopped at the budget, or never started
         row.update(status="unfinished" if (run_dir / "worker.log").exists() else "not run")
     return row
@@ -185,13 +222,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     def num(v: Any, fmt: str) -> str:
         return format(v, fmt) if isinstance(v, int | float) else "—"
 
-    lines = ["| file | run | status | peak memory MiB | train s | tokens/s | exact match | reload |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| file | run | status | peak memory MiB | train s | tokens/s | exact match | reload |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         status = r["status"] if not r.get("note") else f"{r['status']}: {r['note'][:120]}"
-        lines.append(f"| {r['file']} | {r['run']} | {status} | {num(r.get('peak_memory_mb'), ',.0f')} "
-                     f"| {num(r.get('train_time_s'), '.1f')} | {num(r.get('tokens_per_s'), ',.0f')} "
-                     f"| {num(r.get('exact_match'), '.3f')} | {r.get('reload', '—')} |")
+        lines.append(
+            f"| {r['file']} | {r['run']} | {status} | {num(r.get('peak_memory_mb'), ',.0f')} "
+            f"| {num(r.get('train_time_s'), '.1f')} | {num(r.get('tokens_per_s'), ',.0f')} "
+            f"| {num(r.get('exact_match'), '.3f')} | {r.get('reload', '—')} |"
+        )
     return "\n".join(lines)
 
 
@@ -206,8 +247,14 @@ def rejected(files: list[Path]) -> list[dict[str, Any]]:
             load_experiment(f)
             rows.append({"file": f.name, "run": "(validation)", "status": "accepted"})
         except ConfigError as exc:
-            rows.append({"file": f.name, "run": "(validation)", "status": "rejected",
-                         "problems": [p.format() for p in exc.problems]})
+            rows.append(
+                {
+                    "file": f.name,
+                    "run": "(validation)",
+                    "status": "rejected",
+                    "problems": [p.format() for p in exc.problems],
+                }
+            )
     return rows
 
 
@@ -215,11 +262,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--workspace", type=Path, default=Path("/tmp/ftsweep-gpu-check"))
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", ".")))
-    ap.add_argument("--budget-s", type=float, default=290.0,
-                    help="stop launching new files after this many seconds")
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=290.0,
+        help="stop launching new files after this many seconds",
+    )
     ap.add_argument("--only", nargs="+", metavar="FILE", help="run these files of the bundle")
-    ap.add_argument("--parallel", type=int, default=3,
-                    help="one-GPU files launched at once (1: timings free of contention)")
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        default=3,
+        help="one-GPU files launched at once (1: timings free of contention)",
+    )
     a = ap.parse_args(argv)
     started = time.time()
     a.out.mkdir(parents=True, exist_ok=True)
@@ -246,7 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             experiment = yaml.safe_load(path.read_text())["experiment"]
             found = runs_of(spaces[file], experiment)
             rows += [row_for(file, d, s) for d, s in found] or [
-                {"file": file, "run": "(all)", "status": how.get(file, "not run")}]
+                {"file": file, "run": "(all)", "status": how.get(file, "not run")}
+            ]
         dirs = {s["run_id"]: d for ws in spaces.values() for d, s in runs_of_all(ws)}
         for row in rows:  # FSDP rows always; the others while the budget (+90 s) lasts
             if row["status"] != "complete":
@@ -265,10 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         print("one GPU: DDP / FSDP / ZeRO across GPUs were not run")
     print(f"total {time.time() - started:.0f} s")
     (a.out / "gpu-check.md").write_text(
-        f"device: {json.dumps(dev)}\nversions: {json.dumps(vers)}\n\n{text}\n")
-    (a.out / "gpu-check.json").write_text(json.dumps(
-        {"device": dev, "versions": vers, "rows": rows, "seconds": time.time() - started},
-        indent=1))
+        f"device: {json.dumps(dev)}\nversions: {json.dumps(vers)}\n\n{text}\n"
+    )
+    (a.out / "gpu-check.json").write_text(
+        json.dumps(
+            {"device": dev, "versions": vers, "rows": rows, "seconds": time.time() - started},
+            indent=1,
+        )
+    )
     return code
 
 

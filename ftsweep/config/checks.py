@@ -55,8 +55,9 @@ def _data_eval_variants(
     for _, cfg in points:
         key = json.dumps([cfg["data"], cfg["eval"]], sort_keys=True)
         if key not in seen:
-            seen[key] = spec.model_copy(update={"data": DataBlock(**cfg["data"]),
-                                                "eval": EvalBlock(**cfg["eval"])})
+            seen[key] = spec.model_copy(
+                update={"data": DataBlock(**cfg["data"]), "eval": EvalBlock(**cfg["eval"])}
+            )
     return list(seen.values()) or [spec]
 
 
@@ -65,40 +66,57 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
 
     problems = []
     if not has_split(spec.data.model_dump(), spec.eval.split):
-        problems.append(pos.problem(("eval", "split"),
-                                    f"evaluates on the {spec.eval.split!r} split, but data."
-                                    f"{spec.eval.split} is not set", value=spec.eval.split,
-                                    has_value=True, valid="a split that data names"))
+        problems.append(
+            pos.problem(
+                ("eval", "split"),
+                f"evaluates on the {spec.eval.split!r} split, but data."
+                f"{spec.eval.split} is not set",
+                value=spec.eval.split,
+                has_value=True,
+                valid="a split that data names",
+            )
+        )
     needed = {"train": spec.data.train, "eval": spec.data.eval, "test": spec.data.test}
     for split, rel in needed.items():
         if rel is None:
             continue
         path = (base_dir / rel).resolve()
         if not path.is_file():
-            problems.append(pos.problem(("data", split), f"file not found: {path}",
-                                        value=rel, has_value=True))
+            problems.append(
+                pos.problem(("data", split), f"file not found: {path}", value=rel, has_value=True)
+            )
             continue
-        found = check_file(path, spec.data.family, spec.data.on_bad_record,
-                           evaluated=split != "train")
+        found = check_file(
+            path, spec.data.family, spec.data.on_bad_record, evaluated=split != "train"
+        )
         for line, reason in found[:5]:
             problems.append(pos.problem(("data", split), f"{path}:{line}: {reason}"))
         if len(found) > 5:
-            problems.append(pos.problem(("data", split), f"{path}: {len(found) - 5} more "
-                                        "malformed records not listed"))
+            problems.append(
+                pos.problem(
+                    ("data", split), f"{path}: {len(found) - 5} more malformed records not listed"
+                )
+            )
         if not found:
             problems += _no_usable_records(spec, split, path, pos)
     from ftsweep.data.formats import TEMPLATES
 
     if spec.data.family == "instruction" and spec.data.template not in TEMPLATES:
-        problems.append(pos.problem(("data", "template"), "unknown template"
-                                    f"{did_you_mean(spec.data.template, TEMPLATES)}",
-                                    value=spec.data.template, has_value=True,
-                                    valid=", ".join(TEMPLATES)))
+        problems.append(
+            pos.problem(
+                ("data", "template"),
+                f"unknown template{did_you_mean(spec.data.template, TEMPLATES)}",
+                value=spec.data.template,
+                has_value=True,
+                valid=", ".join(TEMPLATES),
+            )
+        )
     return problems
 
 
-def _no_usable_records(spec: ExperimentFile, split: str, path: Path,
-                       pos: Positions) -> list[Problem]:
+def _no_usable_records(
+    spec: ExperimentFile, split: str, path: Path, pos: Positions
+) -> list[Problem]:
     """An empty file, or one whose records the policy and cleaning all drop, fails only
     once runs have started (and left their directories): refuse it here instead."""
     from ftsweep.data.records import BadRecordError, load_split_records
@@ -111,10 +129,16 @@ def _no_usable_records(spec: ExperimentFile, split: str, path: Path,
     if records:
         return []
     dropped = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v and k != "kept")
-    return [pos.problem(("data", split), f"{path}: no usable records"
-                        + (f" (dropped: {dropped})" if dropped else " (the file is empty)"),
-                        value=str(path), has_value=True,
-                        valid=f"a file with at least one {spec.data.family} record")]
+    return [
+        pos.problem(
+            ("data", split),
+            f"{path}: no usable records"
+            + (f" (dropped: {dropped})" if dropped else " (the file is empty)"),
+            value=str(path),
+            has_value=True,
+            valid=f"a file with at least one {spec.data.family} record",
+        )
+    ]
 
 
 def _eval_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
@@ -126,31 +150,56 @@ def _eval_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
         try:
             cls = ev.get_evaluator(name)
         except KeyError as exc:
-            problems.append(pos.problem(("eval", "evaluators", i), str(exc).strip("'\""),
-                                        value=name, has_value=True))
+            problems.append(
+                pos.problem(
+                    ("eval", "evaluators", i), str(exc).strip("'\""), value=name, has_value=True
+                )
+            )
             continue
         metrics |= set(cls.metrics)
         try:
             ev.build_evaluator(name, spec.eval.evaluator_params.get(name, {}))
         except ValidationError as exc:
             for err in exc.errors():
-                problems.append(pos.problem(("eval", "evaluator_params", name, *err["loc"]),
-                                            err["msg"], value=err.get("input"), has_value=True))
+                problems.append(
+                    pos.problem(
+                        ("eval", "evaluator_params", name, *err["loc"]),
+                        err["msg"],
+                        value=err.get("input"),
+                        has_value=True,
+                    )
+                )
     if "pass_at_1" in spec.eval.evaluators and spec.data.family != "code":
-        problems.append(pos.problem(("eval", "evaluators"), "pass_at_1 runs unit tests, which "
-                                    f"only code records have; this is {spec.data.family} data",
-                                    value="pass_at_1", has_value=True,
-                                    valid="loss, exact_match, token_f1, bleu, chrf"))
+        problems.append(
+            pos.problem(
+                ("eval", "evaluators"),
+                "pass_at_1 runs unit tests, which "
+                f"only code records have; this is {spec.data.family} data",
+                value="pass_at_1",
+                has_value=True,
+                valid="loss, exact_match, token_f1, bleu, chrf",
+            )
+        )
     for name in spec.eval.evaluator_params:
         if name not in spec.eval.evaluators:
-            problems.append(pos.problem(("eval", "evaluator_params", name),
-                                        "parameters for an evaluator that is not in eval.evaluators",
-                                        valid=", ".join(spec.eval.evaluators)))
+            problems.append(
+                pos.problem(
+                    ("eval", "evaluator_params", name),
+                    "parameters for an evaluator that is not in eval.evaluators",
+                    valid=", ".join(spec.eval.evaluators),
+                )
+            )
     if metrics and spec.eval.primary_metric not in metrics:
-        problems.append(pos.problem(("eval", "primary_metric"), "no evaluator computes this metric"
-                                    f"{did_you_mean(spec.eval.primary_metric, metrics)}",
-                                    value=spec.eval.primary_metric, has_value=True,
-                                    valid=", ".join(sorted(metrics))))
+        problems.append(
+            pos.problem(
+                ("eval", "primary_metric"),
+                "no evaluator computes this metric"
+                f"{did_you_mean(spec.eval.primary_metric, metrics)}",
+                value=spec.eval.primary_metric,
+                has_value=True,
+                valid=", ".join(sorted(metrics)),
+            )
+        )
     return problems
 
 
@@ -162,29 +211,53 @@ def _hardware_checks(
     problems = []
     if not torch.cuda.is_available():
         for prec in sorted({c["training"]["precision"] for c in configs} - {"fp32"}):
-            problems.append(pos.problem(("training", "precision"),
-                                        f"{prec} mixed precision needs a CUDA GPU and none is "
-                                        "visible on this machine", value=prec, has_value=True,
-                                        valid="fp32 on CPU"))
+            problems.append(
+                pos.problem(
+                    ("training", "precision"),
+                    f"{prec} mixed precision needs a CUDA GPU and none is visible on this machine",
+                    value=prec,
+                    has_value=True,
+                    valid="fp32 on CPU",
+                )
+            )
         if any(c["training"]["optimizer"] == "adamw_8bit" for c in configs):
-            problems.append(pos.problem(("training", "optimizer"), "8-bit AdamW (bitsandbytes) "
-                                        "needs a CUDA GPU and none is visible on this machine",
-                                        value="adamw_8bit", has_value=True,
-                                        valid="adamw, sgd, adafactor"))
+            problems.append(
+                pos.problem(
+                    ("training", "optimizer"),
+                    "8-bit AdamW (bitsandbytes) "
+                    "needs a CUDA GPU and none is visible on this machine",
+                    value="adamw_8bit",
+                    has_value=True,
+                    valid="adamw, sgd, adafactor",
+                )
+            )
         strategy = spec.launch.distributed.strategy
         if strategy != "ddp":
-            problems.append(pos.problem(("launch", "distributed", "strategy"),
-                                        f"{strategy} shards a model across GPUs and none is "
-                                        "visible on this machine", value=strategy,
-                                        has_value=True, valid="ddp (gloo on CPU)"))
+            problems.append(
+                pos.problem(
+                    ("launch", "distributed", "strategy"),
+                    f"{strategy} shards a model across GPUs and none is visible on this machine",
+                    value=strategy,
+                    has_value=True,
+                    valid="ddp (gloo on CPU)",
+                )
+            )
     if spec.launch.distributed.strategy == "deepspeed" and not _importable("deepspeed"):
-        problems.append(pos.problem(("launch", "distributed", "strategy"),
-                                    "deepspeed is not installed: pip install deepspeed",
-                                    value="deepspeed", has_value=True))
+        problems.append(
+            pos.problem(
+                ("launch", "distributed", "strategy"),
+                "deepspeed is not installed: pip install deepspeed",
+                value="deepspeed",
+                has_value=True,
+            )
+        )
     cfg_path = spec.launch.accelerate_config
     if cfg_path and not (base_dir / cfg_path).is_file():
-        problems.append(pos.problem(("launch", "accelerate_config"), "file not found",
-                                    value=cfg_path, has_value=True))
+        problems.append(
+            pos.problem(
+                ("launch", "accelerate_config"), "file not found", value=cfg_path, has_value=True
+            )
+        )
     return problems
 
 
@@ -197,21 +270,31 @@ def _fsdp_checks(
         return []
     problems = []
     if dist.fsdp_sharding == "NO_SHARD":
-        problems.append(pos.problem(("launch", "distributed", "fsdp_sharding"),
-                                    "NO_SHARD replicates the model, which is DDP; FSDP2 "
-                                    "(fully_shard) has no such mode", value="NO_SHARD",
-                                    has_value=True, valid="FULL_SHARD, SHARD_GRAD_OP, or "
-                                    "launch.distributed.strategy: ddp"))
+        problems.append(
+            pos.problem(
+                ("launch", "distributed", "fsdp_sharding"),
+                "NO_SHARD replicates the model, which is DDP; FSDP2 (fully_shard) has no such mode",
+                value="NO_SHARD",
+                has_value=True,
+                valid="FULL_SHARD, SHARD_GRAD_OP, or launch.distributed.strategy: ddp",
+            )
+        )
     seen: set[str] = set()
     for point, cfg in points:
         name = cfg["method"]["name"]
         reason = get_method(name).cannot_shard
         if reason and name not in seen:
             seen.add(name)
-            problems.append(pos.problem(tuple(point.origin) or ("matrix",),
-                                        f"{name} cannot run under FSDP: {reason}", value=name,
-                                        has_value=True, valid="launch.distributed.strategy: "
-                                        "ddp, or a method FSDP can shard (ftsweep methods)"))
+            problems.append(
+                pos.problem(
+                    tuple(point.origin) or ("matrix",),
+                    f"{name} cannot run under FSDP: {reason}",
+                    value=name,
+                    has_value=True,
+                    valid="launch.distributed.strategy: "
+                    "ddp, or a method FSDP can shard (ftsweep methods)",
+                )
+            )
     return problems
 
 
@@ -228,23 +311,45 @@ def _model_checks(
     if local is None:
         if HUB_ID.match(spec.model.path):
             return None, []  # a hub model: its checks run in the worker, which downloads it
-        return None, [pos.problem(where, "neither a local model directory nor a hub id "
-                                  "('org/name')", value=spec.model.path, has_value=True)]
+        return None, [
+            pos.problem(
+                where,
+                "neither a local model directory nor a hub id ('org/name')",
+                value=spec.model.path,
+                has_value=True,
+            )
+        ]
     if not (local / "config.json").is_file():
-        return None, [pos.problem(where, f"no config.json in {local}", value=spec.model.path,
-                                  has_value=True)]
+        return None, [
+            pos.problem(where, f"no config.json in {local}", value=spec.model.path, has_value=True)
+        ]
     has_st = any(local.glob("*.safetensors"))
     has_pickle = any(local.glob("*.bin")) or any(local.glob("*.pt"))
     if not has_st and not (has_pickle and spec.model.allow_pickle):
-        hint = ("; pickled weights found: convert them to safetensors, or set "
-                "model.allow_pickle: true if you trust their source") if has_pickle else ""
-        return None, [pos.problem(where, f"no .safetensors weights in {local}{hint}",
-                                  value=spec.model.path, has_value=True)]
+        hint = (
+            (
+                "; pickled weights found: convert them to safetensors, or set "
+                "model.allow_pickle: true if you trust their source"
+            )
+            if has_pickle
+            else ""
+        )
+        return None, [
+            pos.problem(
+                where,
+                f"no .safetensors weights in {local}{hint}",
+                value=spec.model.path,
+                has_value=True,
+            )
+        ]
     try:
         return model_info(str(local), spec.model.trust_remote_code), []
     except (OSError, ValueError) as exc:
-        return None, [pos.problem(where, f"cannot read the model config: {exc}",
-                                  value=spec.model.path, has_value=True)]
+        return None, [
+            pos.problem(
+                where, f"cannot read the model config: {exc}", value=spec.model.path, has_value=True
+            )
+        ]
 
 
 @lru_cache(maxsize=8)
@@ -281,11 +386,17 @@ def _method_checks(
     if spec.launch.num_processes > 1 and any(c["method"]["name"] == "progressive" for c in configs):
         # DDP/FSDP register gradient sync only for parameters trainable when the model is
         # wrapped; blocks unfrozen later would silently diverge across ranks.
-        problems.append(pos.problem(("launch", "num_processes"),
-                                    "progressive unfreezing changes which parameters train "
-                                    "during training, which multi-process (DDP/FSDP) training "
-                                    "cannot follow", value=spec.launch.num_processes,
-                                    has_value=True, valid="1"))
+        problems.append(
+            pos.problem(
+                ("launch", "num_processes"),
+                "progressive unfreezing changes which parameters train "
+                "during training, which multi-process (DDP/FSDP) training "
+                "cannot follow",
+                value=spec.launch.num_processes,
+                has_value=True,
+                valid="1",
+            )
+        )
     for point, cfg in points:
         key = json.dumps(cfg["method"], sort_keys=True)
         if key in seen:
@@ -296,7 +407,12 @@ def _method_checks(
         params = cls.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
         where = tuple(point.origin) or ("matrix",)
         for param, message in cls().check(params, info):
-            problems.append(pos.problem(where + ((param,) if param else ()), f"{name}: {message}",
-                                        value=getattr(params, param, None) if param else None,
-                                        has_value=bool(param)))
+            problems.append(
+                pos.problem(
+                    where + ((param,) if param else ()),
+                    f"{name}: {message}",
+                    value=getattr(params, param, None) if param else None,
+                    has_value=bool(param),
+                )
+            )
     return problems

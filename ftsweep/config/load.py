@@ -35,8 +35,16 @@ from ftsweep.search.space import parse_space
 
 # Blocks of the resolved config that change what a run computes, hence its run_id.
 # num_machines is in a config only when above 1, so single-node run ids stay as they were.
-HASHED_KEYS = ("model", "data", "training", "eval", "method", "seed", "num_processes",
-               "num_machines")
+HASHED_KEYS = (
+    "model",
+    "data",
+    "training",
+    "eval",
+    "method",
+    "seed",
+    "num_processes",
+    "num_machines",
+)
 RUN_ID_LENGTH = 12  # content_hash's default length, which __post_init__ uses
 _SEED_TOKEN = "\ue000ftsweep seed\ue000"  # a private-use placeholder no config contains
 
@@ -81,9 +89,16 @@ class RunSpec:
         }
 
     @classmethod
-    def for_seeds(cls, experiment: str, method: str, seeds: list[int], params: dict[str, Any],
-                  cfg: dict[str, Any], paths: dict[str, str],
-                  fingerprints: dict[str, str]) -> list[RunSpec]:
+    def for_seeds(
+        cls,
+        experiment: str,
+        method: str,
+        seeds: list[int],
+        params: dict[str, Any],
+        cfg: dict[str, Any],
+        paths: dict[str, str],
+        fingerprints: dict[str, str],
+    ) -> list[RunSpec]:
         """The RunSpecs of one resolved point, one per seed, without per-run copies.
 
         Each run gets its own top-level config dict, but the blocks in it (``cfg``'s
@@ -95,15 +110,37 @@ class RunSpec:
         """
         hashed = {k: cfg[k] for k in HASHED_KEYS if k in cfg}
         token = json.dumps(_SEED_TOKEN)
-        text = json.dumps({"experiment": experiment, "config": {**hashed, "seed": _SEED_TOKEN},
-                           "fp": fingerprints}, sort_keys=True, separators=(",", ":"), default=str)
+        text = json.dumps(
+            {
+                "experiment": experiment,
+                "config": {**hashed, "seed": _SEED_TOKEN},
+                "fp": fingerprints,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+            default=str,
+        )
         if text.count(token) != 1:  # the placeholder also occurs in a value: hash each run
-            return [cls(experiment, method, seed, params, {**cfg, "seed": seed}, paths,
-                        fingerprints) for seed in seeds]
+            return [
+                cls(experiment, method, seed, params, {**cfg, "seed": seed}, paths, fingerprints)
+                for seed in seeds
+            ]
         head, tail = text.split(token)
-        return [cls(experiment, method, seed, params, {**cfg, "seed": seed}, paths, fingerprints,
-                    run_id=hashlib.sha256(f"{head}{_json_int(seed)}{tail}".encode())
-                    .hexdigest()[:RUN_ID_LENGTH]) for seed in seeds]
+        return [
+            cls(
+                experiment,
+                method,
+                seed,
+                params,
+                {**cfg, "seed": seed},
+                paths,
+                fingerprints,
+                run_id=hashlib.sha256(f"{head}{_json_int(seed)}{tail}".encode()).hexdigest()[
+                    :RUN_ID_LENGTH
+                ],
+            )
+            for seed in seeds
+        ]
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> RunSpec:
@@ -132,9 +169,18 @@ class Experiment:
         if problems or not resolved:
             raise ConfigError(_dedupe(problems))
         _, cfg = resolved[0]
-        return [RunSpec(self.spec.experiment, point.method, seed, _params(point, cfg),
-                        {**copy.deepcopy(cfg), "seed": seed}, self.paths, self.fingerprints)
-                for seed in seeds]
+        return [
+            RunSpec(
+                self.spec.experiment,
+                point.method,
+                seed,
+                _params(point, cfg),
+                {**copy.deepcopy(cfg), "seed": seed},
+                self.paths,
+                self.fingerprints,
+            )
+            for seed in seeds
+        ]
 
 
 def _pydantic_problems(
@@ -151,8 +197,11 @@ def _pydantic_problems(
             valid = ", ".join(sorted(known))
         elif err["type"] == "literal_error":
             valid = err.get("ctx", {}).get("expected", "")
-        out.append(pos.problem(loc, msg, value=err.get("input"),
-                               has_value=err["type"] != "missing", valid=valid))
+        out.append(
+            pos.problem(
+                loc, msg, value=err.get("input"), has_value=err["type"] != "missing", valid=valid
+            )
+        )
     return out
 
 
@@ -175,20 +224,32 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
     """
     data, pos = load_yaml(path)
     if not isinstance(data, dict):
-        raise ConfigError([pos.problem((), "an experiment file is a mapping at the top level",
-                                       value=data, has_value=True)])
+        raise ConfigError(
+            [
+                pos.problem(
+                    (),
+                    "an experiment file is a mapping at the top level",
+                    value=data,
+                    has_value=True,
+                )
+            ]
+        )
     too_big = _size_problems(data, max_runs, pos)
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
         problems = _pydantic_problems(exc, pos, model=ExperimentFile) + too_big
         if isinstance(data.get("matrix"), dict) and not too_big:  # its problems are independent
-            problems += [pos.problem(p, m, value=v, has_value=True)
-                         for p, m, v in expand(data["matrix"]).problems]
+            problems += [
+                pos.problem(p, m, value=v, has_value=True)
+                for p, m, v in expand(data["matrix"]).problems
+            ]
         search = data.get("search")
         if isinstance(search, dict) and "space" in search:  # so are the space's
-            problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in
-                         parse_space(search["space"], search.get("sampler") == "grid")[1]]
+            problems += [
+                pos.problem(p, m, value=v, has_value=True)
+                for p, m, v in parse_space(search["space"], search.get("sampler") == "grid")[1]
+            ]
         raise ConfigError(_dedupe(problems)) from None
     if too_big:
         raise ConfigError(too_big)
@@ -216,12 +277,19 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
     runs = [
         run
         for point, cfg in points
-        for run in RunSpec.for_seeds(spec.experiment, point.method,
-                                     _seeds_for(point.method, spec.seeds),
-                                     _params(point, cfg), cfg, paths, fingerprints)
+        for run in RunSpec.for_seeds(
+            spec.experiment,
+            point.method,
+            _seeds_for(point.method, spec.seeds),
+            _params(point, cfg),
+            cfg,
+            paths,
+            fingerprints,
+        )
     ]
-    return Experiment(file=path, spec=spec, runs=runs, search=space, paths=paths,
-                      fingerprints=fingerprints)
+    return Experiment(
+        file=path, spec=spec, runs=runs, search=space, paths=paths, fingerprints=fingerprints
+    )
 
 
 def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -> list[Problem]:
@@ -235,8 +303,9 @@ def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -
         return []
     launch = data.get("launch")
     from_file = launch.get("max_runs") if isinstance(launch, dict) else None
-    limit = max_runs or (from_file if type(from_file) is int and from_file >= 1
-                         else DEFAULT_MAX_RUNS)
+    limit = max_runs or (
+        from_file if type(from_file) is int and from_file >= 1 else DEFAULT_MAX_RUNS
+    )
     seeds = data.get("seeds")
     n_seeds = len(seeds) if isinstance(seeds, list) and seeds else 1
     message = too_many(count(matrix), n_seeds, limit)

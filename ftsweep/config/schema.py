@@ -75,7 +75,9 @@ class DataBlock(Strict):
     @model_validator(mode="after")
     def _one_source(self) -> DataBlock:
         if (self.train is None) == (self.hub is None):
-            raise ValueError("set data.train (a local file) or data.hub (a hub data set), one of them")
+            raise ValueError(
+                "set data.train (a local file) or data.hub (a hub data set), one of them"
+            )
         if self.eval_fraction is not None and (self.eval or (self.hub and self.hub.eval_split)):
             raise ValueError("eval_fraction splits train when there is no eval set; one is given")
         return self
@@ -224,19 +226,27 @@ class LaunchBlock(Strict):
         if g is not None and g >= 1 and g != int(g):
             raise ValueError(f"gpus_per_run above 1 is a whole number of GPUs, got {g}")
         if g is not None and g < 1 and self.num_processes > 1:
-            raise ValueError("a GPU can be shared (gpus_per_run < 1) only by single-process "
-                             f"runs; this run has num_processes {self.num_processes}")
+            raise ValueError(
+                "a GPU can be shared (gpus_per_run < 1) only by single-process "
+                f"runs; this run has num_processes {self.num_processes}"
+            )
         if g is not None and g >= 1 and g < self.num_processes:
-            raise ValueError(f"each process needs its own GPU: gpus_per_run {g:g} is less "
-                             f"than num_processes {self.num_processes}")
+            raise ValueError(
+                f"each process needs its own GPU: gpus_per_run {g:g} is less "
+                f"than num_processes {self.num_processes}"
+            )
         m = self.num_machines
         if m > 1 and self.num_processes % m:
-            raise ValueError(f"num_processes {self.num_processes} (the total over the run's "
-                             f"machines) does not split evenly over num_machines {m}")
+            raise ValueError(
+                f"num_processes {self.num_processes} (the total over the run's "
+                f"machines) does not split evenly over num_machines {m}"
+            )
         gpus = self.slurm.gpus_per_run
         if m > 1 and gpus is not None and gpus % m:
-            raise ValueError(f"slurm.gpus_per_run {gpus} (the run's total) does not split "
-                             f"evenly over num_machines {m}")
+            raise ValueError(
+                f"slurm.gpus_per_run {gpus} (the run's total) does not split "
+                f"evenly over num_machines {m}"
+            )
         return self
 
 
@@ -261,8 +271,9 @@ class PrunerBlock(Strict):
     entry of the space as ``pruner: {n_warmup_steps: ...}``.
     """
 
-    type: Literal["median", "percentile", "successive_halving", "hyperband", "wilcoxon",
-                  "none"] = "median"
+    type: Literal["median", "percentile", "successive_halving", "hyperband", "wilcoxon", "none"] = (
+        "median"
+    )
     # median / percentile / wilcoxon: trials finished before pruning may start.
     n_startup_trials: int = Field(2, ge=0)
     # median / percentile: steps of a trial before it may be pruned.
@@ -291,11 +302,12 @@ class SearchBlock(Strict):
     # Seconds after which no new trial is asked for in this launch (in-flight trials
     # finish; with per_method the last round is completed so budgets stay equal).
     timeout: float | None = Field(None, gt=0)
-    max_parallel: int | None = Field(None, ge=1, description="trials at once (default: "
-                                     "launch.max_parallel)")
+    max_parallel: int | None = Field(
+        None, ge=1, description="trials at once (default: launch.max_parallel)"
+    )
     objectives: list[Objective] = Field(
-        default_factory=lambda: [Objective(metric="eval_loss", direction="minimize")],
-        min_length=1)
+        default_factory=lambda: [Objective(metric="eval_loss", direction="minimize")], min_length=1
+    )
     budget: Literal["per_method", "shared"] = "per_method"
     # tpe / gp: trials sampled at random before the model-based sampler takes over
     # (Optuna's default of 10 would leave a small per-method budget all random).
@@ -320,12 +332,16 @@ class SearchBlock(Strict):
             raise ValueError("a search needs n_trials, timeout or both (when to stop)")
         if len(self.objectives) > 1:
             if self.sampler not in MULTI_OBJECTIVE_SAMPLERS:
-                raise ValueError(f"sampler {self.sampler!r} optimises one objective; with "
-                                 f"{len(self.objectives)} objectives use one of "
-                                 f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}")
+                raise ValueError(
+                    f"sampler {self.sampler!r} optimises one objective; with "
+                    f"{len(self.objectives)} objectives use one of "
+                    f"{', '.join(MULTI_OBJECTIVE_SAMPLERS)}"
+                )
             if self.pruner.type != "none":
-                raise ValueError("pruning needs one objective (Optuna cannot prune a "
-                                 "multi-objective study); set pruner.type: none")
+                raise ValueError(
+                    "pruning needs one objective (Optuna cannot prune a "
+                    "multi-objective study); set pruner.type: none"
+                )
         names = [o.metric for o in self.objectives]
         if len(set(names)) != len(names):
             raise ValueError(f"objectives repeat a metric: {names}")
@@ -351,9 +367,11 @@ class ExperimentFile(Strict):
         if self.matrix is None and self.search is None:
             raise ValueError("an experiment needs a matrix (a grid), a search, or both")
         if self.search is not None and self.search.seeds_per_trial > len(self.seeds):
-            raise ValueError(f"search.seeds_per_trial is {self.search.seeds_per_trial} but "
-                             f"seeds lists only {len(self.seeds)}; a trial's runs take the first "
-                             "seeds_per_trial seeds")
+            raise ValueError(
+                f"search.seeds_per_trial is {self.search.seeds_per_trial} but "
+                f"seeds lists only {len(self.seeds)}; a trial's runs take the first "
+                "seeds_per_trial seeds"
+            )
         return self
 
     @field_validator("seeds")

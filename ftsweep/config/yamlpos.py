@@ -42,7 +42,9 @@ class Positions:
         return self._lines.get((), None)
 
     def problem(self, path: Path_, message: str, **kw: Any) -> Problem:
-        return Problem(path=tuple(path), message=message, file=self.file, line=self.line(path), **kw)
+        return Problem(
+            path=tuple(path), message=message, file=self.file, line=self.line(path), **kw
+        )
 
 
 def _walk(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
@@ -68,7 +70,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             self.aliases += 1
             if self.aliases > MAX_ALIASES:
                 raise yaml.composer.ComposerError(
-                    None, None,
+                    None,
+                    None,
                     f"more than {MAX_ALIASES} aliases (*name); refusing to expand them",
                     self.peek_event().start_mark,
                 )
@@ -103,7 +106,8 @@ def _check_expansion(root: yaml.Node) -> None:
         sizes[key] = 1 + sum(sizes[id(child)] for child in children)
         if sizes[key] > MAX_EXPANDED_NODES:
             raise yaml.composer.ComposerError(
-                None, None,
+                None,
+                None,
                 f"aliases here expand to more than {MAX_EXPANDED_NODES:,} values; "
                 "refusing to expand them",
                 node.start_mark,
@@ -124,7 +128,8 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
         key = loader.construct_object(key_node, deep=True)
         if key in seen:
             raise yaml.constructor.ConstructorError(
-                None, None,
+                None,
+                None,
                 f"duplicate key {key!r} (first on line {seen[key]})",
                 key_node.start_mark,
             )
@@ -132,9 +137,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     return loader.construct_mapping(node, deep=True)
 
 
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_yaml(path: Path) -> tuple[Any, Positions]:
@@ -149,8 +152,10 @@ def load_yaml(path: Path) -> tuple[Any, Positions]:
     except UnicodeDecodeError as exc:
         bad_line = raw.count(b"\n", 0, exc.start) + 1
         column = exc.start - raw.rfind(b"\n", 0, exc.start)
-        msg = (f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {column}; "
-               "save the file as UTF-8")
+        msg = (
+            f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at column {column}; "
+            "save the file as UTF-8"
+        )
         raise ConfigError([Problem((), msg, file=file, line=bad_line)]) from None
     try:
         loader = _UniqueKeyLoader(text)

@@ -24,8 +24,13 @@ _ALPACA = {
     "alpaca": ("### Instruction:\n", "### Input:\n", "### Response:\n"),
     "alpaca_zh": ("### 指令:\n", "### 输入:\n", "### 输出:\n"),
 }
-_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant",
-          "assistant": "assistant"}
+_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+}
 
 
 class ChatTokenizer(Protocol):
@@ -40,11 +45,14 @@ def _require(record: Mapping[str, Any], keys: Sequence[str], family: str) -> Non
     for key in keys:
         if key not in record:
             rid = record.get("id", "<no id>")
-            raise ValueError(f"{family} record {rid!r} is missing key {key!r} "
-                             f"(required: {', '.join(keys)})")
+            raise ValueError(
+                f"{family} record {rid!r} is missing key {key!r} (required: {', '.join(keys)})"
+            )
         if not isinstance(record[key], str) and family != "dialogue":
-            raise ValueError(f"{family} record {record.get('id', '<no id>')!r}: key {key!r} "
-                             f"must be a string, got {type(record[key]).__name__}")
+            raise ValueError(
+                f"{family} record {record.get('id', '<no id>')!r}: key {key!r} "
+                f"must be a string, got {type(record[key]).__name__}"
+            )
 
 
 def render_instruction(record: Mapping[str, Any], template: str = "auto") -> tuple[str, str]:
@@ -54,8 +62,9 @@ def render_instruction(record: Mapping[str, Any], template: str = "auto") -> tup
     "alpaca" otherwise. The input section is left out when ``input`` is empty.
     """
     if template not in TEMPLATES:
-        raise ValueError(f"unknown instruction template {template!r}; "
-                         f"valid templates: {', '.join(TEMPLATES)}")
+        raise ValueError(
+            f"unknown instruction template {template!r}; valid templates: {', '.join(TEMPLATES)}"
+        )
     _require(record, ("instruction", "output"), "instruction")
     if template == "auto":
         template = "alpaca_zh" if record.get("lang") == "zh" else "alpaca"
@@ -75,13 +84,17 @@ def _messages(record: Mapping[str, Any]) -> list[dict[str, str]]:
     messages = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, Mapping) or "from" not in turn or "value" not in turn:
-            raise ValueError(f"dialogue record {rid!r}: conversations[{i}] is missing key "
-                             f"{'from' if 'from' not in turn else 'value'!r}"
-                             if isinstance(turn, Mapping) else
-                             f"dialogue record {rid!r}: conversations[{i}] must be a mapping")
+            raise ValueError(
+                f"dialogue record {rid!r}: conversations[{i}] is missing key "
+                f"{'from' if 'from' not in turn else 'value'!r}"
+                if isinstance(turn, Mapping)
+                else f"dialogue record {rid!r}: conversations[{i}] must be a mapping"
+            )
         if turn["from"] not in _ROLES:
-            raise ValueError(f"dialogue record {rid!r}: conversations[{i}].from = "
-                             f"{turn['from']!r}; valid: {', '.join(_ROLES)}")
+            raise ValueError(
+                f"dialogue record {rid!r}: conversations[{i}].from = "
+                f"{turn['from']!r}; valid: {', '.join(_ROLES)}"
+            )
         messages.append({"role": _ROLES[turn["from"]], "content": str(turn["value"])})
     return messages
 
@@ -89,8 +102,7 @@ def _messages(record: Mapping[str, Any]) -> list[dict[str, str]]:
 def _render(tokenizer: ChatTokenizer, messages: list[dict[str, str]], generation: bool) -> str:
     if not messages:
         return ""
-    text = tokenizer.apply_chat_template(messages, tokenize=False,
-                                         add_generation_prompt=generation)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
     return str(text)
 
 
@@ -109,13 +121,15 @@ def render_dialogue(record: Mapping[str, Any], tokenizer: ChatTokenizer) -> list
     for i, message in enumerate(messages):
         if message["role"] == "assistant":
             head = _render(tokenizer, messages[:i], generation=True)
-            segments.append((head[len(done):], False))
+            segments.append((head[len(done) :], False))
             done = head
         full = _render(tokenizer, messages[: i + 1], generation=False)
         if not full.startswith(done):
-            raise ValueError("chat template is not prefix-stable: rendering turn "
-                             f"{i} rewrites earlier text; cannot locate assistant content")
-        segments.append((full[len(done):], message["role"] == "assistant"))
+            raise ValueError(
+                "chat template is not prefix-stable: rendering turn "
+                f"{i} rewrites earlier text; cannot locate assistant content"
+            )
+        segments.append((full[len(done) :], message["role"] == "assistant"))
         done = full
     return [(text, train) for text, train in segments if text]
 
@@ -124,14 +138,18 @@ def dialogue_prompt(record: Mapping[str, Any], tokenizer: ChatTokenizer) -> tupl
     """(prompt up to the last user turn with the generation prompt, last assistant reply)."""
     messages = _messages(record)
     if messages[-1]["role"] != "assistant" or len(messages) < 2:
-        raise ValueError(f"dialogue record {record.get('id', '<no id>')!r} must end with a "
-                         "'gpt' turn to be evaluated")
+        raise ValueError(
+            f"dialogue record {record.get('id', '<no id>')!r} must end with a "
+            "'gpt' turn to be evaluated"
+        )
     return _render(tokenizer, messages[:-1], generation=True), messages[-1]["content"]
 
 
 def render_code(record: Mapping[str, Any]) -> tuple[str, str]:
     """(prompt, completion): the problem and entry point, then the solution source."""
     _require(record, ("problem", "entry_point", "solution"), "code")
-    prompt = (f"### Problem:\n{record['problem']}\n\n"
-              f"### Function:\n{record['entry_point']}\n\n### Solution:\n")
+    prompt = (
+        f"### Problem:\n{record['problem']}\n\n"
+        f"### Function:\n{record['entry_point']}\n\n### Solution:\n"
+    )
     return prompt, record["solution"]

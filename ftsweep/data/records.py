@@ -96,9 +96,9 @@ def _csv_rows(path: Path) -> list[tuple[int, Any]]:
         if not row:
             continue  # a blank line, skipped as DictReader skips it
         rec: dict[Any, Any] = dict(zip(header, row, strict=False))
-        rec.update({key: None for key in header[len(row):]})
+        rec.update({key: None for key in header[len(row) :]})
         if len(row) > len(header):
-            rec[None] = row[len(header):]
+            rec[None] = row[len(header) :]
         out.append((start, _undecodable(rec) or rec))
     return out
 
@@ -124,8 +124,9 @@ def _raw_rows(path: Path) -> list[tuple[int, Any]]:
         import pyarrow.parquet as pq
 
         return [(i, rec) for i, rec in enumerate(pq.read_table(path).to_pylist(), start=1)]
-    raise BadRecordError(f"{path}: unsupported data file type {suffix!r}; "
-                         "valid: .jsonl, .json, .csv, .parquet")
+    raise BadRecordError(
+        f"{path}: unsupported data file type {suffix!r}; valid: .jsonl, .json, .csv, .parquet"
+    )
 
 
 def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
@@ -136,9 +137,13 @@ def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
         return f"a record is an object, got {type(rec).__name__}"
     missing = [k for k in REQUIRED[family] if k not in rec or rec[k] in (None, "")]
     if missing:
-        return f"missing {', '.join(missing)} (a {family} record needs {', '.join(REQUIRED[family])})"
-    text_keys = {"instruction": ("instruction", "input", "output"),
-                 "code": ("problem", "solution", "entry_point")}.get(family, ())
+        return (
+            f"missing {', '.join(missing)} (a {family} record needs {', '.join(REQUIRED[family])})"
+        )
+    text_keys = {
+        "instruction": ("instruction", "input", "output"),
+        "code": ("problem", "solution", "entry_point"),
+    }.get(family, ())
     for key in text_keys:
         if key in rec and rec[key] is not None and not isinstance(rec[key], str):
             return f"{key} must be text, got {type(rec[key]).__name__}"
@@ -149,14 +154,16 @@ def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
             return str(exc)
         if evaluated and messages[-1]["role"] != "assistant":
             return "a dialogue must end with a 'gpt' turn (its reply is what is evaluated)"
-    if family == "code" and not (isinstance(rec["tests"], list)
-                                 and all(isinstance(t, str) for t in rec["tests"])):
+    if family == "code" and not (
+        isinstance(rec["tests"], list) and all(isinstance(t, str) for t in rec["tests"])
+    ):
         return "tests must be a list of assert statements (text)"
     return None
 
 
-def check_file(path: Path, family: str, policy: str,
-               evaluated: bool = False) -> list[tuple[int, str]]:
+def check_file(
+    path: Path, family: str, policy: str, evaluated: bool = False
+) -> list[tuple[int, str]]:
     """Problems validation should report: malformed records under the 'error' policy."""
     if policy == "drop":
         return []
@@ -166,10 +173,13 @@ def check_file(path: Path, family: str, policy: str,
         return [(exc.line or 1, exc.reason)]
     except (OSError, ValueError) as exc:
         return [(1, f"cannot read: {exc}")]
-    problems = [(line, r) for line, rec in rows
-                if (r := _problem(rec, family, evaluated)) is not None]
+    problems = [
+        (line, r) for line, rec in rows if (r := _problem(rec, family, evaluated)) is not None
+    ]
     seen: dict[str, int] = {}
-    for line, rec in rows if evaluated else []:  # ids key the per-example scores that paired tests compare
+    for line, rec in (
+        rows if evaluated else []
+    ):  # ids key the per-example scores that paired tests compare
         rid = rec.get("id") if isinstance(rec, dict) else None
         if rid is not None and str(rid) in seen:
             problems.append((line, f"duplicate id {rid!r} (first on line {seen[str(rid)]})"))
@@ -183,9 +193,12 @@ def _hub_records(hub: dict[str, Any], split_name: str) -> list[tuple[int, Any]]:
     try:
         import datasets
     except ImportError as exc:
-        raise BadRecordError("data.hub needs the `datasets` package: pip install 'ftsweep[hub]'") from exc
-    ds = datasets.load_dataset(hub["name"], hub["config"], split=split_name,
-                               revision=hub["revision"])
+        raise BadRecordError(
+            "data.hub needs the `datasets` package: pip install 'ftsweep[hub]'"
+        ) from exc
+    ds = datasets.load_dataset(
+        hub["name"], hub["config"], split=split_name, revision=hub["revision"]
+    )
     return [(i, dict(row)) for i, row in enumerate(ds, start=1)]
 
 
@@ -227,13 +240,17 @@ def load_split_records(
         elif data["on_bad_record"] == "drop":
             malformed += 1
         else:
-            raise BadRecordError(f"{where}:{line}: {reason} (set data.on_bad_record: drop to "
-                                 "skip and count malformed records)")
+            raise BadRecordError(
+                f"{where}:{line}: {reason} (set data.on_bad_record: drop to "
+                "skip and count malformed records)"
+            )
     # Duplicates are dropped from training data only: an eval or test set is scored as
     # published, or its numbers stop being comparable with anyone else's. A holdout is
     # cut from deduplicated train, so no duplicate straddles train and eval.
-    opts = {**data["clean"], "drop_duplicates": data["clean"]["drop_duplicates"]
-            and (holdout or split == "train")}
+    opts = {
+        **data["clean"],
+        "drop_duplicates": data["clean"]["drop_duplicates"] and (holdout or split == "train"),
+    }
     records, stats = clean_records(good, family, opts)
     if holdout:
         train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])

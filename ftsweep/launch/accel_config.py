@@ -20,10 +20,15 @@ PRECISION = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}
 def accelerate_config(cfg: dict[str, Any], dist: dict[str, Any], num_processes: int) -> dict:
     t = cfg["training"]
     out: dict[str, Any] = {
-        "compute_environment": "LOCAL_MACHINE", "machine_rank": 0, "num_machines": 1,
-        "num_processes": num_processes, "main_training_function": "main",
-        "mixed_precision": PRECISION[t["precision"]], "use_cpu": False,
-        "rdzv_backend": "static", "same_network": True,
+        "compute_environment": "LOCAL_MACHINE",
+        "machine_rank": 0,
+        "num_machines": 1,
+        "num_processes": num_processes,
+        "main_training_function": "main",
+        "mixed_precision": PRECISION[t["precision"]],
+        "use_cpu": False,
+        "rdzv_backend": "static",
+        "same_network": True,
     }
     if dist["strategy"] == "deepspeed":
         stage = dist["zero_stage"]
@@ -73,7 +78,8 @@ def fsdp2_config(dist: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_accelerate_config(path: Path, cfg: dict[str, Any], dist: dict[str, Any],
-                            num_processes: int) -> Path:
+def write_accelerate_config(
+    path: Path, cfg: dict[str, Any], dist: dict[str, Any], num_processes: int
+) -> Path:
     path.write_text(yaml.safe_dump(accelerate_config(cfg, dist, num_processes), sort_keys=True))
     return path

@@ -85,8 +85,11 @@ class Executor(ABC):
 EXECUTORS: dict[str, Callable[[Any, Path], Executor]] = {}
 
 
-def register(name: str) -> Callable[[Callable[[Any, Path], Executor]], Callable[[Any, Path], Executor]]:
+def register(
+    name: str,
+) -> Callable[[Callable[[Any, Path], Executor]], Callable[[Any, Path], Executor]]:
     """Register an executor factory under ``name`` (its key in ``launch.executor``)."""
+
     def add(factory: Callable[[Any, Path], Executor]) -> Callable[[Any, Path], Executor]:
         if name in EXECUTORS:
             raise ValueError(f"executor {name!r} registered twice")
@@ -104,6 +107,8 @@ def make_executor(name: str, launch: Any, root: Path) -> Executor:
     if name not in EXECUTORS:
         from ftsweep.errors import FtsweepError, did_you_mean
 
-        raise FtsweepError(f"unknown executor {name!r}{did_you_mean(name, EXECUTORS)}; "
-                           f"valid: {', '.join(sorted(EXECUTORS))}")
+        raise FtsweepError(
+            f"unknown executor {name!r}{did_you_mean(name, EXECUTORS)}; "
+            f"valid: {', '.join(sorted(EXECUTORS))}"
+        )
     return EXECUTORS[name](launch, root)

@@ -52,9 +52,11 @@ def describe_signal(sig: signal.Signals) -> str:
         # Nothing in ftsweep sends SIGKILL to a worker it still waits for; the kernel's
         # out-of-memory killer does (and a person's `kill -9`). dmesg would tell, but
         # it is often unreadable to users, so this says "likely".
-        text += ("; likely the out-of-memory killer (lower batch_size or max_length, "
-                 "or give the run more memory); `dmesg` or the scheduler's memory report "
-                 "can confirm it")
+        text += (
+            "; likely the out-of-memory killer (lower batch_size or max_length, "
+            "or give the run more memory); `dmesg` or the scheduler's memory report "
+            "can confirm it"
+        )
     elif sig == signal.SIGSEGV:
         text += "; a crash in native code (a library or driver), not in ftsweep's Python"
     return text
@@ -72,8 +74,9 @@ def exit_cause(rc: int, log_tail: str = "") -> str:
 
 # Signals that ask a process to stop: someone (ftsweep cancel, Ctrl-C, a closed
 # terminal, a scheduler) wanted the run to end, so a retry would undo their decision.
-_STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-                           signal.SIGUSR1, signal.SIGUSR2})
+_STOP_SIGNALS = frozenset(
+    {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
+)
 # What a scheduler reports when the machine, not the run, failed.
 _INVOLUNTARY_REASONS = ("OUT_OF_MEMORY", "NODE_FAIL")
 

@@ -46,6 +46,7 @@ def eligible(argv: list[str]) -> bool:
 
 # -- the server ------------------------------------------------------------------------
 
+
 def serve() -> None:
     import accelerate.commands.launch  # noqa: F401 - the imports every run shares
     import peft  # noqa: F401
@@ -127,19 +128,24 @@ def _run_worker(argv: list[str], env: dict[str, str]) -> int:
     os.environ.update(run_env)
     from ftsweep.worker.__main__ import main
 
-    sys.argv = [cmd[cmd.index(WORKER_MODULE) - 1], *cmd[cmd.index(WORKER_MODULE) + 1:]]
+    sys.argv = [cmd[cmd.index(WORKER_MODULE) - 1], *cmd[cmd.index(WORKER_MODULE) + 1 :]]
     return main(sys.argv[1:])
 
 
 # -- the client, in the launcher ----------------------------------------------------------
+
 
 class ForkServer:
     """One server process; ``start`` forks a run, ``events`` reports starts and exits."""
 
     def __init__(self, env: dict[str, str]):
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ftsweep.launch.forkserver"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, env=env, start_new_session=True)
+            [sys.executable, "-m", "ftsweep.launch.forkserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True, name="forkserver")
         self._reader.start()
@@ -155,8 +161,9 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def start(self, argv: list[str], cwd: Path, log: Path, env: dict[str, str],
-              timeout: float = 60.0) -> int:
+    def start(
+        self, argv: list[str], cwd: Path, log: Path, env: dict[str, str], timeout: float = 60.0
+    ) -> int:
         """Fork a run; its pid (its own process group), once the child exists."""
         assert self.proc.stdin is not None
         self._next += 1

@@ -18,9 +18,15 @@ from ftsweep.workspace import Workspace
 
 
 def write_job_record(rd: RunDir, executor: Executor, job: Job) -> None:
-    atomic_write_json(rd.file(JOB), {"executor": executor.name, "job_id": job.job_id,
-                                     "host": socket.gethostname(),
-                                     "submitted_at": job.started_at or time.time()})
+    atomic_write_json(
+        rd.file(JOB),
+        {
+            "executor": executor.name,
+            "job_id": job.job_id,
+            "host": socket.gethostname(),
+            "submitted_at": job.started_at or time.time(),
+        },
+    )
 
 
 def read_job_record(rd: RunDir) -> dict[str, Any] | None:
@@ -43,7 +49,8 @@ def cancel_experiment(ws: Workspace, experiment: str, launch: Any) -> list[str]:
         record = read_job_record(rd)
         if record is not None:
             by_executor.setdefault(str(record["executor"]), []).append(
-                (rd.run_id, str(record["job_id"])))
+                (rd.run_id, str(record["job_id"]))
+            )
     stopped: list[str] = []
     for name, jobs in sorted(by_executor.items()):
         executor = make_executor(name, launch, ws.root)
@@ -58,6 +65,12 @@ def cancel_experiment(ws: Workspace, experiment: str, launch: Any) -> list[str]:
 
 def job_for(rd: RunDir, record: dict[str, Any], cwd: Path, env: dict[str, str]) -> Job:
     """A Job that stands for an earlier launcher's job, for ``Executor.reattach``."""
-    return Job(rd.run_id, [], env, cwd, rd.file("worker.log"),
-               started_at=float(record.get("submitted_at") or time.time()),
-               job_id=str(record["job_id"]))
+    return Job(
+        rd.run_id,
+        [],
+        env,
+        cwd,
+        rd.file("worker.log"),
+        started_at=float(record.get("submitted_at") or time.time()),
+        job_id=str(record["job_id"]),
+    )

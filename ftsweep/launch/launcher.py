@@ -72,8 +72,11 @@ class LaunchSummary:
     @property
     def exit_code(self) -> int:
         """0 only when every run of the experiment is complete and in the store."""
-        return 1 if (self.failed or self.still_failed or self.busy or self.lost
-                     or self.store_problem) else 0
+        return (
+            1
+            if (self.failed or self.still_failed or self.busy or self.lost or self.store_problem)
+            else 0
+        )
 
 
 def _free_port() -> int:
@@ -88,8 +91,13 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: bool,
-                   cfg: dict[str, Any] | None = None) -> list[str]:
+def worker_command(
+    run_dir: Path,
+    launch: LaunchBlock,
+    base_dir: Path,
+    cuda: bool,
+    cfg: dict[str, Any] | None = None,
+) -> list[str]:
     """The `accelerate launch` command line for one run.
 
     A run over several machines gets the placeholders ``NODE_RANK``, ``MAIN_ADDR`` and
@@ -99,19 +107,35 @@ def worker_command(run_dir: Path, launch: LaunchBlock, base_dir: Path, cuda: boo
     n, m = launch.num_processes, launch.num_machines
     # No --quiet: with it, `accelerate launch` turns a worker killed by a signal into a
     # bare exit 1; without it, the signal is named in worker.log (launch/exits.py).
-    argv = [sys.executable, "-m", "accelerate.commands.launch",
-            "--num_machines", str(m), "--num_processes", str(n), "--dynamo_backend", "no"]
+    argv = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_machines",
+        str(m),
+        "--num_processes",
+        str(n),
+        "--dynamo_backend",
+        "no",
+    ]
     if m > 1:
-        argv += ["--machine_rank", NODE_RANK, "--main_process_ip", MAIN_ADDR,
-                 "--main_process_port", MAIN_PORT]
+        argv += [
+            "--machine_rank",
+            NODE_RANK,
+            "--main_process_ip",
+            MAIN_ADDR,
+            "--main_process_port",
+            MAIN_PORT,
+        ]
     else:
         argv += ["--main_process_port", str(_free_port())]
     config_file = None
     if launch.accelerate_config:
         config_file = (base_dir / launch.accelerate_config).resolve()
     elif launch.distributed.strategy != "ddp" and cfg is not None:
-        config_file = write_accelerate_config(run_dir / "accelerate_config.yaml", cfg,
-                                              launch.distributed.model_dump(), n)
+        config_file = write_accelerate_config(
+            run_dir / "accelerate_config.yaml", cfg, launch.distributed.model_dump(), n
+        )
     if config_file is not None:
         argv += ["--config_file", str(config_file)]
     elif n > 1:
@@ -128,11 +152,15 @@ def worker_env(launch: LaunchBlock, offline: bool, parallel: int = 1) -> dict[st
     env = dict(os.environ)
     cores = os.cpu_count() or 1
     threads = launch.threads_per_process or max(1, cores // (parallel * launch.num_processes))
-    env.update({
-        "FTSWEEP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads),
-        "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1",
-        STALE_AFTER_ENV: str(launch.heartbeat_timeout_s),  # written into each heartbeat
-    })
+    env.update(
+        {
+            "FTSWEEP_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false",
+            "PYTHONUNBUFFERED": "1",
+            STALE_AFTER_ENV: str(launch.heartbeat_timeout_s),  # written into each heartbeat
+        }
+    )
     if offline:  # a local model never needs the hub; don't let a library try it
         env.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"})
     return env
@@ -158,6 +186,7 @@ def _stderr() -> Any:
 @contextlib.contextmanager
 def _stop_on_signals() -> Iterator[None]:
     """SIGTERM / SIGHUP (a closed terminal, a batch system) stop the sweep like Ctrl-C."""
+
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
@@ -172,31 +201,52 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
-def launch(exp: Experiment, ws: Workspace, *, retry_failed: bool = False,
-           executor: Executor | None = None, console: Any = None,
-           executor_name: str | None = None, detach: bool = False,
-           lock_wait_s: float = LOCK_WAIT_S) -> LaunchSummary:
+def launch(
+    exp: Experiment,
+    ws: Workspace,
+    *,
+    retry_failed: bool = False,
+    executor: Executor | None = None,
+    console: Any = None,
+    executor_name: str | None = None,
+    detach: bool = False,
+    lock_wait_s: float = LOCK_WAIT_S,
+) -> LaunchSummary:
     """Train what is missing (and run the search); ``detach`` submits and returns.
 
     ``lock_wait_s``: how long to wait for a workspace another process holds (saying
     at once whom it waits for), 0 to fail at once."""
     with _stop_on_signals():
-        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach,
-                       lock_wait_s)
+        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach, lock_wait_s)
 
 
-def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Executor | None,
-            console: Any, executor_name: str | None, detach: bool,
-            lock_wait_s: float) -> LaunchSummary:
+def _launch(
+    exp: Experiment,
+    ws: Workspace,
+    retry_failed: bool,
+    executor: Executor | None,
+    console: Any,
+    executor_name: str | None,
+    detach: bool,
+    lock_wait_s: float,
+) -> LaunchSummary:
     started = time.time()
     lb = exp.spec.launch
     executor = executor or make_executor(executor_name or lb.executor, lb, ws.root)
     if lb.num_machines > executor.max_machines:  # bad input: exit 2, before any run dir
-        raise ConfigError([Problem(
-            ("launch", "num_machines"), f"the {executor.name} executor runs a job on at most "
-            f"{executor.max_machines} machine(s)", value=lb.num_machines, has_value=True,
-            valid="executor: slurm (or --executor slurm) for multi-node runs",
-            file=str(exp.file))])
+        raise ConfigError(
+            [
+                Problem(
+                    ("launch", "num_machines"),
+                    f"the {executor.name} executor runs a job on at most "
+                    f"{executor.max_machines} machine(s)",
+                    value=lb.num_machines,
+                    has_value=True,
+                    valid="executor: slurm (or --executor slurm) for multi-node runs",
+                    file=str(exp.file),
+                )
+            ]
+        )
     if detach:
         _check_detach(exp, executor)
 
@@ -204,7 +254,8 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         (console or _stderr()).print(
             f"waiting up to {lock_wait_s:g} s for the workspace lock of {escape(str(ws.root))}, "
             f"held by {escape(holder)} (`--wait SECONDS` to wait longer, `--no-wait` not to)",
-            highlight=False)
+            highlight=False,
+        )
 
     with ws.lock(wait_s=lock_wait_s, on_wait=waiting):
         items = plan(exp, ws, retry_failed)
@@ -213,27 +264,36 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
         keeper.start()
         cuda = _cuda()
         local_model = Path(exp.paths["model"]).is_dir() if exp.paths else True
-        env = worker_env(lb, offline=local_model and exp.spec.data.hub is None,
-                         parallel=executor.capacity)
+        env = worker_env(
+            lb, offline=local_model and exp.spec.data.hub is None, parallel=executor.capacity
+        )
         base_dir = exp.file.resolve().parent
         by_id = {i.run.run_id: i for i in items}
         adopted = _reattach(items, executor, env)
         todo = [i for i in items if i.will_train and i.run.run_id not in adopted]
         summary.skipped = len(items) - len(todo) - len(adopted)
-        summary.still_failed = [i.run.run_id for i in items
-                                if i.state == RunState.FAILED and not i.will_train]
-        watch = BusyWatch([i for i in items if i.action == Action.BUSY
-                           and i.run.run_id not in adopted], lb.heartbeat_timeout_s)
+        summary.still_failed = [
+            i.run.run_id for i in items if i.state == RunState.FAILED and not i.will_train
+        ]
+        watch = BusyWatch(
+            [i for i in items if i.action == Action.BUSY and i.run.run_id not in adopted],
+            lb.heartbeat_timeout_s,
+        )
         summary.busy = watch.pending()
         queue = longest_first(todo)
 
         def submit(item: PlanItem, view: Any) -> None:
             by_id[item.run.run_id] = item
             _prepare(item)
-            job = Job(item.run.run_id,
-                      worker_command(item.run_dir.path, lb, base_dir, cuda, item.run.config),
-                      env, Path.cwd(), item.run_dir.file(WORKER_LOG),
-                      num_processes=lb.num_processes, num_machines=lb.num_machines)
+            job = Job(
+                item.run.run_id,
+                worker_command(item.run_dir.path, lb, base_dir, cuda, item.run.config),
+                env,
+                Path.cwd(),
+                item.run_dir.file(WORKER_LOG),
+                num_processes=lb.num_processes,
+                num_machines=lb.num_machines,
+            )
             executor.submit(job)
             if job.job_id:
                 write_job_record(item.run_dir, executor, job)
@@ -252,8 +312,13 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                 view.started(by_id[run_id])
             watch.announce(view.console)
             try:
-                while queue or executor.running() or retry.waiting() or watch.pending() \
-                        or _search_left(exp, search):
+                while (
+                    queue
+                    or executor.running()
+                    or retry.waiting()
+                    or watch.pending()
+                    or _search_left(exp, search)
+                ):
                     queue[:0] = retry.due()
                     _settle_watched(watch, queue, summary, keeper, view)
                     if search is None and exp.spec.search and not queue and not executor.running():
@@ -269,22 +334,33 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
                         if state == RunState.FAILED and not search:
                             delay = retry.consider(item, item.run_dir.failure())
                             if delay is not None:
-                                view.retrying(item, retry.retries[item.run.run_id],
-                                              lb.max_retries, delay)
+                                view.retrying(
+                                    item, retry.retries[item.run.run_id], lb.max_retries, delay
+                                )
                                 keeper.ingest([item.run_dir])
                                 continue
-                        {RunState.COMPLETE: summary.complete, RunState.LOST: summary.lost,
-                         RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(job.run_id)
+                        {
+                            RunState.COMPLETE: summary.complete,
+                            RunState.LOST: summary.lost,
+                            RunState.PRUNED: summary.pruned,
+                        }.get(state, summary.failed).append(job.run_id)
                         if search:
                             search.finished(job.run_id, state)
                         keeper.ingest([item.run_dir], search)
                         view.finished(item, state)
                     if search:
                         search.serve()
-                        if not executor.running() and not queue and not search.done() \
-                                and not search.queue and search.stalled():
-                            raise RuntimeError("search stalled: trials are active but none of "
-                                               "their runs can start (a bug; please report)")
+                        if (
+                            not executor.running()
+                            and not queue
+                            and not search.done()
+                            and not search.queue
+                            and search.stalled()
+                        ):
+                            raise RuntimeError(
+                                "search stalled: trials are active but none of "
+                                "their runs can start (a bug; please report)"
+                            )
                     view.refresh()
                     busy = executor.running() or retry.waiting() or watch.pending()
                     time.sleep(0.3 if busy else 0.0)
@@ -303,15 +379,17 @@ def _launch(exp: Experiment, ws: Workspace, retry_failed: bool, executor: Execut
     return summary
 
 
-def _settle_watched(watch: BusyWatch, queue: list[PlanItem], summary: LaunchSummary,
-                    keeper: StoreKeeper, view: Any) -> None:
+def _settle_watched(
+    watch: BusyWatch, queue: list[PlanItem], summary: LaunchSummary, keeper: StoreKeeper, view: Any
+) -> None:
     """Count the earlier launch's runs that ended; queue those whose worker died."""
     for item, state in watch.poll():
         if item.action == Action.RELAUNCH:
             queue.append(item)
             continue
-        {RunState.COMPLETE: summary.complete,
-         RunState.PRUNED: summary.pruned}.get(state, summary.failed).append(item.run.run_id)
+        {RunState.COMPLETE: summary.complete, RunState.PRUNED: summary.pruned}.get(
+            state, summary.failed
+        ).append(item.run.run_id)
         keeper.ingest([item.run_dir])
         view.finished(item, state)
 
@@ -323,17 +401,23 @@ class _Printer:
         self.console = console or _stderr()
 
     def started(self, item: PlanItem) -> None:
-        self.console.print(f"submitted {item.run.run_id}  {escape(item.run.method)} "
-                           f"{escape(str(item.run.params))} seed={item.run.seed}")
+        self.console.print(
+            f"submitted {item.run.run_id}  {escape(item.run.method)} "
+            f"{escape(str(item.run.params))} seed={item.run.seed}"
+        )
 
 
 def _check_detach(exp: Experiment, executor: Executor) -> None:
     if not executor.detachable:
-        raise FtsweepError(f"--detach needs an executor whose jobs run on without ftsweep "
-                           f"(slurm); {executor.name} runs need their launcher to schedule them")
+        raise FtsweepError(
+            f"--detach needs an executor whose jobs run on without ftsweep "
+            f"(slurm); {executor.name} runs need their launcher to schedule them"
+        )
     if exp.spec.search is not None:
-        raise FtsweepError("--detach cannot run a search: each trial is asked for when a slot "
-                           "frees, which needs a live launcher")
+        raise FtsweepError(
+            "--detach cannot run a search: each trial is asked for when a slot "
+            "frees, which needs a live launcher"
+        )
 
 
 def _reattach(items: list[PlanItem], executor: Executor, env: dict[str, str]) -> set[str]:
@@ -361,6 +445,7 @@ def longest_first(items: list[PlanItem]) -> list[PlanItem]:
     Stable: runs of equal length keep the matrix order. A run bounded by epochs (no
     max_steps) counts as long; a method that does not train, as the shortest.
     """
+
     def steps(item: PlanItem) -> float:
         from ftsweep.methods import get_method
 

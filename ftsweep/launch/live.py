@@ -37,8 +37,10 @@ class LiveView:
     def __enter__(self) -> LiveView:
         s = self.summary
         if s.total:  # a search-only experiment has no grid runs to announce
-            self.console.print(f"[bold]{s.total}[/] runs: {s.total - s.skipped} to train, "
-                               f"{s.skipped} already done or skipped")
+            self.console.print(
+                f"[bold]{s.total}[/] runs: {s.total - s.skipped} to train, "
+                f"{s.skipped} already done or skipped"
+            )
         if self.console.is_terminal:
             self._live = Live(self._table(), console=self.console, refresh_per_second=2)
             self._live.__enter__()
@@ -58,24 +60,29 @@ class LiveView:
     def finished(self, item: PlanItem, state: RunState) -> None:
         self.running.pop(item.run.run_id, None)
         if not self._live:
-            mark = {RunState.COMPLETE: "[green]done[/]  ",
-                    RunState.PRUNED: "[yellow]pruned[/]",
-                    RunState.LOST: "[yellow]lost[/]  "}.get(state, "[red]failed[/]")
+            mark = {
+                RunState.COMPLETE: "[green]done[/]  ",
+                RunState.PRUNED: "[yellow]pruned[/]",
+                RunState.LOST: "[yellow]lost[/]  ",
+            }.get(state, "[red]failed[/]")
             extra = ""
             if state != RunState.COMPLETE:
                 failure = item.run_dir.failure() or {}
                 extra = f"  ({escape(str(failure.get('cause', ''))[:200])})"
-            self.console.print(f"{mark} {item.run.run_id}  "
-                               f"{escape(self._label[item.run.run_id])}{extra}")
+            self.console.print(
+                f"{mark} {item.run.run_id}  {escape(self._label[item.run.run_id])}{extra}"
+            )
 
     def retrying(self, item: PlanItem, attempt: int, of: int, delay_s: float) -> None:
         """A killed run goes back to the queue (launch/retry.py); said even in the live view."""
         self.running.pop(item.run.run_id, None)
         cause = (item.run_dir.failure() or {}).get("cause", "")
-        self.console.print(f"[yellow]retry[/] {item.run.run_id}  "
-                           f"{escape(self._label[item.run.run_id])}: "
-                           f"{escape(str(cause)[:200])}; retry {attempt} of {of} in "
-                           f"{delay_s:.0f} s, from its last checkpoint")
+        self.console.print(
+            f"[yellow]retry[/] {item.run.run_id}  "
+            f"{escape(self._label[item.run.run_id])}: "
+            f"{escape(str(cause)[:200])}; retry {attempt} of {of} in "
+            f"{delay_s:.0f} s, from its last checkpoint"
+        )
 
     def refresh(self) -> None:
         if self._live:
@@ -85,8 +92,10 @@ class LiveView:
         s = self.summary
         done = len(s.complete)
         pruned = f"  pruned {len(s.pruned)}" if s.pruned else ""
-        t = Table(title=f"done {done}  failed {len(s.failed)}{pruned}  skipped {s.skipped}  "
-                        f"total {s.total}")
+        t = Table(
+            title=f"done {done}  failed {len(s.failed)}{pruned}  skipped {s.skipped}  "
+            f"total {s.total}"
+        )
         for col in ("run", "config", "step", "loss", "eta"):
             t.add_column(col)
         for run_id, item in self.running.items():

@@ -56,8 +56,13 @@ class LocalExecutor(Executor):
     max_machines = 1  # one host: its processes, its GPUs
     detachable = False  # the launcher schedules local runs; without it nothing would
 
-    def __init__(self, capacity: int, gpus: list[int] | None = None, gpus_per_run: float = 1.0,
-                 fork_server: bool = False):
+    def __init__(
+        self,
+        capacity: int,
+        gpus: list[int] | None = None,
+        gpus_per_run: float = 1.0,
+        fork_server: bool = False,
+    ):
         self.pool = GpuPool(gpus, gpus_per_run) if gpus else None
         self.capacity = min(capacity, self.pool.capacity()) if self.pool else capacity
         self.fork_server = fork_server
@@ -93,8 +98,13 @@ class LocalExecutor(Executor):
                 # A new session makes the run its own process group, so cancel can kill
                 # the launcher and every rank it spawned without touching ftsweep itself.
                 proc = subprocess.Popen(
-                    job.argv, cwd=job.cwd, env=job.env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True,
+                    job.argv,
+                    cwd=job.cwd,
+                    env=job.env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
                 )
         except OSError as exc:
             with open(job.log_path, "a", encoding="utf-8") as fh:
@@ -204,8 +214,9 @@ class LocalExecutor(Executor):
 
     def cancel(self, job_ids: list[str]) -> None:
         here = socket.gethostname()
-        _stop_groups([p[0] for j in job_ids if (p := _parse_job_id(j)) and p[1] == here],
-                     _group_alive)
+        _stop_groups(
+            [p[0] for j in job_ids if (p := _parse_job_id(j)) and p[1] == here], _group_alive
+        )
 
     def _release(self, job: Job) -> None:
         if self.pool is not None:

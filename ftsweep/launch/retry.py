@@ -32,7 +32,7 @@ class RetryPolicy:
         if done >= self.max_retries:
             return None
         self.retries[item.run.run_id] = done + 1
-        delay = self.backoff_s * (2 ** done)
+        delay = self.backoff_s * (2**done)
         item.action = Action.RETRY  # the launcher's _prepare: reset_for_retry
         self._waiting.append((time.monotonic() + delay, item))
         return delay

@@ -63,15 +63,23 @@ def settle(rd: RunDir, rc: int, reason: str = "") -> RunState:
         cause = exit_cause(rc, tail)
         if reason:
             cause += f" ({reason})"
-        rd.write_failure(cause, tail, retryable=killed_involuntarily(rc, tail, reason),
-                         disk_full=_no_space_in(cause, tail))
-    elif not failure.get("log_tail") or (_no_space_in(failure["cause"], tail)
-                                         and not failure.get("disk_full")):
+        rd.write_failure(
+            cause,
+            tail,
+            retryable=killed_involuntarily(rc, tail, reason),
+            disk_full=_no_space_in(cause, tail),
+        )
+    elif not failure.get("log_tail") or (
+        _no_space_in(failure["cause"], tail) and not failure.get("disk_full")
+    ):
         # A full disk is the machine's failure, not the run's: the next launch trains it
         # again without --retry-failed (plan.py), once space was freed.
         extra = {k: v for k, v in failure.items() if k not in ("cause", "log_tail", "time")}
-        rd.write_failure(failure["cause"], failure.get("log_tail") or tail,
-                         **{**extra, "disk_full": _no_space_in(failure["cause"], tail)})
+        rd.write_failure(
+            failure["cause"],
+            failure.get("log_tail") or tail,
+            **{**extra, "disk_full": _no_space_in(failure["cause"], tail)},
+        )
     return RunState.FAILED
 
 

@@ -28,8 +28,20 @@ from ftsweep.launch.executor import MAIN_ADDR, MAIN_PORT, NODE_RANK, Executor, J
 from ftsweep.rundir import PREEMPTED
 
 # Slurm job states in which a job still holds (or waits for) its allocation.
-LIVE = {"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED",
-        "RESIZING", "REQUEUE_HOLD", "REQUEUE_FED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+LIVE = {
+    "PENDING",
+    "RUNNING",
+    "REQUEUED",
+    "CONFIGURING",
+    "COMPLETING",
+    "SUSPENDED",
+    "RESIZING",
+    "REQUEUE_HOLD",
+    "REQUEUE_FED",
+    "SIGNALING",
+    "STAGE_OUT",
+    "RESV_DEL_HOLD",
+}
 DEFAULT_CAPACITY = 1000  # the scheduler queues; the launcher need not hold runs back
 
 
@@ -43,33 +55,46 @@ def _run(argv: list[str], env: dict[str, str] | None = None, timeout: float = 60
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise SlurmError(f"{argv[0]}: {exc}") from exc
     if out.returncode != 0:
-        raise SlurmError(f"{' '.join(argv[:2])} failed ({out.returncode}): "
-                         f"{(out.stderr or out.stdout).strip()[:500]}")
+        raise SlurmError(
+            f"{' '.join(argv[:2])} failed ({out.returncode}): "
+            f"{(out.stderr or out.stdout).strip()[:500]}"
+        )
     return out.stdout
 
 
 def batch_script(job: Job, opts: SlurmOptions) -> str:
     """The sbatch script of one run (pure: tested without Slurm)."""
     run_dir = job.log_path.parent
-    lines = ["#!/bin/bash",
-             f"#SBATCH --job-name=ftsweep-{job.run_id}",
-             f"#SBATCH --output={job.log_path}",
-             "#SBATCH --open-mode=append",
-             f"#SBATCH --chdir={job.cwd}",
-             "#SBATCH --nodes=1",
-             f"#SBATCH --time={opts.time}",
-             f"#SBATCH --signal=B:USR1@{opts.signal_grace_s}",
-             "#SBATCH --requeue"]
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name=ftsweep-{job.run_id}",
+        f"#SBATCH --output={job.log_path}",
+        "#SBATCH --open-mode=append",
+        f"#SBATCH --chdir={job.cwd}",
+        "#SBATCH --nodes=1",
+        f"#SBATCH --time={opts.time}",
+        f"#SBATCH --signal=B:USR1@{opts.signal_grace_s}",
+        "#SBATCH --requeue",
+    ]
     nodes = job.num_machines
     if nodes > 1:  # one task per node: each runs accelerate launch for its node's ranks
         lines += [f"#SBATCH --nodes={nodes}", "#SBATCH --ntasks-per-node=1"]
     else:
         lines.append("#SBATCH --ntasks=1")
-    gpus = ("gpus-per-node", opts.gpus_per_run // nodes) if nodes > 1 and opts.gpus_per_run \
+    gpus = (
+        ("gpus-per-node", opts.gpus_per_run // nodes)
+        if nodes > 1 and opts.gpus_per_run
         else ("gpus", opts.gpus_per_run)
-    for flag, value in (("partition", opts.partition), ("account", opts.account),
-                        ("qos", opts.qos), ("cpus-per-task", opts.cpus_per_task),
-                        ("mem", opts.mem), gpus, ("constraint", opts.constraint)):
+    )
+    for flag, value in (
+        ("partition", opts.partition),
+        ("account", opts.account),
+        ("qos", opts.qos),
+        ("cpus-per-task", opts.cpus_per_task),
+        ("mem", opts.mem),
+        gpus,
+        ("constraint", opts.constraint),
+    ):
         if value is not None:
             lines.append(f"#SBATCH --{flag}={value}")
     lines += [f"#SBATCH {extra}" for extra in opts.extra_sbatch]
@@ -77,8 +102,7 @@ def batch_script(job: Job, opts: SlurmOptions) -> str:
     lines += [
         "set -u",
         opts.setup,
-        'echo "ftsweep: slurm job $SLURM_JOB_ID on $(hostname), '
-        'restart ${SLURM_RESTART_COUNT:-0}"',
+        'echo "ftsweep: slurm job $SLURM_JOB_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"',
         f"rm -f {preempted}",
         # USR1 is ignored by everything but the worker, which installs its own handler.
         # This shell forwards it to the run's process group, again every 2 s until the
@@ -91,8 +115,7 @@ def batch_script(job: Job, opts: SlurmOptions) -> str:
         "  sleep 2 & wait $!",
         "done",
         "wait $child; rc=$?",
-        f"if [ -f {preempted} ] && [ \"${{SLURM_RESTART_COUNT:-0}}\" -lt {opts.max_requeues} ];"
-        " then",
+        f'if [ -f {preempted} ] && [ "${{SLURM_RESTART_COUNT:-0}}" -lt {opts.max_requeues} ]; then',
         '  echo "ftsweep: checkpointed before the time limit; requeueing"',
         "  scontrol requeue $SLURM_JOB_ID && exit 0",
         "fi",
@@ -112,15 +135,18 @@ def _command(job: Job) -> list[str]:
     lines = ["got=0", "trap '' USR1"]
     if job.num_machines <= 1:
         return [*lines, f"setsid {shlex.join(job.argv)} &"]
-    fill = {NODE_RANK: '"$SLURM_NODEID"', MAIN_ADDR: '"$FTSWEEP_MAIN_ADDR"',
-            MAIN_PORT: '"$FTSWEEP_MAIN_PORT"'}
+    fill = {
+        NODE_RANK: '"$SLURM_NODEID"',
+        MAIN_ADDR: '"$FTSWEEP_MAIN_ADDR"',
+        MAIN_PORT: '"$FTSWEEP_MAIN_PORT"',
+    }
     argv = " ".join(fill.get(a, shlex.quote(a)) for a in job.argv)
     return [
         'first=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
         # the address Slurm reaches the node at (its name, unless NodeAddr says otherwise)
         'FTSWEEP_MAIN_ADDR=$(scontrol show node -o "$first" | grep -o "NodeAddr=[^ ]*" '
-        '| cut -d= -f2)',
-        'FTSWEEP_MAIN_ADDR=${FTSWEEP_MAIN_ADDR:-$first}',
+        "| cut -d= -f2)",
+        "FTSWEEP_MAIN_ADDR=${FTSWEEP_MAIN_ADDR:-$first}",
         # a port that differs between jobs sharing a first node
         "FTSWEEP_MAIN_PORT=$((20000 + SLURM_JOB_ID % 20000))",
         "export FTSWEEP_MAIN_ADDR FTSWEEP_MAIN_PORT",

@@ -31,9 +31,11 @@ def _stderr() -> Any:
 
 def disk_full_message(where: Path, exc: BaseException, doing: str) -> str:
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return (f"disk full while {doing} in {where} ({first}); what was written before is "
-            "kept (run directories are the truth, the store rolled back). Free space, then "
-            "`ftsweep launch` again resumes the sweep and brings the store up to date")
+    return (
+        f"disk full while {doing} in {where} ({first}); what was written before is "
+        "kept (run directories are the truth, the store rolled back). Free space, then "
+        "`ftsweep launch` again resumes the sweep and brings the store up to date"
+    )
 
 
 class StoreKeeper:
@@ -59,16 +61,21 @@ class StoreKeeper:
             self.ingest(None)
         except DamagedStore as exc:
             aside, stats = set_aside_and_rebuild(self.ws)
-            self.say(f"the store was damaged ({exc.detail}); moved it to {aside} (kept for "
-                     "inspection) and rebuilt it from the run directories")
+            self.say(
+                f"the store was damaged ({exc.detail}); moved it to {aside} (kept for "
+                "inspection) and rebuilt it from the run directories"
+            )
             self._warn(stats)
 
     def ingest(self, run_dirs: list[RunDir] | None, search: Any = None) -> None:
         """Bring the store up to date with these run directories (None: the experiment's)."""
         try:
             with Store.writer(self.ws) as store:
-                stats = (store.ingest_all(self.experiment) if run_dirs is None
-                         else store.ingest_runs(run_dirs))
+                stats = (
+                    store.ingest_all(self.experiment)
+                    if run_dirs is None
+                    else store.ingest_runs(run_dirs)
+                )
                 if search:
                     search.publish(store)
         except (duckdb.Error, OSError) as exc:

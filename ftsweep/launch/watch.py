@@ -34,7 +34,9 @@ class BusyWatch:
                 f"earlier launch[/], which this launcher cannot adopt: "
                 f"{escape(', '.join(_where(i) for i in self.items))}. Waiting for them; a run "
                 "whose worker dies is resumed here (Ctrl-C stops waiting; `ftsweep cancel` "
-                "stops them)", highlight=False)
+                "stops them)",
+                highlight=False,
+            )
 
     def pending(self) -> list[str]:
         return [i.run.run_id for i in self.items]

@@ -46,26 +46,39 @@ class AdaLora(PeftMethod):
     # peft's AdaLoRA forward adds an orthogonality penalty over every lora_A/lora_B of the
     # model; under fully_shard those are shards outside their layer's forward, and the
     # penalty fails on a shape mismatch (tried on 2 CPU processes, peft 0.21.2).
-    cannot_shard = ("its orthogonality penalty and rank budget read every adapter matrix "
-                    "whole, while FSDP holds them only in shards")
+    cannot_shard = (
+        "its orthogonality penalty and rank budget read every adapter matrix "
+        "whole, while FSDP holds them only in shards"
+    )
     export_as = "merged"
 
     def peft_config(self, params: Any) -> Any:
         from peft import AdaLoraConfig, TaskType
 
         return AdaLoraConfig(
-            task_type=TaskType.CAUSAL_LM, init_r=params.init_r, target_r=params.target_r,
-            lora_alpha=params.alpha, lora_dropout=params.dropout,
-            target_modules=params.target_modules, tinit=params.tinit, tfinal=params.tfinal,
-            deltaT=params.deltaT, total_step=params.total_step or _PLACEHOLDER_TOTAL,
+            task_type=TaskType.CAUSAL_LM,
+            init_r=params.init_r,
+            target_r=params.target_r,
+            lora_alpha=params.alpha,
+            lora_dropout=params.dropout,
+            target_modules=params.target_modules,
+            tinit=params.tinit,
+            tfinal=params.tfinal,
+            deltaT=params.deltaT,
+            total_step=params.total_step or _PLACEHOLDER_TOTAL,
             orth_reg_weight=params.orth_reg_weight,
         )
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         problems = self.check_peft(params) + check_targets(params.target_modules, info)
         if params.target_r > params.init_r:
-            problems.append(("target_r", f"must be <= init_r ({params.init_r}): AdaLoRA only "
-                                         "prunes ranks, it never grows them"))
+            problems.append(
+                (
+                    "target_r",
+                    f"must be <= init_r ({params.init_r}): AdaLoRA only "
+                    "prunes ranks, it never grows them",
+                )
+            )
         return problems
 
     def callbacks(self, params: MethodParams, model: Any) -> list[Any]:

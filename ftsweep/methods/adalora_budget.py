@@ -23,7 +23,8 @@ class RankAllocation(TrainerCallback):
         if cfg.tinit >= total - cfg.tfinal:
             raise FtsweepError(
                 f"adalora: tinit ({cfg.tinit}) + tfinal ({cfg.tfinal}) leave no rank-budgeting "
-                f"phase in {total} training steps; lower them or train longer")
+                f"phase in {total} training steps; lower them or train longer"
+            )
         # The rank allocator holds this same config object, so one assignment updates both.
         cfg.total_step = total
 

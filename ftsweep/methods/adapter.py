@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 WEIGHTS = "adapter.safetensors"
 CONFIG = "bottleneck_adapter.json"
 # Placement → (sub-module the adapter follows, adapter attribute on the block).
-SITES = {"houlsby": (("self_attn", "adapter_attn"), ("mlp", "adapter_mlp")),
-         "pfeiffer": (("mlp", "adapter_mlp"),)}
+SITES = {
+    "houlsby": (("self_attn", "adapter_attn"), ("mlp", "adapter_mlp")),
+    "pfeiffer": (("mlp", "adapter_mlp"),),
+}
 
 
 class AdapterParams(MethodParams):
@@ -56,8 +58,12 @@ class Adapter(Method):
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         if info.hidden_size and params.adapter_dim >= info.hidden_size:
-            return [("adapter_dim", f"must be below hidden_size ({info.hidden_size}) to be "
-                                    "a bottleneck")]
+            return [
+                (
+                    "adapter_dim",
+                    f"must be below hidden_size ({info.hidden_size}) to be a bottleneck",
+                )
+            ]
         return []
 
     def apply(self, model: Any, params: MethodParams) -> Any:
@@ -72,8 +78,9 @@ class Adapter(Method):
                 sub = getattr(block, site, None)
                 if sub is None:
                     raise FtsweepError(f"adapter: decoder block has no {site!r} module")
-                adapter = BottleneckAdapter(model.config.hidden_size, p_.adapter_dim,
-                                            p_.activation, p_.dropout).to(ref.device, ref.dtype)
+                adapter = BottleneckAdapter(
+                    model.config.hidden_size, p_.adapter_dim, p_.activation, p_.dropout
+                ).to(ref.device, ref.dtype)
                 block.add_module(attr, adapter)
                 sub.register_forward_hook(forward_hook(adapter))
         return model
@@ -93,8 +100,10 @@ class Adapter(Method):
         state = load_file(str(Path(art_dir) / WEIGHTS))
         expected = adapter_state(model)
         if set(state) != set(expected):
-            raise FtsweepError(f"adapter weights in {art_dir} do not fit this model and "
-                               f"params: {len(state)} tensors saved, {len(expected)} expected")
+            raise FtsweepError(
+                f"adapter weights in {art_dir} do not fit this model and "
+                f"params: {len(state)} tensors saved, {len(expected)} expected"
+            )
         model.load_state_dict(state, strict=False)
         for p in model.parameters():
             p.requires_grad_(False)
@@ -103,15 +112,21 @@ class Adapter(Method):
 
 def adapter_state(model: Any) -> dict[str, torch.Tensor]:
     """The adapters' tensors only, keyed by their names in the full model."""
-    return {name: t.detach().contiguous().clone()
-            for name, t in model.state_dict().items()
-            if ".adapter_attn." in name or ".adapter_mlp." in name}
+    return {
+        name: t.detach().contiguous().clone()
+        for name, t in model.state_dict().items()
+        if ".adapter_attn." in name or ".adapter_mlp." in name
+    }
 
 
 def saved_params(model: Any) -> dict[str, Any]:
     """What the JSON records: enough to see what the weights are without loading them."""
     block = decoder_blocks(model)[0]
     ad = cast("BottleneckAdapter", block.adapter_mlp)
-    return {"method": "adapter", "adapter_dim": ad.down.out_features,
-            "placement": "houlsby" if hasattr(block, "adapter_attn") else "pfeiffer",
-            "activation": type(ad.act).__name__.lower(), "dropout": ad.dropout.p}
+    return {
+        "method": "adapter",
+        "adapter_dim": ad.down.out_features,
+        "placement": "houlsby" if hasattr(block, "adapter_attn") else "pfeiffer",
+        "activation": type(ad.act).__name__.lower(),
+        "dropout": ad.dropout.p,
+    }

@@ -29,15 +29,20 @@ def decoder_blocks(model: Any) -> torch.nn.ModuleList:
     for _, mod in model.named_modules():
         if isinstance(mod, torch.nn.ModuleList) and n and len(mod) == n:
             return mod
-    raise FtsweepError(f"cannot find the {n} transformer blocks of this "
-                       f"{getattr(model.config, 'model_type', '?')} model")
+    raise FtsweepError(
+        f"cannot find the {n} transformer blocks of this "
+        f"{getattr(model.config, 'model_type', '?')} model"
+    )
 
 
 def final_norms(model: Any) -> list[torch.nn.Module]:
     """Normalisation modules after the last block (outside every block)."""
     blocks = {id(m) for m in decoder_blocks(model).modules()}
-    return [mod for name, mod in model.named_modules()
-            if name.rsplit(".", 1)[-1] in FINAL_NORM_NAMES and id(mod) not in blocks]
+    return [
+        mod
+        for name, mod in model.named_modules()
+        if name.rsplit(".", 1)[-1] in FINAL_NORM_NAMES and id(mod) not in blocks
+    ]
 
 
 def params_of(modules: list[Any]) -> list[torch.nn.Parameter]:
@@ -54,7 +59,9 @@ def params_of(modules: list[Any]) -> list[torch.nn.Parameter]:
 
 def head_params(model: Any, lm_head: bool, norm: bool) -> list[torch.nn.Parameter]:
     """lm_head and/or final-norm parameters. With tied embeddings, lm_head IS the embedding."""
-    mods = ([model.get_output_embeddings()] if lm_head else []) + (final_norms(model) if norm else [])
+    mods = ([model.get_output_embeddings()] if lm_head else []) + (
+        final_norms(model) if norm else []
+    )
     return params_of([m for m in mods if m is not None])
 
 

@@ -28,14 +28,21 @@ class Ia3(PeftMethod):
     def peft_config(self, params: Any) -> Any:
         from peft import IA3Config, TaskType
 
-        return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=params.target_modules,
-                         feedforward_modules=params.feedforward_modules)
+        return IA3Config(
+            task_type=TaskType.CAUSAL_LM,
+            target_modules=params.target_modules,
+            feedforward_modules=params.feedforward_modules,
+        )
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         problems = self.check_peft(params) + check_targets(params.target_modules, info)
         for name in params.feedforward_modules:
             if name not in params.target_modules:
-                problems.append(("feedforward_modules",
-                                 f"{name!r} is not in target_modules; every feed-forward "
-                                 "module must also be a target"))
+                problems.append(
+                    (
+                        "feedforward_modules",
+                        f"{name!r} is not in target_modules; every feed-forward "
+                        "module must also be a target",
+                    )
+                )
         return problems

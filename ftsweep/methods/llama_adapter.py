@@ -29,15 +29,22 @@ class LlamaAdapter(PeftMethod):
     def peft_config(self, params: Any) -> Any:
         from peft import AdaptionPromptConfig, TaskType
 
-        return AdaptionPromptConfig(task_type=TaskType.CAUSAL_LM,
-                                    adapter_len=params.adapter_len,
-                                    adapter_layers=params.adapter_layers)
+        return AdaptionPromptConfig(
+            task_type=TaskType.CAUSAL_LM,
+            adapter_len=params.adapter_len,
+            adapter_layers=params.adapter_layers,
+        )
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         problems = self.check_peft(params)
         if info.model_type not in SUPPORTED:
-            problems.append(("", f"peft's adaption prompt supports {', '.join(SUPPORTED)} "
-                                 f"models, not {info.model_type!r}"))
+            problems.append(
+                (
+                    "",
+                    f"peft's adaption prompt supports {', '.join(SUPPORTED)} "
+                    f"models, not {info.model_type!r}",
+                )
+            )
         if info.num_layers and params.adapter_layers > info.num_layers:
             problems.append(("adapter_layers", f"the model has only {info.num_layers} layers"))
         return problems

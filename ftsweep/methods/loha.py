@@ -31,7 +31,11 @@ class Loha(PeftMethod):
     def peft_config(self, params: Any) -> Any:
         from peft import LoHaConfig, TaskType
 
-        return LoHaConfig(task_type=TaskType.CAUSAL_LM, r=params.r, alpha=params.alpha,
-                          rank_dropout=params.rank_dropout,
-                          module_dropout=params.module_dropout,
-                          target_modules=params.target_modules)
+        return LoHaConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=params.r,
+            alpha=params.alpha,
+            rank_dropout=params.rank_dropout,
+            module_dropout=params.module_dropout,
+            target_modules=params.target_modules,
+        )

@@ -28,9 +28,13 @@ class Lokr(PeftMethod):
     def peft_config(self, params: Any) -> Any:
         from peft import LoKrConfig, TaskType
 
-        return LoKrConfig(task_type=TaskType.CAUSAL_LM, r=params.r, alpha=params.alpha,
-                          rank_dropout=params.rank_dropout,
-                          module_dropout=params.module_dropout,
-                          decompose_both=params.decompose_both,
-                          decompose_factor=params.decompose_factor,
-                          target_modules=params.target_modules)
+        return LoKrConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=params.r,
+            alpha=params.alpha,
+            rank_dropout=params.rank_dropout,
+            module_dropout=params.module_dropout,
+            decompose_both=params.decompose_both,
+            decompose_factor=params.decompose_factor,
+            target_modules=params.target_modules,
+        )

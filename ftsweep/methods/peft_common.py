@@ -54,8 +54,11 @@ def check_targets(
         return [(field, "is empty: name at least one linear module, or use 'all-linear'")]
     valid = sorted(info.linear_module_names)
     return [
-        (field, f"no linear module named {name!r} in this {info.model_type} model"
-                f"{did_you_mean(name, valid)}; valid: {', '.join(valid)} or 'all-linear'")
+        (
+            field,
+            f"no linear module named {name!r} in this {info.model_type} model"
+            f"{did_you_mean(name, valid)}; valid: {', '.join(valid)} or 'all-linear'",
+        )
         for name in targets
         if name not in info.linear_module_names
     ]

@@ -78,16 +78,19 @@ class Progressive(Method):
     name = "progressive"
     description = "gradual unfreezing (ULMFiT): top blocks first, lower ones stage by stage"
     Params = ProgressiveParams
-    cannot_shard = ("it changes which parameters train during training, while FSDP fixes "
-                    "which gradients it reduces when it shards the model")
+    cannot_shard = (
+        "it changes which parameters train during training, while FSDP fixes "
+        "which gradients it reduces when it shards the model"
+    )
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         problems = []
         if info.num_layers and params.start_blocks > info.num_layers:
             problems.append(("start_blocks", f"the model has only {info.num_layers} blocks"))
         if params.start_blocks == 0 and not params.train_head:
-            problems.append(("start_blocks", "0 with train_head false: nothing trains at "
-                                             "the start"))
+            problems.append(
+                ("start_blocks", "0 with train_head false: nothing trains at the start")
+            )
         return problems
 
     def apply(self, model: Any, params: MethodParams) -> Any:
@@ -106,23 +109,29 @@ class Progressive(Method):
         n = len(blocks)
         groups: list[dict[str, Any]] = [
             {"params": params_of([b]), "lr": lr * decay ** (n - 1 - i), "name": f"block{i}"}
-            for i, b in enumerate(blocks)]
+            for i, b in enumerate(blocks)
+        ]
         in_blocks = {id(p) for g in groups for p in g["params"]}
         # A tied lm_head is the embedding matrix: with train_head it trains (and takes
         # the head's lr) from the start, so it is not an embeddings-stage parameter then.
         head = {id(p) for p in head_params(model, params.train_head, params.train_head)}
         emb = [p for p in embedding_params(model) if id(p) not in in_blocks | head]
         late = in_blocks | {id(p) for p in emb}
-        groups.append({"params": [p for p in model.parameters() if id(p) not in late],
-                       "lr": lr, "name": "head"})
-        groups.append({"params": emb, "lr": lr * decay ** n, "name": "embeddings"})
+        groups.append(
+            {
+                "params": [p for p in model.parameters() if id(p) not in late],
+                "lr": lr,
+                "name": "head",
+            }
+        )
+        groups.append({"params": emb, "lr": lr * decay**n, "name": "embeddings"})
         return [g for g in groups if g["params"]]
 
 
 def stage_params(model: Any, params: Any, stage: int) -> list[Any]:
     blocks = decoder_blocks(model)
     k = blocks_at(params, stage, len(blocks))
-    chosen = params_of(list(blocks[len(blocks) - k:])) if k else []
+    chosen = params_of(list(blocks[len(blocks) - k :])) if k else []
     chosen += head_params(model, params.train_head, params.train_head)
     if embeddings_at(params, stage, len(blocks)):
         chosen += embedding_params(model)

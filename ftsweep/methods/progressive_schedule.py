@@ -20,8 +20,10 @@ class Unfreezer(TrainerCallback):
         self.history: list[tuple[int, int]] = []
 
     def _sync(self, state: Any) -> None:
-        stage = min(stage_at(self.params, state.global_step, state.epoch or 0.0),
-                    last_stage(self.params, len(decoder_blocks(self.model))))
+        stage = min(
+            stage_at(self.params, state.global_step, state.epoch or 0.0),
+            last_stage(self.params, len(decoder_blocks(self.model))),
+        )
         if stage != self.stage:
             self.stage = stage
             set_trainable(self.model, stage_params(self.model, self.params, stage))

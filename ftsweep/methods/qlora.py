@@ -18,8 +18,10 @@ from ftsweep.methods.base import MethodParams, ModelInfo
 from ftsweep.methods.lora import Lora, LoraParams
 
 NO_GPU = "QLoRA needs a CUDA GPU with bitsandbytes; this machine has none: use lora, or run on a GPU machine"
-NO_BNB = ("QLoRA needs the bitsandbytes package, which is not installed: "
-          "pip install bitsandbytes on the GPU machine, or use lora")
+NO_BNB = (
+    "QLoRA needs the bitsandbytes package, which is not installed: "
+    "pip install bitsandbytes on the GPU machine, or use lora"
+)
 
 
 class QloraParams(LoraParams):
@@ -42,8 +44,10 @@ class Qlora(Lora):
     # accelerate's fsdp2_prepare_model leaves non-float (uint8) 4-bit weights, as
     # load_kwargs stores them, out of fully_shard; 8-bit Int8Params under fully_shard were
     # not tried (no GPU when this was written). Refused rather than silently replicated.
-    cannot_shard = ("FSDP2 does not shard its bitsandbytes-quantised base (each GPU would "
-                    "hold all of it); run QLoRA with one process per run, or shard lora")
+    cannot_shard = (
+        "FSDP2 does not shard its bitsandbytes-quantised base (each GPU would "
+        "hold all of it); run QLoRA with one process per run, or shard lora"
+    )
 
     def check(self, params: Any, info: ModelInfo) -> list[tuple[str, str]]:
         import torch
@@ -63,13 +67,19 @@ class Qlora(Lora):
         dtype = getattr(torch, DTYPES[p.compute_dtype])
         if p.bits == 8:
             return {"quantization_config": BitsAndBytesConfig(load_in_8bit=True)}
-        return {"quantization_config": BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type=p.quant_type,
-            bnb_4bit_use_double_quant=p.double_quant, bnb_4bit_compute_dtype=dtype)}
+        return {
+            "quantization_config": BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type=p.quant_type,
+                bnb_4bit_use_double_quant=p.double_quant,
+                bnb_4bit_compute_dtype=dtype,
+            )
+        }
 
     def apply(self, model: Any, params: MethodParams) -> Any:
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=getattr(params, "gradient_checkpointing", True))
+            model, use_gradient_checkpointing=getattr(params, "gradient_checkpointing", True)
+        )
         return super().apply(model, params)

@@ -41,8 +41,12 @@ class Vera(PeftMethod):
     def peft_config(self, params: Any) -> Any:
         from peft import TaskType, VeraConfig
 
-        return VeraConfig(task_type=TaskType.CAUSAL_LM, r=params.r,
-                          vera_dropout=params.dropout, d_initial=params.d_initial,
-                          projection_prng_key=params.projection_prng_key,
-                          save_projection=params.save_projection,
-                          target_modules=params.target_modules)
+        return VeraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=params.r,
+            vera_dropout=params.dropout,
+            d_initial=params.d_initial,
+            projection_prng_key=params.projection_prng_key,
+            save_projection=params.save_projection,
+            target_modules=params.target_modules,
+        )

@@ -10,9 +10,15 @@ from ftsweep.search.space import SearchSpace
 
 # What a run records besides its evaluation (result.json), each with its better direction.
 COST_METRICS: dict[str, str] = {
-    "trainable_params": "minimize", "total_params": "minimize", "trainable_pct": "minimize",
-    "peak_memory_mb": "minimize", "wall_time_s": "minimize", "train_time_s": "minimize",
-    "artifact_size_mb": "minimize", "tokens_per_s": "maximize", "steps": "minimize",
+    "trainable_params": "minimize",
+    "total_params": "minimize",
+    "trainable_pct": "minimize",
+    "peak_memory_mb": "minimize",
+    "wall_time_s": "minimize",
+    "train_time_s": "minimize",
+    "artifact_size_mb": "minimize",
+    "tokens_per_s": "maximize",
+    "steps": "minimize",
 }
 
 
@@ -43,21 +49,41 @@ def search_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
     known = {**COST_METRICS, **evaluator_metrics(spec)}
     for i, obj in enumerate(search.objectives):
         if obj.metric not in known:
-            problems.append(pos.problem(
-                ("search", "objectives", i, "metric"),
-                f"no evaluator in eval.evaluators computes this metric and runs do not record "
-                f"it{did_you_mean(obj.metric, known)}", value=obj.metric, has_value=True,
-                valid=", ".join(sorted(known))))
+            problems.append(
+                pos.problem(
+                    ("search", "objectives", i, "metric"),
+                    f"no evaluator in eval.evaluators computes this metric and runs do not record "
+                    f"it{did_you_mean(obj.metric, known)}",
+                    value=obj.metric,
+                    has_value=True,
+                    valid=", ".join(sorted(known)),
+                )
+            )
         elif obj.direction is None:
             obj.direction = known[obj.metric]  # type: ignore[assignment]
     if search.pruner.type != "none":
         if not spec.training.eval_every:
-            problems.append(pos.problem(
-                ("search", "pruner", "type"), "pruning decides from the eval loss logged every "
-                "training.eval_every steps; set training.eval_every", value=search.pruner.type,
-                has_value=True))
-        if not (spec.data.eval or spec.data.eval_fraction or (spec.data.hub and spec.data.hub.eval_split)):
-            problems.append(pos.problem(
-                ("search", "pruner", "type"), "pruning needs an eval set for its eval loss: set "
-                "data.eval or data.eval_fraction", value=search.pruner.type, has_value=True))
+            problems.append(
+                pos.problem(
+                    ("search", "pruner", "type"),
+                    "pruning decides from the eval loss logged every "
+                    "training.eval_every steps; set training.eval_every",
+                    value=search.pruner.type,
+                    has_value=True,
+                )
+            )
+        if not (
+            spec.data.eval
+            or spec.data.eval_fraction
+            or (spec.data.hub and spec.data.hub.eval_split)
+        ):
+            problems.append(
+                pos.problem(
+                    ("search", "pruner", "type"),
+                    "pruning needs an eval set for its eval loss: set "
+                    "data.eval or data.eval_fraction",
+                    value=search.pruner.type,
+                    has_value=True,
+                )
+            )
     return problems

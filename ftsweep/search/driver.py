@@ -74,8 +74,14 @@ class SearchDriver:
         self.exp, self.ws, self.search = exp, ws, exp.spec.search
         self.retry_failed = retry_failed
         self.max_parallel = self.search.max_parallel or parallel
-        self.handles = open_handles(ws, exp.spec.experiment, self.search, exp.search,
-                                    exp.spec.training.max_steps, self.max_parallel > 1)
+        self.handles = open_handles(
+            ws,
+            exp.spec.experiment,
+            self.search,
+            exp.search,
+            exp.spec.training.max_steps,
+            self.max_parallel > 1,
+        )
         self.started = time.time()
         self.active: dict[int, ActiveTrial] = {}  # by trial_id
         self.queue: list[PlanItem] = []  # runs of active trials waiting for a slot
@@ -86,8 +92,9 @@ class SearchDriver:
         if self.search.sampler == "grid":
             enqueue_grid(self.handles, self.search.budget)
         if self.search.warm_start:
-            warm_start(self.handles, self.search.budget, exp.runs, self._run_dir,
-                       self._objective_values)
+            warm_start(
+                self.handles, self.search.budget, exp.runs, self._run_dir, self._objective_values
+            )
         self._recover()
 
     # -- what the launcher calls -----------------------------------------------------
@@ -125,9 +132,16 @@ class SearchDriver:
 
         rows = trial_rows(self.exp.spec.experiment, [h.study for h in self.handles.values()])
         replace_trials(store.con, self.exp.spec.experiment, rows)
-        atomic_write_json(summary_path(self.ws, self.exp.spec.experiment),
-                          summarize(self.exp.spec.experiment, rows, self.search.objectives, self._limit(),
-                                    self.search.budget))
+        atomic_write_json(
+            summary_path(self.ws, self.exp.spec.experiment),
+            summarize(
+                self.exp.spec.experiment,
+                rows,
+                self.search.objectives,
+                self._limit(),
+                self.search.budget,
+            ),
+        )
 
     def owns(self, run_id: str) -> bool:
         return any(run_id in {r.run_id for r in at.runs} for at in self.active.values())
@@ -164,8 +178,9 @@ class SearchDriver:
 
     def _pick_method(self) -> str | None:
         counts = self._counts()
-        timed_out = self.search.timeout is not None and \
-            time.time() - self.started > self.search.timeout
+        timed_out = (
+            self.search.timeout is not None and time.time() - self.started > self.search.timeout
+        )
         if self.search.budget == "shared":
             limit = self._limit()
             if timed_out or (limit is not None and sum(counts.values()) >= limit):
@@ -190,8 +205,9 @@ class SearchDriver:
         # trials the study holds: a relaunched launcher continues the same sequence
         # instead of replaying the random start-up trials of the first launch.
         n = len(h.study.get_trials(deepcopy=False))
-        sampler = make_sampler(self.search, ask_seed(self.search.seed, method, n),
-                               self.max_parallel > 1)
+        sampler = make_sampler(
+            self.search, ask_seed(self.search.seed, method, n), self.max_parallel > 1
+        )
         for other in self.handles.values():  # shared: every handle is the one study
             if other.study.study_name == h.study.study_name:
                 other.study.sampler = sampler
@@ -213,9 +229,12 @@ class SearchDriver:
         runs = self.exp.resolve(h.space.point(values), seeds)
         prune = self.search.pruner.type != "none"
         for i, run in enumerate(runs):
-            run.trial = {"study": h.study.study_name, "number": number,
-                         "prune": prune and i == 0,
-                         "decision_timeout_s": self.search.decision_timeout_s}
+            run.trial = {
+                "study": h.study.study_name,
+                "number": number,
+                "prune": prune and i == 0,
+                "decision_timeout_s": self.search.decision_timeout_s,
+            }
         return runs
 
     # -- a trial's life --------------------------------------------------------------
@@ -264,8 +283,11 @@ class SearchDriver:
             return
         values = self._objective_values(at.runs)
         if values is None:
-            self._tell(at, state=TrialState.FAIL, reason="an objective metric is missing or "
-                       "not finite in the runs' results")
+            self._tell(
+                at,
+                state=TrialState.FAIL,
+                reason="an objective metric is missing or not finite in the runs' results",
+            )
         else:
             self._tell(at, values=values)
 
@@ -291,16 +313,22 @@ class SearchDriver:
             per_run = []
             for run in runs:
                 result = self._run_dir(run).result() or {}
-                raw = (result if obj.metric in COST_METRICS else
-                       result.get("final_eval") or {}).get(obj.metric)
+                raw = (
+                    result if obj.metric in COST_METRICS else result.get("final_eval") or {}
+                ).get(obj.metric)
                 if not isinstance(raw, int | float) or not math.isfinite(raw):
                     return None
                 per_run.append(float(raw))
             out.append(statistics.fmean(per_run))
         return out
 
-    def _tell(self, at: ActiveTrial, values: list[float] | None = None,
-              state: TrialState | None = None, reason: str = "") -> None:
+    def _tell(
+        self,
+        at: ActiveTrial,
+        values: list[float] | None = None,
+        state: TrialState | None = None,
+        reason: str = "",
+    ) -> None:
         study = at.handle.study
         if reason:
             study._storage.set_trial_user_attr(at.trial._trial_id, "fail_reason", reason)
@@ -392,4 +420,3 @@ def _stop_orphan(rd: RunDir) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, KeyError, ValueError, PermissionError):
         pass
-

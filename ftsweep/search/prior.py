@@ -21,22 +21,32 @@ from ftsweep.search.study import Handle
 def enqueue_grid(handles: dict[str, Handle], budget: str) -> None:
     for h in handles.values():
         for values in h.space.grid():
-            params = {h.prefix + k: h.space.dists[k].to_optuna_value(v)
-                      for k, v in values.items() if k in h.space.dists}
+            params = {
+                h.prefix + k: h.space.dists[k].to_optuna_value(v)
+                for k, v in values.items()
+                if k in h.space.dists
+            }
             if budget == "shared":
                 params["method"] = h.method
             h.study.enqueue_trial(params, skip_if_exists=True)
 
 
-def warm_start(handles: dict[str, Handle], budget: str, runs: list[RunSpec],
-               run_dir: Callable[[RunSpec], RunDir],
-               objective_values: Callable[[list[RunSpec]], list[float] | None]) -> None:
+def warm_start(
+    handles: dict[str, Handle],
+    budget: str,
+    runs: list[RunSpec],
+    run_dir: Callable[[RunSpec], RunDir],
+    objective_values: Callable[[list[RunSpec]], list[float] | None],
+) -> None:
     """Tell each study the complete grid runs of its method that fall inside its space."""
     from optuna.distributions import CategoricalDistribution
 
     for h in handles.values():
-        known = {rid for t in h.study.get_trials(deepcopy=False)
-                 for rid in t.user_attrs.get("run_ids", [])}
+        known = {
+            rid
+            for t in h.study.get_trials(deepcopy=False)
+            for rid in t.user_attrs.get("run_ids", [])
+        }
         dists = _optuna_distributions(h)
         for run in runs:
             if run.method != h.method or run.run_id in known:
@@ -50,9 +60,14 @@ def warm_start(handles: dict[str, Handle], budget: str, runs: list[RunSpec],
             if budget == "shared":
                 params["method"] = h.method
                 dists["method"] = CategoricalDistribution(list(handles))
-            h.study.add_trial(optuna.trial.create_trial(
-                params=params, distributions={k: dists[k] for k in params}, values=values,
-                user_attrs={"source": "grid", "method": h.method, "run_ids": [run.run_id]}))
+            h.study.add_trial(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions={k: dists[k] for k in params},
+                    values=values,
+                    user_attrs={"source": "grid", "method": h.method, "run_ids": [run.run_id]},
+                )
+            )
 
 
 def _optuna_distributions(h: Handle) -> dict[str, Any]:

@@ -22,22 +22,27 @@ def plan_rows(exp: Experiment) -> list[dict[str, Any]]:
     rows = []
     for ms in space.methods:
         steps_key = ms.dists.get("training.max_steps")
-        max_steps = int(steps_key.high) if steps_key else (
-            ms.fixed.get("training.max_steps") or exp.spec.training.max_steps)
+        max_steps = (
+            int(steps_key.high)
+            if steps_key
+            else (ms.fixed.get("training.max_steps") or exp.spec.training.max_steps)
+        )
         trials = n if per_method else None
         bound = None
         if trials is not None and max_steps:
             bound = trials * search.seeds_per_trial * int(max_steps)
-        rows.append({
-            "method": ms.method,
-            "space": {k: d.describe() for k, d in sorted(ms.dists.items())},
-            "fixed": ms.fixed,
-            "trials": trials,
-            "max_steps_per_run": max_steps,
-            "max_training_steps": bound,
-            "pruner": search.pruner.type if search.pruner.type != "none" else None,
-            "pruner_override": ms.pruner,
-        })
+        rows.append(
+            {
+                "method": ms.method,
+                "space": {k: d.describe() for k, d in sorted(ms.dists.items())},
+                "fixed": ms.fixed,
+                "trials": trials,
+                "max_steps_per_run": max_steps,
+                "max_training_steps": bound,
+                "pruner": search.pruner.type if search.pruner.type != "none" else None,
+                "pruner_override": ms.pruner,
+            }
+        )
     return rows
 
 
@@ -47,16 +52,21 @@ def budget_line(exp: Experiment) -> str:
     n = len(exp.search.methods)
     stops = []
     if search.n_trials is not None:
-        stops.append(f"{search.n_trials} trials per method ({search.n_trials * n} in all)"
-                     if search.budget == "per_method" else f"{search.n_trials} trials in all")
+        stops.append(
+            f"{search.n_trials} trials per method ({search.n_trials * n} in all)"
+            if search.budget == "per_method"
+            else f"{search.n_trials} trials in all"
+        )
     elif search.sampler == "grid":
         stops.append("every grid point")
     if search.timeout is not None:
         stops.append(f"timeout {search.timeout:g} s")
     objectives = ", ".join(f"{o.direction} {o.metric}" for o in search.objectives)
-    return (f"sampler {search.sampler} (seed {search.seed}), budget {search.budget}: "
-            f"{' or '.join(stops)}; {search.seeds_per_trial} seed(s) per trial; "
-            f"objectives: {objectives}; pruner: {search.pruner.type}")
+    return (
+        f"sampler {search.sampler} (seed {search.seed}), budget {search.budget}: "
+        f"{' or '.join(stops)}; {search.seeds_per_trial} seed(s) per trial; "
+        f"objectives: {objectives}; pruner: {search.pruner.type}"
+    )
 
 
 def total_bound(exp: Experiment, rows: list[dict[str, Any]]) -> int | None:

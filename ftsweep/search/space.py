@@ -59,10 +59,13 @@ class Dist:
         if self.kind == "float":
             return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
         if self.kind == "int":
-            return trial.suggest_int(name, int(self.low), int(self.high),
-                                     step=int(self.step or 1), log=self.log)
+            return trial.suggest_int(
+                name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log
+            )
         if self.encoded:
-            return json.loads(trial.suggest_categorical(name, [json.dumps(c) for c in self.choices]))
+            return json.loads(
+                trial.suggest_categorical(name, [json.dumps(c) for c in self.choices])
+            )
         return trial.suggest_categorical(name, list(self.choices))
 
     def grid_values(self) -> list[Any] | None:
@@ -119,8 +122,10 @@ class MethodSpace:
     def grid(self) -> list[dict[str, Any]]:
         keys = sorted(self.dists)
         axes = [self.dists[k].grid_values() or [] for k in keys]
-        return [{**self.fixed, **dict(zip(keys, combo, strict=True))}
-                for combo in itertools.product(*axes)]
+        return [
+            {**self.fixed, **dict(zip(keys, combo, strict=True))}
+            for combo in itertools.product(*axes)
+        ]
 
     def grid_size(self) -> int:
         return math.prod(len(self.dists[k].grid_values() or []) for k in self.dists)
@@ -154,8 +159,14 @@ def parse_dist(raw: Any, path: Path_, problems: list) -> Dist | None:
     if len(kinds) != 1 or extra:
         bad = extra[0] if extra else None
         hint = did_you_mean(str(bad), [*KINDS, "log", "step"]) if bad is not None else ""
-        problems.append((path, "a distribution has exactly one of float: [low, high], "
-                         f"int: [low, high] or choices: [...], plus optional log / step{hint}", raw))
+        problems.append(
+            (
+                path,
+                "a distribution has exactly one of float: [low, high], "
+                f"int: [low, high] or choices: [...], plus optional log / step{hint}",
+                raw,
+            )
+        )
         return None
     kind, log, step = kinds[0], raw.get("log", False), raw.get("step")
     if not isinstance(log, bool):
@@ -175,16 +186,29 @@ def parse_dist(raw: Any, path: Path_, problems: list) -> Dist | None:
         return Dist("choices", choices=tuple(choices))
     bounds = raw[kind]
     number = int if kind == "int" else (int, float)
-    if (not isinstance(bounds, list) or len(bounds) != 2
-            or not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)):
-        problems.append((path + (kind,), f"{kind} takes [low, high], two "
-                         f"{'integers' if kind == 'int' else 'numbers'}", bounds))
+    if (
+        not isinstance(bounds, list)
+        or len(bounds) != 2
+        or not all(isinstance(b, number) and not isinstance(b, bool) for b in bounds)
+    ):
+        problems.append(
+            (
+                path + (kind,),
+                f"{kind} takes [low, high], two {'integers' if kind == 'int' else 'numbers'}",
+                bounds,
+            )
+        )
         return None
     low, high = bounds
     before = len(problems)
     if not low < high:
-        problems.append((path + (kind,), "low must be below high (for a fixed value write "
-                         "the value itself)", bounds))
+        problems.append(
+            (
+                path + (kind,),
+                "low must be below high (for a fixed value write the value itself)",
+                bounds,
+            )
+        )
     if log and low <= 0:
         problems.append((path + (kind,), "a log scale needs low > 0", bounds))
     if step is not None:
@@ -211,14 +235,26 @@ def parse_space(raw: Any, grid: bool = False) -> tuple[SearchSpace, list[tuple[P
     shared: dict[str, Any] = {}
     for key, value in shared_raw.items():
         if not isinstance(key, str) or "." not in key:
-            problems.append((path + (str(key),), "shared keys of a space are dotted keys such as "
-                             "training.warmup_ratio; method parameters go in a method's entry", key))
+            problems.append(
+                (
+                    path + (str(key),),
+                    "shared keys of a space are dotted keys such as "
+                    "training.warmup_ratio; method parameters go in a method's entry",
+                    key,
+                )
+            )
             continue
         shared[key] = value
     entries = raw.get("method")
     if not isinstance(entries, list) or not entries:
-        problems.append((path + ("method",), "search.space.method must be a non-empty list of "
-                         "methods, each a name or a mapping with 'name'", entries))
+        problems.append(
+            (
+                path + ("method",),
+                "search.space.method must be a non-empty list of "
+                "methods, each a name or a mapping with 'name'",
+                entries,
+            )
+        )
         return SearchSpace([]), problems
     methods: list[MethodSpace] = []
     for i, entry in enumerate(entries):
@@ -229,27 +265,39 @@ def parse_space(raw: Any, grid: bool = False) -> tuple[SearchSpace, list[tuple[P
             continue
         name = entry["name"]
         if name not in METHODS:
-            problems.append((where + ("name",), f"unknown method{did_you_mean(name, METHODS)}", name))
+            problems.append(
+                (where + ("name",), f"unknown method{did_you_mean(name, METHODS)}", name)
+            )
             continue
         if name in (m.method for m in methods):
             problems.append((where + ("name",), "a method appears once in a space", name))
             continue
         if not METHODS[name].trains:
-            problems.append((where + ("name",), f"{name} trains nothing, so it has nothing to "
-                             "search; compare against it with a matrix", name))
+            problems.append(
+                (
+                    where + ("name",),
+                    f"{name} trains nothing, so it has nothing to "
+                    "search; compare against it with a matrix",
+                    name,
+                )
+            )
             continue
         ms = MethodSpace(name, origin=where)
         before = len(problems)
         own = {k: v for k, v in entry.items() if k not in ENTRY_RESERVED}
         for key, value in {**{k: v for k, v in shared.items() if k not in own}, **own}.items():
             from_shared = key not in own
-            _add_key(ms, key, value, (path + (key,)) if from_shared else (where + (key,)),
-                     problems)
+            _add_key(ms, key, value, (path + (key,)) if from_shared else (where + (key,)), problems)
         _parse_override(ms, entry.get("pruner"), where + ("pruner",), problems)
         if not ms.dists and len(problems) == before:
-            problems.append((where, f"{name} has nothing to search: give at least one "
-                             "distribution ({float: [low, high]}, {int: ...} or {choices: ...})",
-                             entry))
+            problems.append(
+                (
+                    where,
+                    f"{name} has nothing to search: give at least one "
+                    "distribution ({float: [low, high]}, {int: ...} or {choices: ...})",
+                    entry,
+                )
+            )
         if grid:
             _check_grid(ms, where, problems)
         methods.append(ms)
@@ -269,8 +317,14 @@ def _add_key(ms: MethodSpace, key: Any, value: Any, where: Path_, problems: list
         if dist is not None:
             ms.dists[key] = dist
     elif isinstance(value, list) and not list_valued:
-        problems.append((where, f"in a search space a list is not an axis; write {{choices: "
-                         f"{json.dumps(value)}}} to search these values", value))
+        problems.append(
+            (
+                where,
+                f"in a search space a list is not an axis; write {{choices: "
+                f"{json.dumps(value)}}} to search these values",
+                value,
+            )
+        )
     else:
         ms.fixed[key] = value
 
@@ -284,9 +338,16 @@ def _parse_override(ms: MethodSpace, raw: Any, where: Path_, problems: list) -> 
         return
     for key, value in raw.items():
         if key not in allowed:
-            problems.append((where + (str(key),), f"unknown pruner override"
-                             f"{did_you_mean(str(key), allowed)}", key))
-        elif not isinstance(value, int) or isinstance(value, bool) or value < (key == "min_resource"):
+            problems.append(
+                (
+                    where + (str(key),),
+                    f"unknown pruner override{did_you_mean(str(key), allowed)}",
+                    key,
+                )
+            )
+        elif (
+            not isinstance(value, int) or isinstance(value, bool) or value < (key == "min_resource")
+        ):
             problems.append((where + (key,), f"{key} is an integer number of steps", value))
         else:
             ms.pruner[key] = value
@@ -295,9 +356,20 @@ def _parse_override(ms: MethodSpace, raw: Any, where: Path_, problems: list) -> 
 def _check_grid(ms: MethodSpace, where: Path_, problems: list) -> None:
     for key, dist in sorted(ms.dists.items()):
         if dist.grid_values() is None:
-            problems.append((where + (key,), "the grid sampler needs every value listed: give "
-                             "this float range a step, or use choices", dist.describe()))
+            problems.append(
+                (
+                    where + (key,),
+                    "the grid sampler needs every value listed: give "
+                    "this float range a step, or use choices",
+                    dist.describe(),
+                )
+            )
     size = ms.grid_size()
     if size > MAX_GRID_POINTS:
-        problems.append((where, f"this grid has {size:,} points (over {MAX_GRID_POINTS:,})",
-                         {k: len(d.grid_values() or []) for k, d in ms.dists.items()}))
+        problems.append(
+            (
+                where,
+                f"this grid has {size:,} points (over {MAX_GRID_POINTS:,})",
+                {k: len(d.grid_values() or []) for k, d in ms.dists.items()},
+            )
+        )

@@ -64,9 +64,13 @@ def make_sampler(search: SearchBlock, seed: int, parallel: bool) -> optuna.sampl
     if s == "tpe":
         # group=True splits the conditional space by which parameters occur together
         # (method by method); constant_liar keeps parallel trials from piling up.
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=parallel,
-                                          n_startup_trials=search.n_startup_trials)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            multivariate=True,
+            group=True,
+            constant_liar=parallel,
+            n_startup_trials=search.n_startup_trials,
+        )
     if s in ("random", "grid"):  # grid points are enqueued; the sampler only fills gaps
         return optuna.samplers.RandomSampler(seed=seed)
     if s == "gp":
@@ -81,28 +85,32 @@ def make_sampler(search: SearchBlock, seed: int, parallel: bool) -> optuna.sampl
     raise ValueError(f"unknown sampler {s!r}")
 
 
-def make_pruner(block: PrunerBlock, override: dict[str, int],
-                max_steps: int | None) -> optuna.pruners.BasePruner:
+def make_pruner(
+    block: PrunerBlock, override: dict[str, int], max_steps: int | None
+) -> optuna.pruners.BasePruner:
     t = block.type
     warmup = override.get("n_warmup_steps", block.n_warmup_steps)
     grace = override.get("min_resource", block.min_resource)
     if t == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=block.n_startup_trials,
-                                           n_warmup_steps=warmup)
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=block.n_startup_trials, n_warmup_steps=warmup
+        )
     if t == "percentile":
-        return optuna.pruners.PercentilePruner(block.percentile,
-                                               n_startup_trials=block.n_startup_trials,
-                                               n_warmup_steps=warmup)
+        return optuna.pruners.PercentilePruner(
+            block.percentile, n_startup_trials=block.n_startup_trials, n_warmup_steps=warmup
+        )
     if t == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=grace,
-                                                      reduction_factor=block.reduction_factor)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=grace, reduction_factor=block.reduction_factor
+        )
     if t == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=grace,
-                                              max_resource=max_steps or "auto",
-                                              reduction_factor=block.reduction_factor)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=grace,
+            max_resource=max_steps or "auto",
+            reduction_factor=block.reduction_factor,
+        )
     if t == "wilcoxon":
-        return optuna.pruners.WilcoxonPruner(p_threshold=block.p_threshold,
-                                             n_startup_steps=warmup)
+        return optuna.pruners.WilcoxonPruner(p_threshold=block.p_threshold, n_startup_steps=warmup)
     return optuna.pruners.NopPruner()
 
 
@@ -116,8 +124,14 @@ class Handle:
     prefix: str
 
 
-def open_handles(ws: Workspace, experiment: str, search: SearchBlock, space: SearchSpace,
-                 max_steps: int | None, parallel: bool) -> dict[str, Handle]:
+def open_handles(
+    ws: Workspace,
+    experiment: str,
+    search: SearchBlock,
+    space: SearchSpace,
+    max_steps: int | None,
+    parallel: bool,
+) -> dict[str, Handle]:
     storage = open_storage(journal_path(ws, experiment))
     directions: list[Literal["minimize", "maximize"]] = []
     for o in search.objectives:  # resolved from the evaluators at load time
@@ -128,11 +142,19 @@ def open_handles(ws: Workspace, experiment: str, search: SearchBlock, space: Sea
     for ms in space.methods:
         per_method = search.budget == "per_method"
         name = study_name(experiment, ms.method if per_method else None)
-        sampler = make_sampler(search, method_seed(search.seed, ms.method), parallel) \
-            if per_method else shared_sampler
+        sampler = (
+            make_sampler(search, method_seed(search.seed, ms.method), parallel)
+            if per_method
+            else shared_sampler
+        )
         study = optuna.create_study(
-            study_name=name, storage=storage, directions=directions, sampler=sampler,
-            pruner=make_pruner(search.pruner, ms.pruner, max_steps), load_if_exists=True)
+            study_name=name,
+            storage=storage,
+            directions=directions,
+            sampler=sampler,
+            pruner=make_pruner(search.pruner, ms.pruner, max_steps),
+            load_if_exists=True,
+        )
         _check_directions(study, directions)
         sign = -1.0 if directions[0] == "maximize" else 1.0
         if study.user_attrs.get("intermediate_sign") != sign:  # written once, not per launch
@@ -156,7 +178,8 @@ def _check_directions(study: optuna.Study, directions: Sequence[str]) -> None:
         raise FtsweepError(
             f"study {study.study_name!r} in the workspace optimises {have} but the experiment "
             f"file now asks for {directions}; a study keeps its objectives: rename the "
-            "experiment to start a new study")
+            "experiment to start a new study"
+        )
 
 
 def decode_values(handle: Handle, params: dict[str, Any]) -> dict[str, Any]:

@@ -46,29 +46,57 @@ def status_rows(ws: Workspace, experiment: str | None) -> list[dict[str, Any]]:
         if summary is None:
             continue
         for method, m in sorted(summary.get("methods", {}).items()):
-            rows.append({"experiment": summary.get("experiment") or path.name[:-13],
-                         "method": method, **m, "objective": summary.get("objective"),
-                         "direction": summary.get("direction"),
-                         "n_trials": summary.get("n_trials"), "budget": summary.get("budget")})
+            rows.append(
+                {
+                    "experiment": summary.get("experiment") or path.name[:-13],
+                    "method": method,
+                    **m,
+                    "objective": summary.get("objective"),
+                    "direction": summary.get("direction"),
+                    "n_trials": summary.get("n_trials"),
+                    "budget": summary.get("budget"),
+                }
+            )
     return rows
 
 
-def summarize(experiment: str, rows: list[dict[str, Any]], objectives: Any,
-              limit: int | None, budget: str) -> dict[str, Any]:
+def summarize(
+    experiment: str, rows: list[dict[str, Any]], objectives: Any, limit: int | None, budget: str
+) -> dict[str, Any]:
     """Per method: trials by state and the best so far (first objective)."""
     first = objectives[0]
     better = max if first.direction == "maximize" else min
     methods: dict[str, dict[str, Any]] = {}
     for r in rows:
-        m = methods.setdefault(str(r["method"]), {"complete": 0, "pruned": 0, "fail": 0,
-                                                 "running": 0, "waiting": 0, "warm_start": 0,
-                                                 "best": None, "best_trial": None})
+        m = methods.setdefault(
+            str(r["method"]),
+            {
+                "complete": 0,
+                "pruned": 0,
+                "fail": 0,
+                "running": 0,
+                "waiting": 0,
+                "warm_start": 0,
+                "best": None,
+                "best_trial": None,
+            },
+        )
         if r["source"] != SOURCE:
             m["warm_start"] += 1
         else:
             m[r["state"]] = m.get(r["state"], 0) + 1
-        if r["state"] == "complete" and r["value"] is not None and (
-                m["best"] is None or better(r["value"], m["best"]) == r["value"]):
+        if (
+            r["state"] == "complete"
+            and r["value"] is not None
+            and (m["best"] is None or better(r["value"], m["best"]) == r["value"])
+        ):
             m["best"], m["best_trial"] = r["value"], r["number"]
-    return {"experiment": experiment, "objective": first.metric, "direction": first.direction, "budget": budget,
-            "n_trials": limit, "methods": methods, "time": time.time()}
+    return {
+        "experiment": experiment,
+        "objective": first.metric,
+        "direction": first.direction,
+        "budget": budget,
+        "n_trials": limit,
+        "methods": methods,
+        "time": time.time(),
+    }

@@ -35,10 +35,21 @@ import pyarrow as pa
 
 from ftsweep.store.scan import line_fingerprint
 
-METRIC_FIELDS = {"step": "INTEGER", "epoch": "DOUBLE", "name": "VARCHAR", "value": "DOUBLE",
-                 "time": "DOUBLE"}
-EVAL_FIELDS = {"split": "VARCHAR", "example_id": "VARCHAR", "metric": "VARCHAR",
-               "value": "DOUBLE", "prediction": "VARCHAR", "reference": "VARCHAR"}
+METRIC_FIELDS = {
+    "step": "INTEGER",
+    "epoch": "DOUBLE",
+    "name": "VARCHAR",
+    "value": "DOUBLE",
+    "time": "DOUBLE",
+}
+EVAL_FIELDS = {
+    "split": "VARCHAR",
+    "example_id": "VARCHAR",
+    "metric": "VARCHAR",
+    "value": "DOUBLE",
+    "prediction": "VARCHAR",
+    "reference": "VARCHAR",
+}
 # Batches of log text above this go to DuckDB as an Arrow table (no copy, parallel scan);
 # smaller ones as a query parameter.
 ARROW_ABOVE = 16 << 20
@@ -89,15 +100,17 @@ def read_new(path: str, start: FileMark) -> tuple[bytes | memoryview, FileMark]:
     if end == 0:
         return b"", start
     last = data.rfind(b"\n", 0, end - 1) + 1
-    mark = FileMark(start.bytes + end, start.lines + data.count(b"\n", 0, end),
-                    line_fingerprint(data[last:end]))
+    mark = FileMark(
+        start.bytes + end, start.lines + data.count(b"\n", 0, end), line_fingerprint(data[last:end])
+    )
     text = memoryview(data)[:end]
     if not data.isascii():
         try:
             str(text, "utf-8")
         except UnicodeDecodeError:  # shown as U+FFFD; such a file is re-read whole next time
-            return data[:end].decode("utf-8", errors="replace").encode("utf-8"), \
-                FileMark(mark.bytes, mark.lines, None)
+            return data[:end].decode("utf-8", errors="replace").encode("utf-8"), FileMark(
+                mark.bytes, mark.lines, None
+            )
     return text, mark
 
 
@@ -106,16 +119,21 @@ def _content(texts: list[bytes | memoryview]) -> pa.Array:
     offsets = array("q", [0])
     for t in texts:
         offsets.append(offsets[-1] + len(t))
-    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets.tobytes()),
-                                            pa.py_buffer(b"".join(texts)))
+    return pa.LargeStringArray.from_buffers(
+        len(texts), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(texts))
+    )
 
 
 def _struct(fields: dict[str, str]) -> str:
     return json.dumps(fields).replace("'", "''")
 
 
-def _stage(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead],
-           texts: list[bytes | memoryview]) -> None:
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    reads: Sequence[LogRead],
+    texts: list[bytes | memoryview],
+) -> None:
     """Temp table _rows: one row per new line, parsed (``bad`` holds unusable lines)."""
     fields, required, _ = _KINDS[kind]
     cols = ", ".join(
@@ -123,16 +141,21 @@ def _stage(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead],
         for c, t in fields.items()
     )
     missing = " OR ".join(f"j.{c} IS NULL" for c in required)
-    columns = {"run_id": [r.run_id for r in reads], "path": [r.path for r in reads],
-               "first": [r.start.lines for r in reads]}
+    columns = {
+        "run_id": [r.run_id for r in reads],
+        "path": [r.path for r in reads],
+        "first": [r.start.lines for r in reads],
+    }
     if sum(len(t) for t in texts) > ARROW_ABOVE:
         table = pa.table({**columns, "content": _content(texts)})
         # DuckDB scans an Arrow table one record batch per thread: a few files per batch.
         con.register("_texts", pa.Table.from_batches(table.to_batches(max_chunksize=4)))
     else:  # small: no Arrow scan, which imports pandas (seconds) the first time
-        con.execute("CREATE OR REPLACE TEMP TABLE _texts AS SELECT * FROM (SELECT unnest($1) AS "
-                    "run_id, unnest($2) AS path, unnest($3) AS first, decode(unnest($4)) AS content)",
-                    [columns["run_id"], columns["path"], columns["first"], [bytes(t) for t in texts]])
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _texts AS SELECT * FROM (SELECT unnest($1) AS "
+            "run_id, unnest($2) AS path, unnest($3) AS first, decode(unnest($4)) AS content)",
+            [columns["run_id"], columns["path"], columns["first"], [bytes(t) for t in texts]],
+        )
     try:
         # Each text ends with a newline, so the last element of its split is "".
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _rows AS
@@ -160,19 +183,30 @@ def _why(text: str, what: str) -> str | None:
     return f"malformed {what} row {text:.200}"
 
 
-def _insert_metrics(con: duckdb.DuckDBPyConnection, reads: Sequence[LogRead],
-                    known_max: Callable[[str], int | None], out: LogResult) -> None:
-    per_run = con.execute("SELECT run_id, count(*), min(step), max(step) FROM _rows "
-                          "WHERE bad IS NULL GROUP BY run_id").fetchall()
+def _insert_metrics(
+    con: duckdb.DuckDBPyConnection,
+    reads: Sequence[LogRead],
+    known_max: Callable[[str], int | None],
+    out: LogResult,
+) -> None:
+    per_run = con.execute(
+        "SELECT run_id, count(*), min(step), max(step) FROM _rows WHERE bad IS NULL GROUP BY run_id"
+    ).fetchall()
     # Appended lines that re-log a (step, name) already stored replace it.
     appends = {r.run_id for r in reads if r.append}
-    overlap = [run_id for run_id, _, lo, _ in per_run
-               if run_id in appends and (hi := known_max(run_id)) is not None and lo <= hi]
+    overlap = [
+        run_id
+        for run_id, _, lo, _ in per_run
+        if run_id in appends and (hi := known_max(run_id)) is not None and lo <= hi
+    ]
     if overlap:
-        con.execute("""DELETE FROM metrics USING (SELECT DISTINCT run_id, step, name FROM _rows
+        con.execute(
+            """DELETE FROM metrics USING (SELECT DISTINCT run_id, step, name FROM _rows
                        WHERE bad IS NULL AND list_contains(?, run_id)) k
                        WHERE metrics.run_id = k.run_id AND metrics.step = k.step
-                         AND metrics.name = k.name""", [overlap])
+                         AND metrics.name = k.name""",
+            [overlap],
+        )
     con.execute("""CREATE OR REPLACE TEMP TABLE _dups AS
         SELECT run_id, step, name, max(line) AS keep, count(*) AS n FROM _rows
         WHERE bad IS NULL GROUP BY run_id, step, name HAVING count(*) > 1""")
@@ -188,8 +222,12 @@ def _insert_metrics(con: duckdb.DuckDBPyConnection, reads: Sequence[LogRead],
     out.max_step = {run_id: hi for run_id, _, _, hi in per_run}
 
 
-def load_logs(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead],
-              known_max: Callable[[str], int | None] = lambda _: None) -> LogResult:
+def load_logs(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    reads: Sequence[LogRead],
+    known_max: Callable[[str], int | None] = lambda _: None,
+) -> LogResult:
     """Read these files from their watermarks into ``metrics`` or ``eval_examples``.
 
     ``known_max(run_id)``: the largest step already stored for an appended run.
@@ -204,7 +242,7 @@ def load_logs(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead
     _stage(con, kind, reads, texts)
     del texts
     for path, line, text in con.execute(
-            "SELECT path, line, bad FROM _rows WHERE bad IS NOT NULL ORDER BY path, line"
+        "SELECT path, line, bad FROM _rows WHERE bad IS NOT NULL ORDER BY path, line"
     ).fetchall():
         why = _why(text, _KINDS[kind][2])
         if why is not None:
@@ -214,8 +252,11 @@ def load_logs(con: duckdb.DuckDBPyConnection, kind: str, reads: Sequence[LogRead
     else:
         con.execute("""INSERT INTO eval_examples BY NAME SELECT run_id, split, example_id, metric,
                        value, prediction, reference FROM _rows WHERE bad IS NULL""")
-        out.rows = dict(con.execute("SELECT run_id, count(*) FROM _rows WHERE bad IS NULL "
-                                    "GROUP BY run_id").fetchall())
+        out.rows = dict(
+            con.execute(
+                "SELECT run_id, count(*) FROM _rows WHERE bad IS NULL GROUP BY run_id"
+            ).fetchall()
+        )
     con.execute("DROP TABLE IF EXISTS _rows")
     con.execute("DROP TABLE IF EXISTS _dups")
     return out
@@ -226,5 +267,13 @@ def as_problem(bad: tuple[str, int, str]) -> str:
     return f"{path}:{line}: {why}"
 
 
-__all__ = ["EVAL_FIELDS", "METRIC_FIELDS", "FileMark", "LogRead", "LogResult", "as_problem",
-           "load_logs", "read_new"]
+__all__ = [
+    "EVAL_FIELDS",
+    "METRIC_FIELDS",
+    "FileMark",
+    "LogRead",
+    "LogResult",
+    "as_problem",
+    "load_logs",
+    "read_new",
+]

@@ -19,8 +19,15 @@ from ftsweep.store.migrations import StoreError
 
 # Texts of DuckDB errors that mean the file itself is not a readable database (a torn
 # copy, garbage, a bad block), as opposed to a lock held elsewhere.
-_DAMAGE = ("not a valid DuckDB database", "Could not read enough bytes", "Corrupt database",
-           "corrupt", "checksum", "replaying WAL", "Failed to load metadata")
+_DAMAGE = (
+    "not a valid DuckDB database",
+    "Could not read enough bytes",
+    "Corrupt database",
+    "corrupt",
+    "checksum",
+    "replaying WAL",
+    "Failed to load metadata",
+)
 _NO_SPACE = ("No space left on device", "Disk quota exceeded", "ENOSPC")
 
 
@@ -35,7 +42,8 @@ class DamagedStore(StoreError):
         super().__init__(
             f"the store file {path} is damaged ({detail}); the run directories hold "
             "everything it held: `ftsweep ingest --rebuild` rebuilds it from them (and "
-            "`ftsweep launch` moves a damaged store aside and rebuilds it by itself)")
+            "`ftsweep launch` moves a damaged store aside and rebuilds it by itself)"
+        )
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:
@@ -61,8 +69,9 @@ def damaged(exc: BaseException) -> bool:
     """Whether DuckDB said the file itself cannot be read (not a lock, not a full disk)."""
     if no_space(exc):
         return False
-    return any(isinstance(e, duckdb.Error) and any(t in str(e) for t in _DAMAGE)
-               for e in _chain(exc))
+    return any(
+        isinstance(e, duckdb.Error) and any(t in str(e) for t in _DAMAGE) for e in _chain(exc)
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -40,15 +40,31 @@ BATCH_BYTES = 64 << 20  # of log text read per transaction: bounds memory, not s
 BATCH_RUNS = 500
 MAX_PROBLEMS = 20  # kept per run in _ingest_state (all of them are reported at ingest)
 
-_STATE = pa.schema([
-    ("key", pa.string()), ("run_id", pa.string()), ("status", pa.string()),
-    ("small_sig", pa.string()),
-    *[(f"{log}_{c}", t) for log in scan.LOGS for c, t in (
-        ("ident", pa.string()), ("size", pa.int64()), ("mtime_ns", pa.int64()),
-        ("bytes", pa.int64()), ("lines", pa.int64()), ("tail", pa.string()))],
-    ("metrics_max_step", pa.int32()), ("metrics_bad", pa.int64()), ("evals_bad", pa.int64()),
-    ("problems", pa.string()), ("version", pa.int64()),
-])
+_STATE = pa.schema(
+    [
+        ("key", pa.string()),
+        ("run_id", pa.string()),
+        ("status", pa.string()),
+        ("small_sig", pa.string()),
+        *[
+            (f"{log}_{c}", t)
+            for log in scan.LOGS
+            for c, t in (
+                ("ident", pa.string()),
+                ("size", pa.int64()),
+                ("mtime_ns", pa.int64()),
+                ("bytes", pa.int64()),
+                ("lines", pa.int64()),
+                ("tail", pa.string()),
+            )
+        ],
+        ("metrics_max_step", pa.int32()),
+        ("metrics_bad", pa.int64()),
+        ("evals_bad", pa.int64()),
+        ("problems", pa.string()),
+        ("version", pa.int64()),
+    ]
+)
 _LOG_TABLE = {"metrics": "metrics", "evals": "eval_examples"}
 
 
@@ -70,13 +86,16 @@ class IngestStats:
         self.problems.append(f"{where}: {why}")
 
     def summary(self) -> str:
-        text = (f"{self.runs} run dirs: {self.updated} updated, {self.deleted} removed; "
-                f"{self.metrics:,} metric rows, {self.eval_examples:,} eval examples written")
+        text = (
+            f"{self.runs} run dirs: {self.updated} updated, {self.deleted} removed; "
+            f"{self.metrics:,} metric rows, {self.eval_examples:,} eval examples written"
+        )
         return text + (f"; {self.bad_rows} bad rows" if self.bad_rows else "")
 
 
-def ingest_workspace(con: duckdb.DuckDBPyConnection, runs_dir: Path,
-                     experiment_dir: str | None = None) -> IngestStats:
+def ingest_workspace(
+    con: duckdb.DuckDBPyConnection, runs_dir: Path, experiment_dir: str | None = None
+) -> IngestStats:
     """Bring the store up to date with every run directory (of one experiment dir)."""
     states = load_states(con)
     files = scan.scan(runs_dir, experiment_dir)
@@ -84,8 +103,9 @@ def ingest_workspace(con: duckdb.DuckDBPyConnection, runs_dir: Path,
     return apply(con, changes, states, IngestStats(runs=len(files)))
 
 
-def ingest(con: duckdb.DuckDBPyConnection, run_dirs: Iterable[RunDir],
-           runs_dir: Path | None = None) -> IngestStats:
+def ingest(
+    con: duckdb.DuckDBPyConnection, run_dirs: Iterable[RunDir], runs_dir: Path | None = None
+) -> IngestStats:
     """Bring the store up to date with these run directories (``runs_dir``: their
     workspace's runs/; by default the grandparent of each)."""
     dirs = list(run_dirs)
@@ -97,8 +117,12 @@ def ingest(con: duckdb.DuckDBPyConnection, run_dirs: Iterable[RunDir],
     return apply(con, scan.diff(files, states, gone), states, IngestStats(runs=len(files)))
 
 
-def apply(con: duckdb.DuckDBPyConnection, changes: scan.Changes,
-          states: Mapping[str, Mapping[str, Any]], stats: IngestStats) -> IngestStats:
+def apply(
+    con: duckdb.DuckDBPyConnection,
+    changes: scan.Changes,
+    states: Mapping[str, Mapping[str, Any]],
+    stats: IngestStats,
+) -> IngestStats:
     if not changes:
         return stats
     owners = {s["run_id"]: key for key, s in states.items()}
@@ -152,8 +176,9 @@ def _delete(con: duckdb.DuckDBPyConnection, table: str, run_ids: Iterable[str]) 
         con.execute(f"DELETE FROM {table} WHERE {where}")
 
 
-def _delete_runs(con: duckdb.DuckDBPyConnection, gone: list[Mapping[str, Any]],
-                 owners: dict[str, str]) -> None:
+def _delete_runs(
+    con: duckdb.DuckDBPyConnection, gone: list[Mapping[str, Any]], owners: dict[str, str]
+) -> None:
     ids = [s["run_id"] for s in gone if owners.get(s["run_id"]) == s["key"]]
     for table in TABLES:
         _delete(con, table, ids)
@@ -172,8 +197,13 @@ class _Plan:
     problem: str | None = None  # set for a new run that cannot be ingested (no rows)
 
 
-def _plan(change: scan.RunChange, owners: dict[str, str], stats: IngestStats, now: datetime,
-          rows: dict[str, list[dict[str, Any]]]) -> _Plan | None:
+def _plan(
+    change: scan.RunChange,
+    owners: dict[str, str],
+    stats: IngestStats,
+    now: datetime,
+    rows: dict[str, list[dict[str, Any]]],
+) -> _Plan | None:
     """Build the run's runs/evals rows if needed; decide how each log is read."""
     old, key, rd = change.state, change.files.key, change.files.run_dir
     logs = dict(change.logs)
@@ -189,8 +219,11 @@ def _plan(change: scan.RunChange, owners: dict[str, str], stats: IngestStats, no
             # One unreadable run must not block the others; reported, not dropped silently.
             return _skip(change, stats, f"run skipped: {type(exc).__name__}: {exc}")
         if owners.get(run_id, key) != key:
-            return _skip(change, stats, f"run skipped: run_id {run_id} is already the run in "
-                                        f"runs/{owners[run_id]}")
+            return _skip(
+                change,
+                stats,
+                f"run skipped: run_id {run_id} is already the run in runs/{owners[run_id]}",
+            )
         status = row["status"]
         rows["runs"].append(row)
         rows["evals"].extend(evals)
@@ -211,8 +244,14 @@ def _skip(change: scan.RunChange, stats: IngestStats, why: str) -> _Plan | None:
     return _Plan(change, change.files.run_dir.run_id, "unreadable", {}, f"{path}: {why}")
 
 
-def _apply_batch(con: duckdb.DuckDBPyConnection, batch: list[scan.RunChange],
-                 owners: dict[str, str], stats: IngestStats, now: datetime, version: int) -> None:
+def _apply_batch(
+    con: duckdb.DuckDBPyConnection,
+    batch: list[scan.RunChange],
+    owners: dict[str, str],
+    stats: IngestStats,
+    now: datetime,
+    version: int,
+) -> None:
     rows: dict[str, list[dict[str, Any]]] = {"runs": [], "evals": []}
     plans = [p for c in batch if (p := _plan(c, owners, stats, now, rows)) is not None]
     # Rows to replace: a run that changed identity loses all of them; a recomputed run
@@ -255,8 +294,11 @@ def _read_logs(con: duckdb.DuckDBPyConnection, log: str, plans: list[_Plan]) -> 
         if action is None or p.change.files.logs[log] is None:
             continue
         mark = scan.watermark(p.change.state, log)
-        start = bulk.FileMark(mark.bytes, mark.lines, mark.tail) if action == "append" \
+        start = (
+            bulk.FileMark(mark.bytes, mark.lines, mark.tail)
+            if action == "append"
             else bulk.FileMark()
+        )
         path = str(p.change.files.path / scan.LOGS[log])
         reads.append(bulk.LogRead(p.run_id, path, start, action == "append"))
     known = {p.run_id: (p.change.state or {}).get("metrics_max_step") for p in plans}
@@ -266,9 +308,14 @@ def _read_logs(con: duckdb.DuckDBPyConnection, log: str, plans: list[_Plan]) -> 
 def _new_state(p: _Plan, results: dict[str, bulk.LogResult], version: int) -> dict[str, Any]:
     old: dict[str, Any] = dict(p.change.state or {})
     files = p.change.files
-    state: dict[str, Any] = {**{f.name: old.get(f.name) for f in _STATE}, "key": files.key,
-                             "run_id": p.run_id, "status": p.status,
-                             "small_sig": files.small_sig, "version": version}
+    state: dict[str, Any] = {
+        **{f.name: old.get(f.name) for f in _STATE},
+        "key": files.key,
+        "run_id": p.run_id,
+        "status": p.status,
+        "small_sig": files.small_sig,
+        "version": version,
+    }
     problems = json.loads(old.get("problems") or "[]")
     for log, action in p.logs.items():
         result, now = results[log], files.logs[log]
@@ -276,12 +323,23 @@ def _new_state(p: _Plan, results: dict[str, bulk.LogResult], version: int) -> di
         mark = result.files.get(path)
         append = action == "append"
         if now is None or mark is None:
-            state.update({f"{log}_{c}": None for c in ("ident", "size", "mtime_ns", "bytes",
-                                                      "lines", "tail")})
+            state.update(
+                {
+                    f"{log}_{c}": None
+                    for c in ("ident", "size", "mtime_ns", "bytes", "lines", "tail")
+                }
+            )
         else:
-            state.update({f"{log}_ident": now.ident, f"{log}_size": now.size,
-                          f"{log}_mtime_ns": now.mtime_ns, f"{log}_bytes": mark.bytes,
-                          f"{log}_lines": mark.lines, f"{log}_tail": mark.tail})
+            state.update(
+                {
+                    f"{log}_ident": now.ident,
+                    f"{log}_size": now.size,
+                    f"{log}_mtime_ns": now.mtime_ns,
+                    f"{log}_bytes": mark.bytes,
+                    f"{log}_lines": mark.lines,
+                    f"{log}_tail": mark.tail,
+                }
+            )
         bad = [bulk.as_problem(b) for b in result.bad if b[0] == path]
         if not append:
             problems = [q for q in problems if not q.startswith(path + ":")]
@@ -290,16 +348,20 @@ def _new_state(p: _Plan, results: dict[str, bulk.LogResult], version: int) -> di
         if log == "metrics":
             new = result.max_step.get(p.run_id)
             prev = old.get("metrics_max_step") if append else None
-            state["metrics_max_step"] = max((m for m in (new, prev) if m is not None),
-                                            default=None)
+            state["metrics_max_step"] = max((m for m in (new, prev) if m is not None), default=None)
     if p.problem is not None:
         problems = [p.problem]
     state["problems"] = json.dumps(problems) if problems else None
     return state
 
 
-def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]],
-                 schema: pa.Schema, replace: bool = False) -> None:
+def _insert_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rows: list[dict[str, Any]],
+    schema: pa.Schema,
+    replace: bool = False,
+) -> None:
     """One INSERT of these rows, their columns passed as list parameters.
 
     A few rows per run: an Arrow scan would import pandas (seconds, once per process).
@@ -307,15 +369,23 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str
     if not rows:
         return
     cols = schema.names
-    args = ", ".join(f"unnest(${i + 1}::{_SQL_TYPES[schema.field(c).type]})"
-                     for i, c in enumerate(cols))
+    args = ", ".join(
+        f"unnest(${i + 1}::{_SQL_TYPES[schema.field(c).type]})" for i, c in enumerate(cols)
+    )
     verb = "INSERT OR REPLACE" if replace else "INSERT"
-    con.execute(f"{verb} INTO {table} ({', '.join(cols)}) SELECT * FROM (SELECT {args})",
-                [[r.get(c) for r in rows] for c in cols])
+    con.execute(
+        f"{verb} INTO {table} ({', '.join(cols)}) SELECT * FROM (SELECT {args})",
+        [[r.get(c) for r in rows] for c in cols],
+    )
 
 
-_SQL_TYPES = {pa.string(): "VARCHAR[]", pa.int64(): "BIGINT[]", pa.int32(): "INTEGER[]",
-              pa.float64(): "DOUBLE[]", pa.timestamp("us"): "TIMESTAMP[]"}
+_SQL_TYPES = {
+    pa.string(): "VARCHAR[]",
+    pa.int64(): "BIGINT[]",
+    pa.int32(): "INTEGER[]",
+    pa.float64(): "DOUBLE[]",
+    pa.timestamp("us"): "TIMESTAMP[]",
+}
 
 
 __all__ = ["BATCH_BYTES", "IngestStats", "apply", "ingest", "ingest_workspace"]

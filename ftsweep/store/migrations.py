@@ -121,6 +121,7 @@ ALTER TABLE runs ADD COLUMN setup_time_s DOUBLE;
 ALTER TABLE runs ADD COLUMN attempts INTEGER;
 """
 
+
 class StoreError(FtsweepError):
     """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
 

@@ -36,8 +36,9 @@ def _explain(exc: duckdb.Error) -> str:
     return text
 
 
-def run_query(workspace: Workspace, sql: str,
-              timeout_s: float | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run_query(
+    workspace: Workspace, sql: str, timeout_s: float | None = None
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Run user SQL read-only; return (column names, rows). Raises ``QueryError``."""
     columns, rows, _ = run_query_noting(workspace, sql, timeout_s)
     return columns, rows
@@ -62,8 +63,10 @@ def run_query_noting(
         columns = [d[0] for d in cursor.description] if cursor.description else []
         rows = cursor.fetchall() if cursor.description else []
     except duckdb.InterruptException as exc:
-        raise QueryError(f"the query ran longer than --timeout {timeout_s:g} s and was "
-                         "stopped; narrow it, or give a larger --timeout") from exc
+        raise QueryError(
+            f"the query ran longer than --timeout {timeout_s:g} s and was "
+            "stopped; narrow it, or give a larger --timeout"
+        ) from exc
     except duckdb.Error as exc:
         raise QueryError(_explain(exc)) from exc
     finally:
@@ -76,11 +79,13 @@ def run_query_noting(
 def _one_statement(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     n = len(con.extract_statements(sql))
     if n == 0:
-        raise QueryError("no SQL statement given; e.g. \"select * from runs\"")
+        raise QueryError('no SQL statement given; e.g. "select * from runs"')
     if n > 1:
-        raise QueryError(f"{n} SQL statements given, and `ftsweep query` runs one (only the "
-                         "last one's rows would be shown); run each with its own "
-                         "`ftsweep query`")
+        raise QueryError(
+            f"{n} SQL statements given, and `ftsweep query` runs one (only the "
+            "last one's rows would be shown); run each with its own "
+            "`ftsweep query`"
+        )
 
 
 __all__ = ["QueryError", "run_query", "run_query_noting", "status_rows"]

@@ -74,8 +74,7 @@ _RESULT_FLOATS = (
     "tokens_per_s",
     "artifact_size_mb",
 )
-_RESULT_INTS = ("trainable_params", "total_params", "tokens_seen", "steps", "best_step",
-                "attempts")
+_RESULT_INTS = ("trainable_params", "total_params", "tokens_seen", "steps", "best_step", "attempts")
 
 
 def clean_json(value: Any) -> str | None:
@@ -160,5 +159,3 @@ def eval_rows(rd: RunDir, spec: dict[str, Any], run_id: str) -> list[dict[str, A
         }
         for name, v in sorted(final.items())
     ]
-
-

@@ -181,8 +181,11 @@ def _subdirs(path: str) -> list[tuple[str, str, int]]:
     return sorted(out)
 
 
-def scan(runs_dir: Path, experiment_dir: str | None = None,
-         known: Mapping[str, Mapping[str, Any]] | None = None) -> list[RunFiles]:
+def scan(
+    runs_dir: Path,
+    experiment_dir: str | None = None,
+    known: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[RunFiles]:
     """Every run directory (with a spec.json) under ``runs_dir``, sorted by key.
 
     ``known``: watermarks by key, for the quick check of ``_stat_run`` (readers). The
@@ -235,7 +238,7 @@ def watermark(state: Mapping[str, Any] | None, log: str) -> Watermark:
 
 
 def line_fingerprint(line: bytes) -> str:
-    """"<length>:<sha256>" of a log line with its newline."""
+    """ "<length>:<sha256>" of a log line with its newline."""
     return f"{len(line)}:{hashlib.sha256(line).hexdigest()}"
 
 
@@ -306,13 +309,17 @@ def diff(
     return changes
 
 
-def deleted_keys(states: Mapping[str, Any], files: Iterable[RunFiles], prefix: str | None) -> list[str]:
+def deleted_keys(
+    states: Mapping[str, Any], files: Iterable[RunFiles], prefix: str | None
+) -> list[str]:
     """Watermarked keys (under ``prefix/`` if given) with no run directory any more."""
     present = {f.key for f in files}
     # An absolute key is a run directory outside runs/ (given to ``ingest`` by path):
     # a scan of runs/ says nothing about it.
     return [
-        k for k in states
-        if k not in present and not k.startswith("/")
+        k
+        for k in states
+        if k not in present
+        and not k.startswith("/")
         and (prefix is None or k.startswith(prefix + "/"))
     ]

@@ -49,9 +49,11 @@ READER_CONFIG: dict[str, str | bool | int | float | list[str]] = {
 
 def connect_reader(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection with READER_CONFIG (and no progress bar in the output)."""
-    con = duckdb.connect(str(path), read_only=True,
-                         config={k: v for k, v in READER_CONFIG.items()
-                                 if k != "lock_configuration"})
+    con = duckdb.connect(
+        str(path),
+        read_only=True,
+        config={k: v for k, v in READER_CONFIG.items() if k != "lock_configuration"},
+    )
     try:
         # Per connection, so it must be set before the configuration is locked; another
         # connection of this process to the same file shares that (locked) database:
@@ -110,8 +112,11 @@ def _meta(con: duckdb.DuckDBPyConnection, db: str) -> tuple[str, int, frozenset[
 def _tables(con: duckdb.DuckDBPyConnection, db: str) -> list[str]:
     # The store's own database is named after its file; "main" is its default schema.
     where = "current_database()" if db == "main" else "?"
-    rows = con.execute(f"SELECT table_name FROM duckdb_tables() WHERE database_name = {where} "
-                       "AND schema_name = 'main'", [] if db == "main" else [db]).fetchall()
+    rows = con.execute(
+        f"SELECT table_name FROM duckdb_tables() WHERE database_name = {where} "
+        "AND schema_name = 'main'",
+        [] if db == "main" else [db],
+    ).fetchall()
     return sorted(r[0] for r in rows)
 
 
@@ -127,22 +132,30 @@ def _sync(con: duckdb.DuckDBPyConnection) -> bool:
         return False
     con.execute("BEGIN TRANSACTION")
     try:
-        changed = con.execute(f"""
+        changed = con.execute(
+            f"""
             SELECT key, run_id FROM main._ingest_state WHERE version > $v
             UNION SELECT t.key, t.run_id FROM {s}._ingest_state t
               LEFT JOIN main._ingest_state m ON t.key = m.key WHERE m.key IS NULL OR m.version > $v
-            """, {"v": v}).fetchall()
+            """,
+            {"v": v},
+        ).fetchall()
         keys, ids = [k for k, _ in changed], [r for _, r in changed]
-        held = [r for (r,) in con.execute(f"SELECT run_id FROM {s}._ingest_state "
-                                          "WHERE list_contains(?, key)", [keys]).fetchall()]
+        held = [
+            r
+            for (r,) in con.execute(
+                f"SELECT run_id FROM {s}._ingest_state WHERE list_contains(?, key)", [keys]
+            ).fetchall()
+        ]
         for table in TABLES:
             for where in run_filters(held):
                 con.execute(f"DELETE FROM {s}.{table} WHERE {where}")
             for where in run_filters(ids):
                 con.execute(f"INSERT INTO {s}.{table} SELECT * FROM main.{table} WHERE {where}")
         con.execute(f"DELETE FROM {s}._ingest_state WHERE list_contains(?, key)", [keys])
-        con.execute(f"INSERT INTO {s}._ingest_state SELECT * FROM main._ingest_state "
-                    "WHERE version > ?", [v])
+        con.execute(
+            f"INSERT INTO {s}._ingest_state SELECT * FROM main._ingest_state WHERE version > ?", [v]
+        )
         for table in _tables(con, "main"):
             if table not in TABLES and table not in _INTERNAL:
                 con.execute(f"DELETE FROM {s}.{table}")
@@ -210,8 +223,11 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> Path:
             return gen
     if len(gens) < MAX_GENERATIONS:
         used = {g.name for g in gens}
-        target = next(folder / f"store.{i}.duckdb" for i in range(len(gens) + 1)
-                      if f"store.{i}.duckdb" not in used)
+        target = next(
+            folder / f"store.{i}.duckdb"
+            for i in range(len(gens) + 1)
+            if f"store.{i}.duckdb" not in used
+        )
     else:  # all held or unusable: replace the stalest one (its readers keep their copy)
         target = min(others, key=lambda g: g.stat().st_mtime)
     con.execute("CHECKPOINT")  # the file alone must hold everything before it is copied
@@ -220,5 +236,12 @@ def publish(con: duckdb.DuckDBPyConnection, workspace: Workspace) -> Path:
     return target
 
 
-__all__ = ["MAX_GENERATIONS", "READER_CONFIG", "connect_reader", "generations", "open_published", "publish",
-           "published"]
+__all__ = [
+    "MAX_GENERATIONS",
+    "READER_CONFIG",
+    "connect_reader",
+    "generations",
+    "open_published",
+    "publish",
+    "published",
+]

@@ -45,7 +45,9 @@ WRITER_MEMORY = "1GB"
 def _connect_writer(path: Path) -> duckdb.DuckDBPyConnection:
     # Threads: the CPUs this process may use (DuckDB counts the machine's).
     config: dict[str, str | bool | int | float | list[str]] = {
-        "memory_limit": WRITER_MEMORY, "threads": max(1, len(os.sched_getaffinity(0)))}
+        "memory_limit": WRITER_MEMORY,
+        "threads": max(1, len(os.sched_getaffinity(0))),
+    }
     con = duckdb.connect(str(path), config=config)
     con.execute("SET enable_progress_bar = false")  # it would print into the CLI's output
     migrate(con)
@@ -236,10 +238,14 @@ class Freshness:
     def note(self) -> str | None:
         if self.behind is None:
             return None
-        age = f"published {time.time() - self.published_at:.0f} s ago, " \
-            if self.published_at else ""
-        who = ("another process holds the workspace lock: a sweep publishes as runs "
-               "finish" if self.locked else "the workspace could not be locked to catch up")
+        age = (
+            f"published {time.time() - self.published_at:.0f} s ago, " if self.published_at else ""
+        )
+        who = (
+            "another process holds the workspace lock: a sweep publishes as runs finish"
+            if self.locked
+            else "the workspace could not be locked to catch up"
+        )
         return f"the store is behind the run directories by {self.behind} ({age}{who})"
 
 
@@ -250,8 +256,7 @@ def _behind(workspace: Workspace, con: duckdb.DuckDBPyConnection) -> scan.Change
     except duckdb.CatalogException:
         return None
     files = scan.scan(workspace.runs_dir, known=states)
-    return scan.diff(files, states, scan.deleted_keys(states, files, None),
-                     recheck_running=False)
+    return scan.diff(files, states, scan.deleted_keys(states, files, None), recheck_running=False)
 
 
 def open_snapshot(workspace: Workspace) -> tuple[duckdb.DuckDBPyConnection, Freshness]:
@@ -272,8 +277,11 @@ def open_snapshot(workspace: Workspace) -> tuple[duckdb.DuckDBPyConnection, Fres
     changes = _behind(workspace, con)
     behind = "an unknown number of runs" if changes is None else changes.summary() or None
     target = snapshot.published(workspace)
-    return con, Freshness(behind if changes is None or changes else None,
-                          target.stat().st_mtime if target else None, locked=True)
+    return con, Freshness(
+        behind if changes is None or changes else None,
+        target.stat().st_mtime if target else None,
+        locked=True,
+    )
 
 
 def open_reader(workspace: Workspace) -> duckdb.DuckDBPyConnection:

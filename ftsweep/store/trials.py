@@ -17,13 +17,25 @@ import duckdb
 import pyarrow as pa
 
 _TS = pa.timestamp("us")
-SCHEMA = pa.schema([
-    ("experiment", pa.string()), ("study", pa.string()), ("number", pa.int32()),
-    ("method", pa.string()), ("state", pa.string()), ("source", pa.string()),
-    ("params", pa.string()), ("value", pa.float64()), ("objective_values", pa.string()),
-    ("intermediate", pa.string()), ("last_step", pa.int32()), ("run_ids", pa.string()),
-    ("started_at", _TS), ("finished_at", _TS), ("fail_reason", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        ("experiment", pa.string()),
+        ("study", pa.string()),
+        ("number", pa.int32()),
+        ("method", pa.string()),
+        ("state", pa.string()),
+        ("source", pa.string()),
+        ("params", pa.string()),
+        ("value", pa.float64()),
+        ("objective_values", pa.string()),
+        ("intermediate", pa.string()),
+        ("last_step", pa.int32()),
+        ("run_ids", pa.string()),
+        ("started_at", _TS),
+        ("finished_at", _TS),
+        ("fail_reason", pa.string()),
+    ]
+)
 
 
 def _finite(x: Any) -> float | None:
@@ -44,25 +56,36 @@ def trial_rows(experiment: str, studies: Iterable[Any]) -> list[dict[str, Any]]:
             # loss); only a complete trial has objective values.
             complete = t.state.name == "COMPLETE"
             values = [_finite(v) for v in t.values] if t.values and complete else None
-            rows.append({
-                "experiment": experiment, "study": study.study_name, "number": t.number,
-                "method": t.user_attrs.get("method") or t.params.get("method"),
-                "state": t.state.name.lower(), "source": t.user_attrs.get("source", "ftsweep"),
-                "params": json.dumps(t.params, sort_keys=True),
-                "value": values[0] if values else None,
-                "objective_values": json.dumps(values) if values else None,
-                "intermediate": json.dumps({str(k): _finite(sign * v)
-                                            for k, v in sorted(t.intermediate_values.items())}),
-                "last_step": t.last_step,
-                "run_ids": json.dumps(t.user_attrs.get("run_ids", [])),
-                "started_at": t.datetime_start, "finished_at": t.datetime_complete,
-                "fail_reason": t.user_attrs.get("fail_reason"),
-            })
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "study": study.study_name,
+                    "number": t.number,
+                    "method": t.user_attrs.get("method") or t.params.get("method"),
+                    "state": t.state.name.lower(),
+                    "source": t.user_attrs.get("source", "ftsweep"),
+                    "params": json.dumps(t.params, sort_keys=True),
+                    "value": values[0] if values else None,
+                    "objective_values": json.dumps(values) if values else None,
+                    "intermediate": json.dumps(
+                        {
+                            str(k): _finite(sign * v)
+                            for k, v in sorted(t.intermediate_values.items())
+                        }
+                    ),
+                    "last_step": t.last_step,
+                    "run_ids": json.dumps(t.user_attrs.get("run_ids", [])),
+                    "started_at": t.datetime_start,
+                    "finished_at": t.datetime_complete,
+                    "fail_reason": t.user_attrs.get("fail_reason"),
+                }
+            )
     return rows
 
 
-def replace_trials(con: duckdb.DuckDBPyConnection, experiment: str,
-                   rows: list[dict[str, Any]]) -> int:
+def replace_trials(
+    con: duckdb.DuckDBPyConnection, experiment: str, rows: list[dict[str, Any]]
+) -> int:
     table = pa.Table.from_pylist(rows, schema=SCHEMA)
     con.register("_trial_rows", table)
     con.execute("BEGIN TRANSACTION")

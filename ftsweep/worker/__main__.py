@@ -63,8 +63,7 @@ def run(run_dir: Path) -> dict[str, Any]:
     attempt = Attempt.begin(run, started) if is_main else None
     try:
         with Heartbeat(run, progress, attempt) if is_main else contextlib.nullcontext():
-            result = _train_and_evaluate(run, spec, cfg, paths, progress, started, attempt,
-                                         world)
+            result = _train_and_evaluate(run, spec, cfg, paths, progress, started, attempt, world)
     except BaseException:
         if attempt is not None:
             attempt.end("failed")
@@ -74,9 +73,16 @@ def run(run_dir: Path) -> dict[str, Any]:
     return result
 
 
-def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progress: Progress,
-                        started: float, attempt: Attempt | None,
-                        world: int) -> dict[str, Any]:
+def _train_and_evaluate(
+    run: RunDir,
+    spec: dict,
+    cfg: dict,
+    paths: dict,
+    progress: Progress,
+    started: float,
+    attempt: Attempt | None,
+    world: int,
+) -> dict[str, Any]:
     is_main = attempt is not None
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
@@ -86,29 +92,38 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
 
     eval_split = cfg["eval"]["split"]
     cache = TokenCache.for_run(run, cfg, spec["fingerprints"])
-    final_examples, counts_eval = setup.load_split(cfg, paths, eval_split, tok,
-                                                   cfg["eval"]["max_examples"], cache)
-    stopper = EarlyStopping(cfg["training"]["early_stopping"]["patience"],
-                            cfg["training"]["early_stopping"]["threshold"])
+    final_examples, counts_eval = setup.load_split(
+        cfg, paths, eval_split, tok, cfg["eval"]["max_examples"], cache
+    )
+    stopper = EarlyStopping(
+        cfg["training"]["early_stopping"]["patience"],
+        cfg["training"]["early_stopping"]["threshold"],
+    )
     steps, tokens_seen = 0, 0
     handshake: PruneHandshake | None = None
     preempt: PreemptionCallback | None = None
     data_counts = {eval_split: counts_eval}
     if method.trains:
-        train_ex, data_counts["train"] = setup.load_split(cfg, paths, "train", tok,
-                                                         cfg["data"]["max_train_samples"], cache)
+        train_ex, data_counts["train"] = setup.load_split(
+            cfg, paths, "train", tok, cfg["data"]["max_train_samples"], cache
+        )
         if cfg["data"]["packing"]:
             train_ex = pack(train_ex, cfg["data"]["max_length"])
         eval_ds = None
         if cfg["training"]["eval_every"] and has_split(cfg["data"], "eval"):
-            ev_ex, _ = setup.load_split(cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"],
-                                        cache)
+            ev_ex, _ = setup.load_split(
+                cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"], cache
+            )
             eval_ds = TokenDataset(ev_ex)
         resume = latest_checkpoint(run)
         if resume and is_main:  # before the metrics log opens its file handle
             truncate_metrics(run, resume)
-        callbacks = [LoopClock(attempt, started), MetricsCallback(run, progress, is_main),
-                     stopper, *method.callbacks(params, model)]
+        callbacks = [
+            LoopClock(attempt, started),
+            MetricsCallback(run, progress, is_main),
+            stopper,
+            *method.callbacks(params, model),
+        ]
         if resume and training_finished_at(resume):
             callbacks.append(SkipFinishedTraining())  # load it, take no step
         if faults.enabled():
@@ -117,12 +132,14 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         callbacks.append(preempt)
         trial = spec.get("trial") or {}
         if trial.get("prune") and eval_ds is not None:
-            handshake = PruneHandshake(run, float(trial.get("decision_timeout_s", 300)),
-                                       is_main, progress)
+            handshake = PruneHandshake(
+                run, float(trial.get("decision_timeout_s", 300)), is_main, progress
+            )
             callbacks.append(handshake)
         groups = method.param_groups(params, model, cfg["training"]["lr"])
-        trainer = build_trainer(model, tok, cfg, run, TokenDataset(train_ex), eval_ds,
-                                callbacks, groups)
+        trainer = build_trainer(
+            model, tok, cfg, run, TokenDataset(train_ex), eval_ds, callbacks, groups
+        )
         try:
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         except TrainingAlreadyFinished:
@@ -131,11 +148,18 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
         steps = trainer.state.global_step
         tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
         # Sharded (FSDP) weights are gathered into a fresh, plain copy on rank 0.
-        model = sharded.trained_model(trainer, lambda: method.apply(setup.load_model_and_tokenizer(
-            cfg, paths["model"], method.load_kwargs(params))[0], params), is_main)
+        model = sharded.trained_model(
+            trainer,
+            lambda: method.apply(
+                setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))[0],
+                params,
+            ),
+            is_main,
+        )
         # On resume the Trainer replaces stateful callbacks with restored copies.
-        stopper = next(cb for cb in trainer.callback_handler.callbacks
-                       if isinstance(cb, EarlyStopping))
+        stopper = next(
+            cb for cb in trainer.callback_handler.callbacks if isinstance(cb, EarlyStopping)
+        )
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.barrier()
     if attempt is None:
@@ -160,18 +184,24 @@ def _train_and_evaluate(run: RunDir, spec: dict, cfg: dict, paths: dict, progres
     # Times sum every attempt of the run (a resumed one too); set-up apart from the loop.
     timing = totals(run, attempt.snapshot())
     result = {
-        "status": "complete", "finished_at": time.time(), **timing,
-        "trainable_params": trainable, "total_params": total,
+        "status": "complete",
+        "finished_at": time.time(),
+        **timing,
+        "trainable_params": trainable,
+        "total_params": total,
         "trainable_pct": 100.0 * trainable / total if total else 0.0,
         "peak_memory_mb": setup.peak_memory_mb(device),
         # the final evaluation and the save (this attempt's), timed apart from the loop
-        "eval_time_s": t_save - t_eval, "save_time_s": t_done - t_save,
+        "eval_time_s": t_save - t_eval,
+        "save_time_s": t_done - t_save,
         "tokens_seen": tokens_seen,  # the trained model's; tokens_per_s counts redone steps
-        "steps": steps, "artifact_size_mb": setup.dir_size_mb(art),
+        "steps": steps,
+        "artifact_size_mb": setup.dir_size_mb(art),
         "eval_split": eval_split,
         "final_eval": {k: finite_or_none(v) for k, v in outcome.aggregate.items()},
         "eval_notes": outcome.notes,  # e.g. pass_at_1 without OS isolation
-        "best_eval": stopper.best_metrics, "best_step": stopper.best_step,
+        "best_eval": stopper.best_metrics,
+        "best_step": stopper.best_step,
         "stopped_early": stopper.stopped_early,
         "data_counts": data_counts,
         "world_size": world,
@@ -186,8 +216,7 @@ def _record_pruned(run: RunDir, pruned: dict[str, Any], steps: int) -> dict[str,
     """A pruned trial's run: state pruned (never failed), with the step and value it reached."""
     shutil.rmtree(run.file("checkpoints"), ignore_errors=True)
     cause = f"pruned by the search at step {pruned['step']} (eval_loss {pruned['value']:.4g})"
-    run.write_failure(cause, pruned=True, step=pruned["step"], value=pruned["value"],
-                      steps=steps)
+    run.write_failure(cause, pruned=True, step=pruned["step"], value=pruned["value"], steps=steps)
     return {"status": "pruned", **pruned}
 
 

@@ -48,10 +48,19 @@ class Attempt:
         host, pid = socket.gethostname(), os.getpid()
         # every key exists from the start: the heartbeat thread may save at any moment
         self.record: dict[str, Any] = {
-            "id": f"{host}:{pid}:{started:.6f}", "host": host, "pid": pid,
-            "started_at": started, "last_seen": started, "outcome": "running",
-            "setup_s": None, "train_s": 0.0, "tokens": 0, "first_step": None,
-            "last_step": None, "eval_s": 0.0, "save_s": 0.0,
+            "id": f"{host}:{pid}:{started:.6f}",
+            "host": host,
+            "pid": pid,
+            "started_at": started,
+            "last_seen": started,
+            "outcome": "running",
+            "setup_s": None,
+            "train_s": 0.0,
+            "tokens": 0,
+            "first_step": None,
+            "last_step": None,
+            "eval_s": 0.0,
+            "save_s": 0.0,
         }
 
     @classmethod
@@ -150,14 +159,20 @@ class LoopClock(TrainerCallback):
         now = time.time()
         self._t0, self._tokens0 = now, int(state.num_input_tokens_seen or 0)
         if self.attempt is not None:
-            self.attempt.update(setup_s=now - self.started, first_step=state.global_step,
-                                last_step=state.global_step)
+            self.attempt.update(
+                setup_s=now - self.started,
+                first_step=state.global_step,
+                last_step=state.global_step,
+            )
             self.attempt.save()
 
     def _tick(self, state: Any) -> None:
         if self.attempt is not None:
-            self.attempt.update(train_s=time.time() - self._t0, last_step=state.global_step,
-                                tokens=int(state.num_input_tokens_seen or 0) - self._tokens0)
+            self.attempt.update(
+                train_s=time.time() - self._t0,
+                last_step=state.global_step,
+                tokens=int(state.num_input_tokens_seen or 0) - self._tokens0,
+            )
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
         self._tick(state)

@@ -28,9 +28,19 @@ from ftsweep.rundir import (
 
 # Trainer log keys → our metric names (the store's public vocabulary).
 RENAME = {"learning_rate": "lr"}
-SKIP = {"epoch", "total_flos", "train_runtime", "train_samples_per_second",
-        "train_steps_per_second", "train_loss", "eval_runtime", "eval_samples_per_second",
-        "eval_steps_per_second", "num_input_tokens_seen", "train_tokens_per_second"}
+SKIP = {
+    "epoch",
+    "total_flos",
+    "train_runtime",
+    "train_samples_per_second",
+    "train_steps_per_second",
+    "train_loss",
+    "eval_runtime",
+    "eval_samples_per_second",
+    "eval_steps_per_second",
+    "num_input_tokens_seen",
+    "train_tokens_per_second",
+}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -86,8 +96,7 @@ def _stale_after() -> dict[str, float]:
 class Heartbeat:
     """A daemon thread that rewrites heartbeat.json every ``interval`` seconds."""
 
-    def __init__(self, run: RunDir, progress: Progress, attempt: Any = None,
-                 interval: float = 2.0):
+    def __init__(self, run: RunDir, progress: Progress, attempt: Any = None, interval: float = 2.0):
         self.run, self.progress, self.interval = run, progress, interval
         self.attempt = attempt  # worker.attempts.Attempt: its times saved with each beat
         self._stop = threading.Event()
@@ -95,11 +104,20 @@ class Heartbeat:
 
     def beat(self) -> None:
         p = self.progress
-        atomic_write_json(self.run.file(HEARTBEAT), {
-            "time": time.time(), "pid": os.getpid(), "host": socket.gethostname(),
-            "step": p.step, "max_steps": p.max_steps, "loss": p.loss, "eta_s": p.eta(),
-            "phase": p.phase, **_stale_after(),
-        })
+        atomic_write_json(
+            self.run.file(HEARTBEAT),
+            {
+                "time": time.time(),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "step": p.step,
+                "max_steps": p.max_steps,
+                "loss": p.loss,
+                "eta_s": p.eta(),
+                "phase": p.phase,
+                **_stale_after(),
+            },
+        )
         if self.attempt is not None:
             self.attempt.save()
 
@@ -148,8 +166,15 @@ class MetricsCallback(TrainerCallback):
         for key, value in logs.items():
             if key in SKIP or not isinstance(value, (int, float)) or value is None:
                 continue
-            self.log.write({"step": state.global_step, "epoch": state.epoch,
-                            "name": RENAME.get(key, key), "value": float(value), "time": now})
+            self.log.write(
+                {
+                    "step": state.global_step,
+                    "epoch": state.epoch,
+                    "name": RENAME.get(key, key),
+                    "value": float(value),
+                    "time": now,
+                }
+            )
 
     def _tokens_per_s(self, state: Any) -> float:
         now, seen = time.time(), state.num_input_tokens_seen or 0
@@ -173,10 +198,16 @@ class EarlyStopping(TrainerCallback, ExportableState):
     """
 
     def state(self) -> dict[str, Any]:
-        return {"args": {"patience": self.patience, "threshold": self.threshold},
-                "attributes": {"best": self.best, "best_step": self.best_step,
-                               "best_metrics": self.best_metrics, "bad_evals": self.bad_evals,
-                               "stopped_early": self.stopped_early}}
+        return {
+            "args": {"patience": self.patience, "threshold": self.threshold},
+            "attributes": {
+                "best": self.best,
+                "best_step": self.best_step,
+                "best_metrics": self.best_metrics,
+                "bad_evals": self.bad_evals,
+                "stopped_early": self.stopped_early,
+            },
+        }
 
     def __init__(self, patience: int | None, threshold: float):
         self.patience, self.threshold = patience, threshold
@@ -186,15 +217,19 @@ class EarlyStopping(TrainerCallback, ExportableState):
         self.bad_evals = 0
         self.stopped_early = False
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
         loss = (metrics or {}).get("eval_loss")
         if loss is None:
             return
         if self.best is None or loss < self.best - self.threshold:
             self.best, self.best_step, self.bad_evals = loss, state.global_step, 0
-            self.best_metrics = {k: float(v) for k, v in metrics.items()
-                                 if k.startswith("eval_") and isinstance(v, (int, float))
-                                 and k not in SKIP}
+            self.best_metrics = {
+                k: float(v)
+                for k, v in metrics.items()
+                if k.startswith("eval_") and isinstance(v, (int, float)) and k not in SKIP
+            }
         else:
             self.bad_evals += 1
         if self.patience and self.bad_evals >= self.patience:

@@ -28,7 +28,9 @@ class Example:
     record: dict[str, Any]
 
 
-def segments(record: dict[str, Any], family: str, template: str, tok: Any) -> list[tuple[str, bool]]:
+def segments(
+    record: dict[str, Any], family: str, template: str, tok: Any
+) -> list[tuple[str, bool]]:
     """The example as text segments, each flagged True where it carries loss."""
     if family == "instruction":
         prompt, completion = formats.render_instruction(record, template)
@@ -84,8 +86,9 @@ def pack(examples: list[Example], max_length: int) -> list[Example]:
         ids += e.input_ids
         labels += e.labels
         while len(ids) >= max_length:
-            blocks.append(Example(f"block-{len(blocks)}", ids[:max_length], labels[:max_length],
-                                  "", "", {}))
+            blocks.append(
+                Example(f"block-{len(blocks)}", ids[:max_length], labels[:max_length], "", "", {})
+            )
             ids, labels = ids[max_length:], labels[max_length:]
     if ids:
         blocks.append(Example(f"block-{len(blocks)}", ids, labels, "", "", {}))

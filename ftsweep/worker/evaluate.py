@@ -31,8 +31,9 @@ def _batches(items: list[Any], size: int) -> Any:
 
 
 @torch.no_grad()
-def per_example_loss(model: Any, examples: list[Example], pad_id: int, batch_size: int,
-                     device: torch.device) -> dict[str, tuple[float, int]]:
+def per_example_loss(
+    model: Any, examples: list[Example], pad_id: int, batch_size: int, device: torch.device
+) -> dict[str, tuple[float, int]]:
     """(summed NLL, number of target tokens) per example id."""
     out: dict[str, tuple[float, int]] = {}
     collate = PadCollator(pad_id)
@@ -40,12 +41,14 @@ def per_example_loss(model: Any, examples: list[Example], pad_id: int, batch_siz
         batch = collate([{"input_ids": e.input_ids, "labels": e.labels} for e in chunk])
         batch = {k: v.to(device) for k, v in batch.items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        logits = logits[:, -batch["labels"].shape[1]:, :]  # prompt-learning methods prepend tokens
+        logits = logits[:, -batch["labels"].shape[1] :, :]  # prompt-learning methods prepend tokens
         shift_logits = logits[:, :-1, :].float()
         shift_labels = batch["labels"][:, 1:]
         nll = torch.nn.functional.cross_entropy(
-            shift_logits.reshape(-1, shift_logits.shape[-1]), shift_labels.reshape(-1),
-            ignore_index=IGNORE, reduction="none",
+            shift_logits.reshape(-1, shift_logits.shape[-1]),
+            shift_labels.reshape(-1),
+            ignore_index=IGNORE,
+            reduction="none",
         ).view(shift_labels.shape)
         mask = shift_labels != IGNORE
         for e, row_nll, row_mask in zip(chunk, nll, mask, strict=True):
@@ -59,8 +62,14 @@ def _prompt_learning(model: Any) -> bool:
 
 
 @torch.no_grad()
-def greedy_without_cache(model: Any, tok: Any, prompts: list[str], max_new_tokens: int,
-                         batch_size: int, device: torch.device) -> list[str]:
+def greedy_without_cache(
+    model: Any,
+    tok: Any,
+    prompts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+    device: torch.device,
+) -> list[str]:
     """Greedy decoding by full forward passes, for prompt-learning models.
 
     With peft 0.21 and transformers 5.x, ``generate`` on a prefix-tuned model silently
@@ -76,8 +85,10 @@ def greedy_without_cache(model: Any, tok: Any, prompts: list[str], max_new_token
         for _ in range(max_new_tokens):
             seqs = [r + n for r, n in zip(rows, new, strict=True)]
             batch = PadCollator(tok.pad_token_id)([{"input_ids": q, "labels": q} for q in seqs])
-            logits = model(input_ids=batch["input_ids"].to(device),
-                           attention_mask=batch["attention_mask"].to(device)).logits
+            logits = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+            ).logits
             offset = logits.shape[1] - batch["input_ids"].shape[1]  # virtual tokens first
             for i, q in enumerate(seqs):
                 if not done[i]:
@@ -92,8 +103,14 @@ def greedy_without_cache(model: Any, tok: Any, prompts: list[str], max_new_token
 
 
 @torch.no_grad()
-def generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, batch_size: int,
-             device: torch.device) -> list[str]:
+def generate(
+    model: Any,
+    tok: Any,
+    prompts: list[str],
+    max_new_tokens: int,
+    batch_size: int,
+    device: torch.device,
+) -> list[str]:
     """Greedy continuations of ``prompts``, cut at EOS; left padding for batched decoding."""
     if _prompt_learning(model):
         return greedy_without_cache(model, tok, prompts, max_new_tokens, batch_size, device)
@@ -102,17 +119,28 @@ def generate(model: Any, tok: Any, prompts: list[str], max_new_tokens: int, batc
     for chunk in _batches(prompts, batch_size):
         enc = tok(chunk, return_tensors="pt", padding=True, add_special_tokens=True).to(device)
         gen = model.generate(
-            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-            max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-            pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+            input_ids=enc["input_ids"],
+            attention_mask=enc["attention_mask"],
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
         )
-        new = gen[:, enc["input_ids"].shape[1]:]
+        new = gen[:, enc["input_ids"].shape[1] :]
         outputs += tok.batch_decode(new, skip_special_tokens=True)
     return outputs
 
 
-def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any], split: str,
-             run: RunDir, device: torch.device) -> EvalOutcome:
+def evaluate(
+    model: Any,
+    tok: Any,
+    examples: list[Example],
+    cfg: dict[str, Any],
+    split: str,
+    run: RunDir,
+    device: torch.device,
+) -> EvalOutcome:
     ecfg = cfg["eval"]
     model.eval()
     outcome = EvalOutcome()
@@ -122,17 +150,28 @@ def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any],
     if any(not b.needs_generation for b in built.values()):
         losses = per_example_loss(model, examples, tok.pad_token_id, ecfg["batch_size"], device)
         # Loss-based evaluators score the per-example NLL, not generated text.
-        scores += [type(b).from_losses(losses) for b in built.values()  # type: ignore[attr-defined]
-                   if not b.needs_generation]
+        scores += [
+            type(b).from_losses(losses)  # type: ignore[attr-defined]
+            for b in built.values()
+            if not b.needs_generation
+        ]
     faults.at("evaluate")
     predictions: dict[str, str] = {}
     gen_names = [n for n, b in built.items() if b.needs_generation]
     if gen_names:
-        texts = generate(model, tok, [e.prompt for e in examples], ecfg["max_new_tokens"],
-                         ecfg["batch_size"], device)
+        texts = generate(
+            model,
+            tok,
+            [e.prompt for e in examples],
+            ecfg["max_new_tokens"],
+            ecfg["batch_size"],
+            device,
+        )
         predictions = {e.example_id: t for e, t in zip(examples, texts, strict=True)}
-        items = [ev.EvalExample(e.example_id, e.prompt, e.reference, predictions[e.example_id],
-                                e.record) for e in examples]
+        items = [
+            ev.EvalExample(e.example_id, e.prompt, e.reference, predictions[e.example_id], e.record)
+            for e in examples
+        ]
         gen_scores = {n: built[n].score(items) for n in gen_names}
         scores += list(gen_scores.values())
         outcome.notes.update({n: dict(g.notes) for n, g in gen_scores.items() if g.notes})
@@ -140,9 +179,16 @@ def evaluate(model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any],
     for s in scores:
         outcome.aggregate.update(s.aggregate)
         for example_id, metric, value in s.per_example:
-            outcome.rows.append({"split": split, "example_id": example_id, "metric": metric,
-                                 "value": value, "prediction": predictions.get(example_id, ""),
-                                 "reference": refs.get(example_id, "")})
+            outcome.rows.append(
+                {
+                    "split": split,
+                    "example_id": example_id,
+                    "metric": metric,
+                    "value": value,
+                    "prediction": predictions.get(example_id, ""),
+                    "reference": refs.get(example_id, ""),
+                }
+            )
     log = JsonlAppender(run.file(EVALS))
     try:
         for row in outcome.rows:

@@ -26,8 +26,9 @@ class PruneHandshake(TrainerCallback):
         self.pruned: dict[str, Any] | None = None  # {"step", "value"} once told to stop
         self.unanswered = 0  # requests the launcher did not answer in time
 
-    def on_evaluate(self, args: Any, state: Any, control: Any, metrics: Any = None,
-                    **kw: Any) -> None:
+    def on_evaluate(
+        self, args: Any, state: Any, control: Any, metrics: Any = None, **kw: Any
+    ) -> None:
         loss = (metrics or {}).get("eval_loss")
         step = int(state.global_step)
         prune = False
@@ -66,8 +67,10 @@ class PruneHandshake(TrainerCallback):
                 self.progress.phase = phase
         # No launcher answered (it was killed): train on; a new launcher adopts the run.
         self.unanswered += 1
-        print(f"ftsweep: no prune decision for step {step} within {self.timeout_s:g}s; "
-              "continuing", flush=True)
+        print(
+            f"ftsweep: no prune decision for step {step} within {self.timeout_s:g}s; continuing",
+            flush=True,
+        )
         return False
 
 

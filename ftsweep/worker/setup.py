@@ -18,8 +18,17 @@ from ftsweep.data.records import load_split_records
 from ftsweep.worker.dataset import Example, encode
 from ftsweep.worker.tokcache import TokenCache
 
-PACKAGES = ("ftsweep", "torch", "transformers", "peft", "accelerate", "tokenizers",
-            "safetensors", "duckdb", "optuna")
+PACKAGES = (
+    "ftsweep",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "tokenizers",
+    "safetensors",
+    "duckdb",
+    "optuna",
+)
 
 
 def dist_info() -> tuple[int, int]:
@@ -33,8 +42,9 @@ def configure_threads() -> None:
         torch.set_num_threads(int(n))
 
 
-def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str,
-                             extra: dict[str, Any] | None = None) -> tuple[Any, Any]:
+def load_model_and_tokenizer(
+    cfg: dict[str, Any], model_path: str, extra: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     m = cfg["model"]
@@ -43,9 +53,12 @@ def load_model_and_tokenizer(cfg: dict[str, Any], model_path: str,
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # padding positions are masked; any id works
     model = AutoModelForCausalLM.from_pretrained(
-        model_path, dtype=load_dtype(cfg["training"]["precision"]),
+        model_path,
+        dtype=load_dtype(cfg["training"]["precision"]),
         # True: safetensors or fail. None (opted in): safetensors first, pickle if need be.
-        use_safetensors=None if m["allow_pickle"] else True, **common, **(extra or {}),
+        use_safetensors=None if m["allow_pickle"] else True,
+        **common,
+        **(extra or {}),
     )
     return model, tok
 
@@ -59,13 +72,19 @@ def load_dtype(precision: str) -> torch.dtype:
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 
-def load_split(cfg: dict[str, Any], paths: dict[str, str], split: str, tok: Any,
-               limit: int | None, cache: TokenCache | None = None
-               ) -> tuple[list[Example], dict[str, int]]:
+def load_split(
+    cfg: dict[str, Any],
+    paths: dict[str, str],
+    split: str,
+    tok: Any,
+    limit: int | None,
+    cache: TokenCache | None = None,
+) -> tuple[list[Example], dict[str, int]]:
     """Encoded examples of one split, and the record counts (kept, dropped by reason).
 
     With a ``cache`` (worker/tokcache.py), an earlier run's encoding of the same inputs
     is read instead of encoding again."""
+
     def build() -> tuple[list[Example], dict[str, int]]:
         d = cfg["data"]
         records, counts = load_split_records(d, paths, split)
@@ -109,8 +128,9 @@ def peak_memory_mb(device: torch.device) -> float:
 
 def _git(args: list[str], cwd: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
-                             check=True, cwd=cwd)
+        out = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=5, check=True, cwd=cwd
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -130,9 +150,11 @@ def ftsweep_source(root: Path | None = None) -> dict[str, Any]:
     top = _git(["rev-parse", "--show-toplevel"], cwd=root)
     own = top is not None and Path(top).resolve() == root
     status = _git(["status", "--porcelain", "--", "ftsweep"], cwd=root) if own else None
-    return {"version": ftsweep.__version__,
-            "commit": _git(["rev-parse", "HEAD"], cwd=root) if own else None,
-            "dirty": bool(status) if status is not None else None}
+    return {
+        "version": ftsweep.__version__,
+        "commit": _git(["rev-parse", "HEAD"], cwd=root) if own else None,
+        "dirty": bool(status) if status is not None else None,
+    }
 
 
 def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[str, Any]:
@@ -149,7 +171,9 @@ def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[s
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or "cpu",
         "world_size": world,
         "threads": torch.get_num_threads(),
         # the launch directory's repository (the user's project), and ftsweep's own

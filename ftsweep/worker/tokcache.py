@@ -68,7 +68,8 @@ def _version(pkg: str) -> str | None:
 def pinned(fingerprint: str) -> bool:
     """Whether an input's fingerprint names fixed content (a hash or a pinned revision)."""
     return fingerprint.startswith("sha256:") or (
-        fingerprint.startswith("hub:") and not fingerprint.endswith("@main"))
+        fingerprint.startswith("hub:") and not fingerprint.endswith("@main")
+    )
 
 
 def cache_root(run: RunDir) -> Path | None:
@@ -83,8 +84,9 @@ class TokenCache:
     base: dict[str, Any]  # what every entry's key shares: inputs, settings, versions
 
     @classmethod
-    def for_run(cls, run: RunDir, cfg: dict[str, Any],
-                fingerprints: dict[str, str]) -> TokenCache | None:
+    def for_run(
+        cls, run: RunDir, cfg: dict[str, Any], fingerprints: dict[str, str]
+    ) -> TokenCache | None:
         """The cache for this run's encodings, or None where caching would be unsafe."""
         root = cache_root(run)
         if root is None or os.environ.get(DISABLE_ENV):
@@ -95,9 +97,17 @@ class TokenCache:
         # Files enter the key by content (``inputs``), never by how their path is spelt.
         model = {k: v for k, v in cfg["model"].items() if k != "path"}
         data = {k: v for k, v in cfg["data"].items() if k not in SPLIT_FILES}
-        return cls(root, {"format": FORMAT, "code": _code_hash(), "inputs": inputs,
-                          "data": data, "model": model,
-                          "versions": {p: _version(p) for p in ("transformers", "tokenizers")}})
+        return cls(
+            root,
+            {
+                "format": FORMAT,
+                "code": _code_hash(),
+                "inputs": inputs,
+                "data": data,
+                "model": model,
+                "versions": {p: _version(p) for p in ("transformers", "tokenizers")},
+            },
+        )
 
     def path(self, split: str, limit: int | None) -> Path:
         return self.root / f"{content_hash({**self.base, 'split': split, 'limit': limit}, 32)}.json"
@@ -116,8 +126,10 @@ def _read(path: Path) -> Built | None:
     try:
         with path.open(encoding="utf-8") as fh:
             doc = json.load(fh)
-        examples = [Example(str(i), list(ids), list(labels), str(prompt), str(ref), dict(rec))
-                    for i, ids, labels, prompt, ref, rec in doc["examples"]]
+        examples = [
+            Example(str(i), list(ids), list(labels), str(prompt), str(ref), dict(rec))
+            for i, ids, labels, prompt, ref, rec in doc["examples"]
+        ]
         return examples, {str(k): int(v) for k, v in doc["counts"].items()}
     except FileNotFoundError:
         return None
@@ -128,8 +140,12 @@ def _read(path: Path) -> Built | None:
 
 def _write(path: Path, built: Built) -> None:
     examples, counts = built
-    doc = {"counts": counts, "examples": [[e.example_id, e.input_ids, e.labels, e.prompt,
-                                           e.reference, e.record] for e in examples]}
+    doc = {
+        "counts": counts,
+        "examples": [
+            [e.example_id, e.input_ids, e.labels, e.prompt, e.reference, e.record] for e in examples
+        ],
+    }
     try:
         text = json.dumps(doc, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:  # a record value JSON cannot hold: not cached

@@ -13,8 +13,12 @@ from ftsweep.rundir import METRICS, RunDir, read_json, read_jsonl
 from ftsweep.worker.callbacks import GuardedTrainer
 from ftsweep.worker.dataset import PadCollator, TokenDataset
 
-OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd", "adafactor": "adafactor",
-              "adamw_8bit": "adamw_bnb_8bit"}
+OPTIMIZERS = {
+    "adamw": "adamw_torch",
+    "sgd": "sgd",
+    "adafactor": "adafactor",
+    "adamw_8bit": "adamw_bnb_8bit",
+}
 
 
 def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> TrainingArguments:
@@ -68,16 +72,27 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def build_trainer(model: Any, tok: Any, cfg: dict[str, Any], run: RunDir, train: TokenDataset,
-                  eval_ds: TokenDataset | None, callbacks: list[Any],
-                  param_groups: list[dict] | None = None) -> GuardedTrainer:
+def build_trainer(
+    model: Any,
+    tok: Any,
+    cfg: dict[str, Any],
+    run: RunDir,
+    train: TokenDataset,
+    eval_ds: TokenDataset | None,
+    callbacks: list[Any],
+    param_groups: list[dict] | None = None,
+) -> GuardedTrainer:
     args = training_arguments(cfg, run, has_eval=eval_ds is not None)
     optimizers: tuple[Any, Any] = (None, None)
     if param_groups is not None:
         optimizers = (build_optimizer(param_groups, cfg["training"]), None)
     return GuardedTrainer(
-        model=model, args=args, train_dataset=train, eval_dataset=eval_ds,
-        data_collator=PadCollator(tok.pad_token_id), callbacks=callbacks,
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=eval_ds,
+        data_collator=PadCollator(tok.pad_token_id),
+        callbacks=callbacks,
         optimizers=optimizers,
     )
 
@@ -92,8 +107,14 @@ def build_optimizer(groups: list[dict], t: dict[str, Any]) -> Any:
     if t["optimizer"] == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(groups, lr=t["lr"], weight_decay=wd, scale_parameter=False,
-                         relative_step=False, warmup_init=False)
+        return Adafactor(
+            groups,
+            lr=t["lr"],
+            weight_decay=wd,
+            scale_parameter=False,
+            relative_step=False,
+            warmup_init=False,
+        )
     return torch.optim.AdamW(groups, lr=t["lr"], weight_decay=wd)
 
 
