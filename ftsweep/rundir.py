@@ -44,6 +44,7 @@ import json
 import math
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -88,8 +89,12 @@ class RunState(StrEnum):
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write JSON so that readers see the old file or the new one, never half of one.
+
+    The temporary name is per process and thread: two threads writing the same file (the
+    heartbeat thread and the training loop) must not rename each other's half-written one.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=True, default=_json_default)
         fh.flush()

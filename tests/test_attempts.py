@@ -148,3 +148,30 @@ def test_set_up_inside_train_is_kept_out_of_the_loop_time(tmp_path: Path) -> Non
     assert rec["setup_s"] >= slow_setup
     assert rec["train_s"] <= whole - slow_setup
     assert rec["tokens"] == 2 * 2 * 8 and (rec["first_step"], rec["last_step"]) == (0, 2)
+
+
+def test_two_threads_writing_one_json_file_never_collide(tmp_path):
+    """The heartbeat thread and the training loop both save attempt.json; with one
+    temporary name per process, one thread's rename took the other's file away
+    (FileNotFoundError in a full test run)."""
+    import threading
+
+    from ftsweep.rundir import atomic_write_json
+
+    path, errors = tmp_path / "attempt.json", []
+
+    def write(n: int) -> None:
+        try:
+            for i in range(300):
+                atomic_write_json(path, {"writer": n, "i": i})
+        except OSError as exc:  # pragma: no cover - the failure this test is about
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert json.loads(path.read_text())["i"] == 299
+    assert not list(tmp_path.glob(".attempt.json.*"))

@@ -75,10 +75,10 @@ class Attempt:
             self.record.update(values)
 
     def save(self) -> None:
+        # Written under the lock: an older snapshot never replaces a newer one.
         with self._lock:
             self.record["last_seen"] = time.time()
-            snapshot = dict(self.record)
-        atomic_write_json(self.run.file(ATTEMPT), snapshot)
+            atomic_write_json(self.run.file(ATTEMPT), dict(self.record))
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
