@@ -6,7 +6,7 @@ FTSWEEP := $(VENV)/bin/ftsweep
 TORCH   ?= torch==2.13.0
 STAMP   := $(VENV)/.ftsweep-installed
 
-.PHONY: demo search slurm-test-deps test test-fast check lint format typecheck data model clean-demo
+.PHONY: demo search slurm-test-deps browser-test-deps test test-fast check lint format typecheck data model clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -43,6 +43,18 @@ slurm-test-deps:
 			slurm-wlm munge >/dev/null; \
 	else \
 		echo "slurm-test-deps: run as root (apt-get install slurm-wlm munge)" >&2; exit 1; \
+	fi
+
+# Debian's Chromium, for the report's browser test (tests/test_report_browser.py drives it
+# through Playwright; no browser download). Needs root and the package registries; CI calls it.
+browser-test-deps:
+	@if command -v chromium >/dev/null; then \
+		echo "chromium is installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium >/dev/null; \
+	else \
+		echo "browser-test-deps: run as root (apt-get install chromium)" >&2; exit 1; \
 	fi
 
 check: lint typecheck
