@@ -11,6 +11,11 @@ A worker writes only here; the store is rebuilt from these files. Layout of
     evals.jsonl        per-example scores, one a line:
                        {"split": str, "example_id": str, "metric": str, "value": float,
                         "prediction": str, "reference": str}
+                       (prediction and reference are the compared answers: extracted ones
+                       with eval.answer_extraction, the first sample's when there are several)
+    generations.jsonl  the final evaluation's raw text, one example a line:
+                       {"split", "example_id", "reference", "reference_answer",
+                        "samples": [raw text per sample], "answers": [extracted per sample]}
     heartbeat.json     rewritten atomically every few seconds while the worker lives:
                        {"time": float, "pid": int, "step": int, "max_steps": int,
                         "loss": float|null, "eta_s": float|null}
@@ -55,6 +60,7 @@ SPEC = "spec.json"
 PROVENANCE = "provenance.json"
 METRICS = "metrics.jsonl"
 EVALS = "evals.jsonl"
+GENERATIONS = "generations.jsonl"
 HEARTBEAT = "heartbeat.json"
 RESULT = "result.json"
 FAILURE = "failure.json"

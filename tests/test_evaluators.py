@@ -101,6 +101,8 @@ def test_metric_direction():
     assert metric_direction("perplexity") is False
     assert metric_direction("bleu") is True
     assert metric_direction("pass_at_1") is True
+    assert metric_direction("pass@3") is True
+    assert metric_direction("majority_vote") is True
     assert metric_direction("no_such_metric") is None
 
 
@@ -161,7 +163,8 @@ def test_conformance(name):
         [ADD, "def add(a, b): return a + b", "something", "the cat 猫"],
     )
     scores = evaluator.score(examples)
-    assert set(scores.aggregate) == set(evaluator.metrics)
+    assert set(scores.aggregate) == set(evaluator.metrics_for(1))  # one sample each
+    assert set(evaluator.metrics_for(1)) <= set(evaluator.metrics)
     per_metric = sorted({metric for _, metric, _ in scores.per_example})
     assert set(per_metric) <= set(evaluator.metrics)
     for metric in per_metric:

@@ -156,7 +156,7 @@ def _eval_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
                 )
             )
             continue
-        metrics |= set(cls.metrics)
+        metrics |= set(cls.metrics_for(spec.eval.generation.num_samples))
         try:
             ev.build_evaluator(name, spec.eval.evaluator_params.get(name, {}))
         except ValidationError as exc:

@@ -11,7 +11,15 @@ Importing this package registers every built-in evaluator. To add one:
 
 # Each built-in registers itself on import; plugins import ``registry`` directly, so
 # the order of these imports does not matter.
-from ftsweep.evaluators import bleu, chrf, exact_match, loss, pass_at_1, token_f1
+from ftsweep.evaluators import (
+    bleu,
+    chrf,
+    exact_match,
+    loss,
+    pass_at_1,
+    sampling,
+    token_f1,
+)
 from ftsweep.evaluators.base import (
     EvalExample,
     EvalScores,
@@ -49,5 +57,6 @@ __all__ = [
     "metric_direction",
     "pass_at_1",
     "register",
+    "sampling",
     "token_f1",
 ]

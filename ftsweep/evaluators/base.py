@@ -21,9 +21,12 @@ from pydantic import BaseModel, ConfigDict
 class EvalExample:
     """One eval item after generation.
 
-    ``prediction`` is the model's greedy generation, already cut at eos or a stop
-    string; evaluators score it as given. ``extra`` is the raw data record, for the
-    evaluators that need more than text (code tests, entry point, language).
+    ``prediction`` is the model's generation (the first sample when several are
+    drawn), already cut at eos and, with ``eval.answer_extraction``, reduced to its
+    answer; evaluators score it as given. ``samples`` holds every sample the same way
+    (``prediction`` is ``samples[0]``); empty means the one prediction. ``extra`` is the
+    raw data record, for the evaluators that need more than text (code tests,
+    entry point, language).
     """
 
     example_id: str
@@ -31,6 +34,12 @@ class EvalExample:
     reference: str
     prediction: str
     extra: Mapping[str, Any] = field(default_factory=dict)
+    samples: tuple[str, ...] = ()
+
+    @property
+    def all_samples(self) -> tuple[str, ...]:
+        """Every sample; ``(prediction,)`` when only one was drawn."""
+        return self.samples or (self.prediction,)
 
 
 @dataclass
@@ -80,7 +89,8 @@ class Evaluator(ABC):
       because that is a data bug, and scoring it would hide the bug.
     * **Complete, ordered per-example rows**: for each input example, in input order,
       one row per per-example metric, carrying the input's ``example_id``.
-    * ``aggregate`` has exactly the keys of ``metrics``.
+    * ``aggregate`` has exactly the keys of ``metrics_for(n)``, n the samples per
+      example (``metrics`` for every evaluator whose metrics do not depend on n).
     """
 
     name: ClassVar[str]
@@ -106,6 +116,16 @@ class Evaluator(ABC):
                 f"got {type(params).__qualname__}"
             )
         self.params = params
+
+    @classmethod
+    def metrics_for(cls, num_samples: int) -> dict[str, bool]:
+        """The metrics a run drawing ``num_samples`` samples per example gets.
+
+        ``metrics`` is the evaluator's whole vocabulary (reports and searches look
+        metric names up in it); an evaluator such as pass@k, whose metrics depend on
+        the number of samples, narrows it here.
+        """
+        return dict(cls.metrics)
 
     @abstractmethod
     def score(self, examples: Sequence[EvalExample]) -> EvalScores:

@@ -1,4 +1,5 @@
-"""Final evaluation: per-example loss, greedy generation, and the evaluator plugins.
+"""Final evaluation: per-example loss, generation (greedy or sampled, answers
+extracted when the file asks), and the evaluator plugins.
 
 Runs on the main process only, after training, on the unwrapped model. Each
 evaluator returns an aggregate and per-example scores; both are written to the run
@@ -13,9 +14,12 @@ from typing import Any
 import torch
 
 from ftsweep import evaluators as ev
-from ftsweep.rundir import EVALS, JsonlAppender, RunDir
+from ftsweep.config.schema import resolved_max_new_tokens
+from ftsweep.evaluators import extract as extraction
+from ftsweep.rundir import EVALS, GENERATIONS, JsonlAppender, RunDir
 from ftsweep.worker import faults
 from ftsweep.worker.dataset import IGNORE, Example, PadCollator
+from ftsweep.worker.sampling import sample
 
 
 @dataclass
@@ -132,6 +136,50 @@ def generate(
     return outputs
 
 
+def generate_samples(
+    model: Any, tok: Any, prompts: list[str], ecfg: dict[str, Any], device: torch.device, seed: int
+) -> list[list[str]]:
+    """The raw samples per prompt: one greedy continuation, or num_samples sampled ones."""
+    gen = ecfg.get("generation") or {}
+    max_new = resolved_max_new_tokens(ecfg)
+    if not gen.get("do_sample"):
+        return [[t] for t in generate(model, tok, prompts, max_new, ecfg["batch_size"], device)]
+    return sample(
+        model, tok, prompts, gen, max_new, ecfg["batch_size"], device, seed, _prompt_learning(model)
+    )
+
+
+def _items(
+    examples: list[Example], raw: list[list[str]], ecfg: dict[str, Any]
+) -> tuple[list[ev.EvalExample], list[dict[str, Any]]]:
+    """Eval items (answers extracted when asked) and the raw record of each example."""
+    extract = extraction.build(ecfg.get("answer_extraction"))
+    items, records = [], []
+    for e, samples in zip(examples, raw, strict=True):
+        answers = [(extract(t) or "") for t in samples] if extract else list(samples)
+        reference = extraction.reference_answer(extract, e.reference) if extract else e.reference
+        items.append(
+            ev.EvalExample(
+                e.example_id,
+                e.prompt,
+                reference,
+                answers[0],
+                e.record,
+                samples=tuple(answers) if len(answers) > 1 else (),
+            )
+        )
+        records.append(
+            {
+                "example_id": e.example_id,
+                "reference": e.reference,
+                "reference_answer": reference,
+                "samples": samples,
+                "answers": answers,
+            }
+        )
+    return items, records
+
+
 def evaluate(
     model: Any,
     tok: Any,
@@ -157,25 +205,19 @@ def evaluate(
         ]
     faults.at("evaluate")
     predictions: dict[str, str] = {}
+    refs = {e.example_id: e.reference for e in examples}
     gen_names = [n for n, b in built.items() if b.needs_generation]
     if gen_names:
-        texts = generate(
-            model,
-            tok,
-            [e.prompt for e in examples],
-            ecfg["max_new_tokens"],
-            ecfg["batch_size"],
-            device,
+        raw = generate_samples(
+            model, tok, [e.prompt for e in examples], ecfg, device, int(cfg.get("seed", 0))
         )
-        predictions = {e.example_id: t for e, t in zip(examples, texts, strict=True)}
-        items = [
-            ev.EvalExample(e.example_id, e.prompt, e.reference, predictions[e.example_id], e.record)
-            for e in examples
-        ]
+        items, records = _items(examples, raw, ecfg)
+        predictions = {i.example_id: i.prediction for i in items}
+        refs = {i.example_id: i.reference for i in items}
         gen_scores = {n: built[n].score(items) for n in gen_names}
         scores += list(gen_scores.values())
         outcome.notes.update({n: dict(g.notes) for n, g in gen_scores.items() if g.notes})
-    refs = {e.example_id: e.reference for e in examples}
+        _write(run, GENERATIONS, [{"split": split, **r} for r in records])
     for s in scores:
         outcome.aggregate.update(s.aggregate)
         for example_id, metric, value in s.per_example:
@@ -189,10 +231,14 @@ def evaluate(
                     "reference": refs.get(example_id, ""),
                 }
             )
-    log = JsonlAppender(run.file(EVALS))
+    _write(run, EVALS, outcome.rows)
+    return outcome
+
+
+def _write(run: RunDir, name: str, rows: list[dict[str, Any]]) -> None:
+    log = JsonlAppender(run.file(name))
     try:
-        for row in outcome.rows:
+        for row in rows:
             log.write(row)
     finally:
         log.close()
-    return outcome
