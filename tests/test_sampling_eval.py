@@ -220,3 +220,36 @@ def test_worker_evaluate_keeps_raw_samples_beside_extracted_answers(tiny, tmp_pa
     again.mkdir()
     evaluate(model, tok, examples, cfg, "test", RunDir(again), torch.device("cpu"))
     assert read_jsonl(RunDir(again).file(GENERATIONS)) == records  # seeded: same samples
+
+
+# --- ROUGE-L -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("prediction", "reference", "lcs", "n_pred", "n_ref"),
+    [
+        ("a c e x", "a b c d e", 3, 4, 5),  # LCS a c e
+        ("The cat sat on the mat.", "the cat lay on a mat", 4, 6, 6),  # the cat on mat
+        ("x y", "a b", 0, 2, 2),
+        ("b a", "a b", 1, 2, 2),  # order matters: a subsequence, not a bag
+    ],
+)
+def test_rouge_l_equals_hand_computed_lcs_f_measure(prediction, reference, lcs, n_pred, n_ref):
+    p, r = lcs / n_pred, lcs / n_ref
+    expected = 0.0 if lcs == 0 else 2 * p * r / (p + r)
+    scores = build_evaluator("rouge_l").score([EvalExample("e", "", reference, prediction)])
+    assert scores.aggregate["rouge_l"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_rouge_l_per_example_rows_average_to_the_aggregate_and_cjk_tokens():
+    examples = [
+        EvalExample("e0", "", "a b c d e", "a c e x"),  # 2/3
+        EvalExample("e1", "", "x y", "x y"),  # 1
+        EvalExample("e2", "", "我爱猫", "我爱狗"),  # words: no a-z0-9 tokens at all -> 0
+    ]
+    scores = build_evaluator("rouge_l").score(examples)
+    values = [v for _, _, v in scores.per_example]
+    assert values == pytest.approx([2 / 3, 1.0, 0.0], abs=1e-4)
+    assert scores.aggregate["rouge_l"] == pytest.approx(sum(values) / 3)
+    cjk = build_evaluator("rouge_l", {"tokenizer": "cjk"}).score(examples[2:])
+    assert cjk.aggregate["rouge_l"] == pytest.approx(2 / 3, abs=1e-4)  # LCS 我爱 of 3 chars

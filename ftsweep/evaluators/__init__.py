@@ -17,6 +17,7 @@ from ftsweep.evaluators import (
     exact_match,
     loss,
     pass_at_1,
+    rouge,
     sampling,
     token_f1,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "metric_direction",
     "pass_at_1",
     "register",
+    "rouge",
     "sampling",
     "token_f1",
 ]
