@@ -120,18 +120,41 @@ class TrainingBlock(Strict):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     gradient_checkpointing: bool = False
     eval_every: int | None = Field(None, ge=1, description="steps between eval-loss passes")
+    # steps: an eval-loss pass every eval_every steps (none without it); epoch: one at the
+    # end of every epoch (transformers' eval_strategy), eval_every then unset.
+    eval_strategy: Literal["steps", "epoch"] = Field(
+        "steps", description="eval loss every eval_every steps, or at each epoch's end"
+    )
     logging_every: int = Field(10, ge=1)
     # Checkpoints let a killed run resume instead of starting over (invariant 4).
     checkpoint_every: int | None = Field(None, ge=1)
+    # steps: every checkpoint_every steps; epoch: at each epoch's end (save_strategy).
+    checkpoint_strategy: Literal["steps", "epoch"] = Field(
+        "steps", description="checkpoint every checkpoint_every steps, or at each epoch's end"
+    )
     early_stopping: EarlyStopping = EarlyStopping()
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainingBlock:
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("set warmup_steps or warmup_ratio, not both")
-        if self.early_stopping.patience and not self.eval_every:
-            raise ValueError("early_stopping.patience needs eval_every (evals to compare)")
+        if self.eval_strategy == "epoch" and self.eval_every:
+            raise ValueError("eval_strategy: epoch evaluates at each epoch's end; unset eval_every")
+        if self.checkpoint_strategy == "epoch" and self.checkpoint_every:
+            raise ValueError(
+                "checkpoint_strategy: epoch saves at each epoch's end; unset checkpoint_every"
+            )
+        if self.early_stopping.patience and not self.evaluates:
+            raise ValueError(
+                "early_stopping.patience needs evals to compare: set eval_every "
+                "or eval_strategy: epoch"
+            )
         return self
+
+    @property
+    def evaluates(self) -> bool:
+        """Whether training computes an eval loss along the way (steps or epochs)."""
+        return bool(self.eval_every) or self.eval_strategy == "epoch"
 
 
 DEFAULT_MAX_NEW_TOKENS = 32
@@ -354,7 +377,8 @@ class Objective(Strict):
 
 
 class PrunerBlock(Strict):
-    """Stops bad trials early from their eval loss (logged every training.eval_every).
+    """Stops bad trials early from their eval loss (logged every training.eval_every
+    steps, or at each epoch's end with training.eval_strategy: epoch).
 
     Per-method overrides (prompt-learning methods start slower) go in the method's
     entry of the space as ``pruner: {n_warmup_steps: ...}``.

@@ -62,12 +62,13 @@ def search_checks(spec: ExperimentFile, pos: Positions) -> list[Problem]:
         elif obj.direction is None:
             obj.direction = known[obj.metric]  # type: ignore[assignment]
     if search.pruner.type != "none":
-        if not spec.training.eval_every:
+        if not spec.training.evaluates:
             problems.append(
                 pos.problem(
                     ("search", "pruner", "type"),
                     "pruning decides from the eval loss logged every "
-                    "training.eval_every steps; set training.eval_every",
+                    "training.eval_every steps; set training.eval_every "
+                    "(or training.eval_strategy: epoch)",
                     value=search.pruner.type,
                     has_value=True,
                 )

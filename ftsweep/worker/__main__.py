@@ -39,6 +39,7 @@ from ftsweep.worker.trainer import (
     SkipFinishedTraining,
     TrainingAlreadyFinished,
     build_trainer,
+    evaluates_during_training,
     latest_checkpoint,
     training_finished_at,
     truncate_metrics,
@@ -110,7 +111,7 @@ def _train_and_evaluate(
         if cfg["data"]["packing"]:
             train_ex = pack(train_ex, cfg["data"]["max_length"])
         eval_ds = None
-        if cfg["training"]["eval_every"] and has_split(cfg["data"], "eval"):
+        if evaluates_during_training(cfg["training"]) and has_split(cfg["data"], "eval"):
             ev_ex, _ = setup.load_split(
                 cfg, paths, "eval", tok, cfg["data"]["max_eval_samples"], cache
             )

@@ -21,9 +21,16 @@ OPTIMIZERS = {
 }
 
 
+def evaluates_during_training(t: dict[str, Any]) -> bool:
+    """Whether a resolved training block asks for eval-loss passes (steps or epochs)."""
+    return bool(t.get("eval_every")) or t.get("eval_strategy") == "epoch"
+
+
 def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> TrainingArguments:
     t = cfg["training"]
     ckpt = t["checkpoint_every"]
+    by_epoch = t.get("eval_strategy") == "epoch"
+    save_by_epoch = t.get("checkpoint_strategy") == "epoch"
     warmup: float | int = t["warmup_ratio"] or t["warmup_steps"]
     return TrainingArguments(
         output_dir=str(run.file("checkpoints")),
@@ -43,13 +50,13 @@ def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> Trai
         gradient_checkpointing=t["gradient_checkpointing"],
         train_sampling_strategy="group_by_length" if t["group_by_length"] else "random",
         neftune_noise_alpha=t["neftune_alpha"],
-        eval_strategy="steps" if has_eval else "no",
-        eval_steps=t["eval_every"] if has_eval else None,
+        eval_strategy=("epoch" if by_epoch else "steps") if has_eval else "no",
+        eval_steps=t["eval_every"] if has_eval and not by_epoch else None,
         logging_strategy="steps",
         logging_steps=t["logging_every"],
         logging_nan_inf_filter=False,  # a NaN must show, not be averaged away
         include_num_input_tokens_seen="non_padding",
-        save_strategy="steps" if ckpt else "no",
+        save_strategy="epoch" if save_by_epoch else "steps" if ckpt else "no",
         save_steps=ckpt or 500,
         save_total_limit=1,
         restore_callback_states_from_checkpoint=True,  # early stopping's patience and best
