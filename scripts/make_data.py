@@ -1,6 +1,7 @@
 """Generate the embedded default benchmark: instruction, dialogue and code data.
 
     python scripts/make_data.py              # writes data/<family>/{train,eval,test}.jsonl
+                                             # and data/math/ (GSM8K-style problems)
     python scripts/make_data.py --seed 0 --out data
 
 Every task is built from small closed vocabularies (colour, animal, fruit and number
@@ -522,12 +523,78 @@ def write_all(out: Path, seed: int) -> list[Path]:
     return paths
 
 
+# --- math: GSM8K-style word problems ---------------------------------------------------
+# Short arithmetic word problems whose worked solution ends in GSM8K's answer line
+# "#### N", for evaluation with answer extraction and sampling (experiments/math.yaml).
+# Kept apart from GENERATORS (its own directory, its own call in main()) so that the
+# three shipped families stay byte-identical.
+
+MATH_NAMES = ["Tom", "Ann", "Sam", "Lily", "Ben", "Mia"]
+MATH_ITEMS = ["apples", "pears", "grapes", "peaches", "lemons", "melons", "bananas", "cherries"]
+MATH_SIZES = {"train": 1000, "eval": 50, "test": 50}
+
+
+def _math_problem(rng: random.Random) -> tuple[str, str, str]:
+    """(kind, question, worked solution ending in '#### N'); operands 0-9, answers >= 0."""
+    name, item = rng.choice(MATH_NAMES), rng.choice(MATH_ITEMS)
+    kind = rng.choice(["add", "sub", "add_sub"])
+    a, b = rng.randrange(10), rng.randrange(10)
+    if kind == "add":
+        q = f"{name} has {a} {item}. {name} gets {b} more. How many {item} does {name} have now?"
+        return kind, q, f"{a} + {b} = {a + b}\n#### {a + b}"
+    if kind == "sub":
+        a, b = max(a, b), min(a, b)
+        q = f"{name} has {a} {item} and gives {b} away. How many {item} are left?"
+        return kind, q, f"{a} - {b} = {a - b}\n#### {a - b}"
+    c = rng.randrange(a + b + 1)
+    q = f"{name} has {a} {item}, buys {b} more and then eats {c}. How many {item} does {name} have?"
+    return kind, q, f"{a} + {b} = {a + b}\n{a + b} - {c} = {a + b - c}\n#### {a + b - c}"
+
+
+def generate_math(seed: int) -> dict[str, list[Record]]:
+    """The math splits; a train problem that occurs in eval or test is redrawn."""
+    rng = random.Random(f"math:{seed}")
+    held: set[str] = set()
+    out: dict[str, list[Record]] = {}
+    for split in SPLITS:
+        records: list[Record] = []
+        seen: set[str] = set()
+        while len(records) < MATH_SIZES[split]:
+            kind, question, solution = _math_problem(rng)
+            if question in held:
+                continue
+            seen.add(question)
+            records.append(
+                {
+                    "id": f"math-{split}-{len(records):05d}",
+                    "instruction": question,
+                    "input": "",
+                    "output": solution,
+                    "lang": "en",
+                    "task": f"math_{kind}",
+                }
+            )
+        held |= seen
+        out[split] = records
+    return out
+
+
+def write_math(out: Path, seed: int) -> list[Path]:
+    """Write data/math/{train,eval,test}.jsonl; returns the written paths."""
+    paths = []
+    for split, records in generate_math(seed).items():
+        path = out / "math" / f"{split}.jsonl"
+        write_jsonl(path, records)
+        paths.append(path)
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     args = parser.parse_args()
-    for path in write_all(args.out, args.seed):
+    for path in write_all(args.out, args.seed) + write_math(args.out, args.seed):
         print(f"{path}  {sum(1 for _ in path.open(encoding='utf-8'))} records")
 
 
