@@ -505,6 +505,14 @@ def cmd_methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the JSON Schema of experiment files (for editors; docs/experiments.md)."""
+    from ftsweep.config.jsonschema import experiment_schema
+
+    print(json.dumps(experiment_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ftsweep", description="Declarative fine-tuning sweeps.")
     ws_help = "workspace directory: run directories and the store (default: .ftsweep)"
@@ -619,6 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp = add("methods", cmd_methods)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
+    add("schema", cmd_schema)
     return p
 
 

@@ -34,6 +34,7 @@ def test_every_command_has_help_text():
         "methods",
         "export",
         "evaluate",
+        "schema",
     ],
 )
 def test_documented_commands_exist(name):

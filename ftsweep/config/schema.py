@@ -212,7 +212,7 @@ class EvalBlock(Strict):
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     generation: Generation = Generation()
     # Compare only the answer: a named extractor (gsm8k "#### N", last_number, boxed
-    # "\\boxed{N}") or {regex: "...(group)..."}; applied to samples and references.
+    # \boxed{N}) or {regex: "...(group)..."}; applied to samples and references.
     answer_extraction: (
         Annotated[
             Annotated[Literal["gsm8k", "last_number", "boxed"], Tag("name")]
