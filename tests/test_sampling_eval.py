@@ -253,3 +253,17 @@ def test_rouge_l_per_example_rows_average_to_the_aggregate_and_cjk_tokens():
     assert scores.aggregate["rouge_l"] == pytest.approx(sum(values) / 3)
     cjk = build_evaluator("rouge_l", {"tokenizer": "cjk"}).score(examples[2:])
     assert cjk.aggregate["rouge_l"] == pytest.approx(2 / 3, abs=1e-4)  # LCS 我爱 of 3 chars
+
+
+def test_pass_at_k_beyond_num_samples_is_refused_as_a_metric(write_exp):
+    from ftsweep.config.load import ConfigError, load_experiment
+    from tests.conftest import experiment_yaml
+
+    text = experiment_yaml("pk", matrix="matrix:\n  method: [base]\n").replace(
+        "  evaluators: [loss, exact_match]\n  primary_metric: exact_match\n",
+        "  evaluators: [pass_at_k]\n  primary_metric: pass@3\n"
+        "  generation: {do_sample: true, num_samples: 2}\n",
+    )
+    with pytest.raises(ConfigError, match=r"primary_metric.*valid: pass@1, pass@2"):
+        load_experiment(write_exp(text), deep=True)
+    assert load_experiment(write_exp(text.replace("pass@3", "pass@2")), deep=True).runs

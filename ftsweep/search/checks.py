@@ -34,7 +34,7 @@ def evaluator_metrics(spec: ExperimentFile) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in spec.eval.evaluators:
         try:
-            declared = ev.get_evaluator(name).metrics
+            declared = ev.get_evaluator(name).metrics_for(spec.eval.generation.num_samples)
         except KeyError:
             continue  # reported by the evaluator checks
         out.update({m: "maximize" if higher else "minimize" for m, higher in declared.items()})
