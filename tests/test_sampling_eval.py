@@ -267,3 +267,31 @@ def test_pass_at_k_beyond_num_samples_is_refused_as_a_metric(write_exp):
     with pytest.raises(ConfigError, match=r"primary_metric.*valid: pass@1, pass@2"):
         load_experiment(write_exp(text), deep=True)
     assert load_experiment(write_exp(text.replace("pass@3", "pass@2")), deep=True).runs
+
+
+def test_answer_extraction_never_reaches_an_evaluator_of_raw_text(tmp_path, monkeypatch):
+    """pass_at_1 runs the generated program, so it must get it whole, not "1"."""
+    import ftsweep.evaluators.isolation as isolation
+    from ftsweep.worker import evaluate as worker_eval
+
+    class Model:
+        def eval(self) -> None:
+            pass
+
+    program = "def f():\n    return 1\n"
+    monkeypatch.setattr(isolation, "isolation_problem", lambda: "no bwrap here")
+    monkeypatch.setattr(worker_eval, "generate", lambda *a, **k: [program])
+    examples = [Example("e1", [1], [1], "p", "1", {"tests": ["assert f() == 1"]})]
+    cfg = {
+        "eval": {
+            "evaluators": ["pass_at_1", "exact_match"],
+            "evaluator_params": {"pass_at_1": {"sandbox": "none"}},
+            "batch_size": 1,
+            "answer_extraction": "last_number",
+        }
+    }
+    outcome = worker_eval.evaluate(
+        Model(), None, examples, cfg, "test", RunDir(tmp_path), torch.device("cpu")
+    )
+    # the program passes its test; its last number, "1", matches the reference "1"
+    assert outcome.aggregate == {"pass_at_1": 1.0, "exact_match": 1.0}

@@ -67,6 +67,8 @@ class Evaluator(ABC):
     * ``name`` — the registry key used in experiment files;
     * ``needs_generation`` — False for evaluators that do not read ``prediction``
       (the worker then skips generation for them);
+    * ``scores_answers`` — False for evaluators that must see the raw generation even
+      when ``eval.answer_extraction`` is set (pass_at_1 runs the program it wrote);
     * ``metrics`` — metric name -> True when higher is better;
     * ``Params`` — a pydantic model of its parameters (subclass ``Evaluator.Params``,
       so unknown keys are rejected);
@@ -95,6 +97,7 @@ class Evaluator(ABC):
 
     name: ClassVar[str]
     needs_generation: ClassVar[bool] = True
+    scores_answers: ClassVar[bool] = True
     metrics: ClassVar[dict[str, bool]]
     aggregate: ClassVar[Literal["mean", "corpus", "weighted"]] = "mean"
 

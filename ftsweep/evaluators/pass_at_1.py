@@ -47,6 +47,7 @@ class PassAt1(Evaluator):
 
     name = "pass_at_1"
     needs_generation = True
+    scores_answers = False  # a program, never an extracted answer
     metrics = {"pass_at_1": True}
 
     class Params(Evaluator.Params):

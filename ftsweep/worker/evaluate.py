@@ -214,7 +214,10 @@ def evaluate(
         items, records = _items(examples, raw, ecfg)
         predictions = {i.example_id: i.prediction for i in items}
         refs = {i.example_id: i.reference for i in items}
-        gen_scores = {n: built[n].score(items) for n in gen_names}
+        raw_items = _items(examples, raw, {})[0]  # for evaluators of the raw text
+        gen_scores = {
+            n: built[n].score(items if built[n].scores_answers else raw_items) for n in gen_names
+        }
         scores += list(gen_scores.values())
         outcome.notes.update({n: dict(g.notes) for n, g in gen_scores.items() if g.notes})
         _write(run, GENERATIONS, [{"split": split, **r} for r in records])
