@@ -16,7 +16,10 @@ from ftsweep.errors import ConfigError
 from ftsweep.rundir import GENERATIONS, RunDir
 from tests.conftest import experiment_yaml
 
-TRAINING = "  eval_strategy: epoch\n  checkpoint_strategy: epoch\n"
+TRAINING = (
+    "  eval_strategy: epoch\n  checkpoint_strategy: epoch\n"
+    "  early_stopping: {patience: 5}\n"  # counts epoch evals; never stops in 2 epochs
+)
 EVAL = """\
 eval:
   split: test
@@ -66,6 +69,9 @@ def test_evals_by_epoch_and_raw_samples_reach_the_run_directory(launched):
     run = RunDir(ws / "runs" / "api" / run_id)
     steps = sorted(m["step"] for m in run.metrics() if m["name"] == "eval_loss")
     assert steps == [4, 8]  # one eval at each epoch's end
+    result = run.result()
+    assert result is not None and result["best_step"] in (4, 8)  # early stopping saw them
+    assert not result["stopped_early"] and result["steps"] == 8
     records = [json.loads(x) for x in run.file(GENERATIONS).read_text().splitlines()]
     assert len(records) == 8 and all(len(r["samples"]) == 2 for r in records)
 
