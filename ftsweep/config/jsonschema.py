@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ftsweep.config import schema
+from ftsweep.config import generation, schema
 
 SCHEMA_ID = "https://ftsweep.invalid/experiment.schema.json"  # a name, never fetched
 _FIELD = re.compile(r"^\s+(\w+):\s")  # `name: type = default` in a class body
@@ -47,8 +47,9 @@ def field_comments(cls: type[BaseModel]) -> dict[str, str]:
 def _models() -> list[type[BaseModel]]:
     return [
         obj
-        for obj in vars(schema).values()
-        if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == schema.__name__
+        for module in (schema, generation)
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == module.__name__
     ]
 
 

@@ -5,7 +5,6 @@ Each block's defaults carry their reason in a comment: the file is the user inte
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -17,6 +16,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from ftsweep.config.generation import AnswerRegex, Generation, resolved_max_new_tokens
 
 
 class Strict(BaseModel):
@@ -157,52 +158,6 @@ class TrainingBlock(Strict):
         return bool(self.eval_every) or self.eval_strategy == "epoch"
 
 
-DEFAULT_MAX_NEW_TOKENS = 32
-
-
-class Generation(Strict):
-    """How the final evaluation generates: greedy (the default) or sampled, n per example."""
-
-    # Greedy decoding is deterministic and the fair default for comparing methods.
-    do_sample: bool = Field(False, description="sample instead of greedy decoding")
-    temperature: float = Field(1.0, gt=0.0, description="sampling temperature (do_sample)")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="nucleus sampling mass (do_sample)")
-    # pass@k is reported for every k up to num_samples; majority vote needs several.
-    num_samples: int = Field(1, ge=1, le=64, description="samples per eval example")
-    max_new_tokens: int | None = Field(
-        None, ge=1, le=4096, description=f"tokens per sample (default {DEFAULT_MAX_NEW_TOKENS})"
-    )
-
-    @model_validator(mode="after")
-    def _sampling_needs_do_sample(self) -> Generation:
-        if self.num_samples > 1 and not self.do_sample:
-            raise ValueError(
-                f"num_samples {self.num_samples} with greedy decoding gives {self.num_samples} "
-                "identical samples; set do_sample: true, or num_samples: 1"
-            )
-        return self
-
-
-class AnswerRegex(Strict):
-    regex: str = Field(description="a regular expression with one group: the answer")
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        # The same rule as ftsweep.evaluators.extract.check_regex, kept here so that
-        # config stays a leaf (importing the evaluators package pulls in sacrebleu).
-        try:
-            groups = re.compile(v).groups
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-        if groups != 1:
-            raise ValueError(
-                f"the regex needs exactly one capturing group (the answer), it has {groups}; "
-                "e.g. 'answer is (\\S+)' (write other groups as (?:...))"
-            )
-        return v
-
-
 class EvalBlock(Strict):
     split: Literal["eval", "test"] = "test"
     evaluators: list[str] = Field(default_factory=lambda: ["loss"])
@@ -240,12 +195,6 @@ class EvalBlock(Strict):
     def new_tokens(self) -> int:
         """Tokens generated per sample, whichever key set it."""
         return resolved_max_new_tokens(self.model_dump())
-
-
-def resolved_max_new_tokens(ecfg: dict[str, Any]) -> int:
-    """Tokens per sample from an eval block as a dict (the worker's resolved config)."""
-    gen = ecfg.get("generation") or {}
-    return gen.get("max_new_tokens") or ecfg.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
 
 
 class Distributed(Strict):

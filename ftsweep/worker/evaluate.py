@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from ftsweep import evaluators as ev
-from ftsweep.config.schema import resolved_max_new_tokens
+from ftsweep.config.generation import resolved_max_new_tokens
 from ftsweep.evaluators import extract as extraction
 from ftsweep.rundir import EVALS, GENERATIONS, JsonlAppender, RunDir
 from ftsweep.worker import faults
