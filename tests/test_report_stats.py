@@ -346,3 +346,47 @@ def test_corpus_statistics_come_from_the_stores_texts() -> None:
     expected = sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True).score
     assert corpus.score(totals) == pytest.approx(expected)
     assert _corpus(con, "x", runs, "accuracy", "val") is None  # a mean metric needs no texts
+
+
+# -- a fixed reference (the untrained base model) has no seed interval ---------------------
+
+
+def _with_base(skills: dict[str, float], base_skill: float):
+    runs, evals, examples = [], [], []
+    for j, (method, skill) in enumerate(skills.items()):
+        rs = _runs(method, 3)
+        ev, ex = _scores(rs, skill, j)
+        runs, evals, examples = runs + rs, evals + ev, examples + ex
+    base = _runs("base", 1)  # a method that trains nothing: one run, one value
+    ev, ex = _scores(base, base_skill, 99)
+    return build_view("x", runs + base, evals + ev, [], examples + ex)
+
+
+def test_a_trained_method_beats_the_untrained_base_model() -> None:
+    view = _with_base({"lora": 0.9}, 0.1)
+    base_row = next(r for r in view.leaderboard if r.method == "base")
+    assert base_row.fixed and base_row.primary.n == 1 and base_row.primary.low is None
+    (pair,) = view.pairs
+    assert pair.p_holm is not None and pair.p_holm < 0.001
+    assert pair.intervals_separate is True
+    assert pair.seed_check == "lora's seed interval vs base's fixed value"
+    assert pair.better == "lora"
+    assert pair.verdict == "lora beats base (lora's seed interval vs base's fixed value)"
+
+
+def test_base_value_inside_the_seed_interval_is_no_detectable_difference() -> None:
+    view = _with_base({"lora": 0.5}, 0.5)
+    (pair,) = view.pairs
+    assert pair.better is None and pair.intervals_separate is False
+    assert pair.verdict.startswith("no detectable difference at n = 200 examples, 1–3 seeds")
+    assert "the fixed value lies in the seed interval" in pair.verdict
+
+
+def test_a_one_seed_trained_method_is_not_a_fixed_reference() -> None:
+    runs = _runs("lora", 1) + _runs("base", 1)
+    evals, examples = _scores(runs[:1], 0.95, 1)
+    ev, ex = _scores(runs[1:], 0.05, 2)
+    view = build_view("x", runs, evals + ev, [], examples + ex)
+    (pair,) = view.pairs
+    assert pair.p_holm is not None and pair.p_holm < 0.001
+    assert pair.intervals_separate is None and pair.better is None  # lora's one seed: no claim

@@ -54,6 +54,17 @@ def aggregation(metric: str) -> str:
     return (ask(metric) if ask is not None else None) or "mean"
 
 
+def trains_nothing(method: str | None) -> bool:
+    """True for a method that only evaluates (the untrained base model): its one greedy
+    evaluation is a fixed reference, the same for every seed. Unknown methods: False."""
+    try:  # lazily: the method registry imports pydantic models the report rarely needs
+        methods = importlib.import_module("ftsweep.methods")
+    except ImportError:
+        return False
+    cls = getattr(methods, "METHODS", {}).get(method or "")
+    return cls is not None and not getattr(cls, "trains", True)
+
+
 @dataclass(frozen=True)
 class LeaderRow:
     rank: int
@@ -70,6 +81,7 @@ class LeaderRow:
     wall_time_s: Stat
     tokens_per_s: Stat
     run_ids: tuple[str, ...]
+    fixed: bool = False  # the method trains nothing: a fixed reference (trains_nothing)
 
 
 @dataclass(frozen=True)
@@ -253,6 +265,7 @@ def _leader_rows(
                 wall_time_s=_stat(members, "wall_time_s"),
                 tokens_per_s=_stat(members, "tokens_per_s"),
                 run_ids=run_ids,
+                fixed=trains_nothing(method),
             )
         )
     return rows
