@@ -390,3 +390,52 @@ def test_a_one_seed_trained_method_is_not_a_fixed_reference() -> None:
     (pair,) = view.pairs
     assert pair.p_holm is not None and pair.p_holm < 0.001
     assert pair.intervals_separate is None and pair.better is None  # lora's one seed: no claim
+
+
+# -- intervals stay inside the range a metric can take ------------------------------------
+
+
+def test_intervals_of_bounded_values_are_clipped_and_marked() -> None:
+    raw = summarize([0.99, 0.90])  # t = 12.7 at 1 degree of freedom: far past 1
+    assert raw.high is not None and raw.high > 1 and not raw.clipped
+    cut = summarize([0.99, 0.90], (0.0, 1.0))
+    assert cut.high == 1.0 and cut.low == raw.low and cut.clipped
+    assert fmt_interval(cut).endswith("]‡ (n=2)")
+    inside = summarize([0.5, 0.52, 0.51], (0.0, 1.0))
+    assert not inside.clipped and fmt_interval(inside).count("‡") == 0
+    low = summarize([0.01, 0.2], (0.0, None))
+    assert low.low == 0.0 and low.clipped and low.high == summarize([0.01, 0.2]).high
+
+
+def test_evaluators_declare_their_ranges_and_the_report_uses_them() -> None:
+    from ftsweep.evaluators import metric_bounds
+
+    assert metric_bounds("exact_match") == (0.0, 1.0)
+    assert metric_bounds("bleu") == (0.0, 100.0) and metric_bounds("chrf") == (0.0, 100.0)
+    assert metric_bounds("eval_loss") == (0.0, None) and metric_bounds("unknown") == (None, None)
+    runs = _runs("lora", 2)
+    for r in runs:
+        r["config"] = {"eval": {"primary_metric": "exact_match", "split": "val"}}
+    evals = [
+        {"run_id": r["run_id"], "metric": "exact_match", "value": v}
+        for r, v in zip(runs, (0.99, 0.90), strict=True)
+    ]
+    row = build_view("x", runs, evals, [], []).leaderboard[0]
+    assert row.primary.high == 1.0 and row.primary.clipped
+    assert row.peak_memory_mb.low is not None and row.peak_memory_mb.low >= 0
+
+
+def test_register_refuses_bounds_of_an_unknown_metric() -> None:
+    from ftsweep.evaluators import EvalScores, Evaluator
+    from ftsweep.evaluators.registry import register
+
+    class Bad(Evaluator):
+        name = "bad_bounds"
+        metrics = {"m": True}
+        bounds = {"other": (0.0, 1.0)}
+
+        def score(self, examples):  # type: ignore[no-untyped-def]
+            return EvalScores({"m": 0.0}, [])
+
+    with pytest.raises(ValueError, match="names 'other', not one of its metrics"):
+        register(Bad)

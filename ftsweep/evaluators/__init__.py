@@ -26,6 +26,7 @@ from ftsweep.evaluators.registry import (
     corpus_evaluator,
     get_evaluator,
     metric_aggregate,
+    metric_bounds,
     metric_direction,
     register,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "loss",
     "mean_scores",
     "metric_aggregate",
+    "metric_bounds",
     "metric_direction",
     "pass_at_1",
     "register",

@@ -48,6 +48,7 @@ class PassAt1(Evaluator):
     name = "pass_at_1"
     needs_generation = True
     metrics = {"pass_at_1": True}
+    bounds = {"pass_at_1": (0.0, 1.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="pass_at_1 params")

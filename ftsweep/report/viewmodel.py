@@ -21,7 +21,16 @@ from ftsweep.report.cards import Card, decision_cards
 from ftsweep.report.compare import PairRow, compare, per_example
 from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.search_view import SearchView
-from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, corpus_bootstrap, summarize
+from ftsweep.report.stats import (
+    NON_NEGATIVE,
+    TEST_NAME,
+    UNBOUNDED,
+    Bounds,
+    Stat,
+    bootstrap_mean,
+    corpus_bootstrap,
+    summarize,
+)
 
 CURVE_METRICS = ("loss", "eval_loss")
 PROBLEM_STATES = ("failed", "pruned", "lost")
@@ -42,6 +51,16 @@ def higher_is_better(metric: str) -> bool:
             return bool(direction)
     lowered = metric.lower()
     return not ("loss" in lowered or "perplexity" in lowered)
+
+
+def metric_range(metric: str) -> Bounds:
+    """The (low, high) values a metric can take, as its evaluator declares (else unbounded)."""
+    try:  # lazily, as for the direction
+        evaluators = importlib.import_module("ftsweep.evaluators")
+    except ImportError:
+        return UNBOUNDED
+    ask = getattr(evaluators, "metric_bounds", None)
+    return ask(metric) if ask is not None else UNBOUNDED
 
 
 def aggregation(metric: str) -> str:
@@ -185,7 +204,8 @@ def evaluator_params(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _stat(runs: Iterable[dict[str, Any]], key: str) -> Stat:
-    return summarize([r[key] for r in runs])
+    """A cost column (memory, time, size, throughput) over runs: never below zero."""
+    return summarize([r.get(key) for r in runs], NON_NEGATIVE)
 
 
 def _inputs_key(run: dict[str, Any]) -> str:
@@ -242,12 +262,14 @@ def _leader_rows(
         if (method, inputs) not in best or (score, config) > best[(method, inputs)]:
             best[(method, inputs)] = (score, config)
     ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    ranges = {m: metric_range(m) for m in metric_names}
     rows = []
     for rank, ((method, inputs), (_, config)) in enumerate(ordered, 1):
         members = groups[(method, inputs, config)]
         run_ids = tuple(sorted(r["run_id"] for r in members))
         metrics = {
-            m: summarize([per_run[r["run_id"]].get(m) for r in members]) for m in metric_names
+            m: summarize([per_run[r["run_id"]].get(m) for r in members], ranges[m])
+            for m in metric_names
         }
         rows.append(
             LeaderRow(
@@ -282,8 +304,9 @@ def _effects(
                 key = (run["method"], param, json.dumps(value, sort_keys=True))
                 cells[key].append(per_run[run["run_id"]].get(primary))
     values_per_param = Counter((m, p) for (m, p, _) in cells)
+    bounds = metric_range(primary)
     return [
-        EffectRow(method=m, param=p, value=v, stat=summarize(vals))
+        EffectRow(method=m, param=p, value=v, stat=summarize(vals, bounds))
         for (m, p, v), vals in sorted(cells.items())
         if values_per_param[(m, p)] > 1  # a parameter with one value has no effect to show
     ]
