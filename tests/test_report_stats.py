@@ -298,10 +298,13 @@ def test_decision_cards_pick_by_their_stated_rules() -> None:
             run.update(peak_memory_mb=mb, wall_time_s=secs, trainable_params=params)
             runs.append(run)
             evals.append({"run_id": run["run_id"], "metric": "accuracy", "value": acc})
-    view = build_view("x", runs, evals, [], [])
+    view = build_view("x", runs, evals, [], [], memory_budget_mb=2000.0)
     cards = {c.title: c for c in view.cards}
     assert cards["Best overall"].label == "full"
     assert cards["Best under 2,000 MB peak memory"].label == "lora"
+    unset = {c.title: c for c in build_view("x", runs, evals, [], []).cards}
+    assert unset["Best under a memory budget"].label is None  # no guessed budget
+    assert "no memory budget given" in unset["Best under a memory budget"].evidence
     assert cards["Best per training hour"].label == "ia3"  # 0.55 / (1/60 h) = 33 per hour
     assert cards["Smallest adapter within 0.0100 of the best"].label == "lora"
     assert cards["Most stable across seeds"].label == "lora"

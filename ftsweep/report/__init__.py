@@ -16,6 +16,7 @@ from ftsweep.report.corpus import CorpusStats, corpus_stats
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
+from ftsweep.report_settings import load_settings
 from ftsweep.report.viewmodel import (
     CURVE_METRICS,
     ReportView,
@@ -54,7 +55,9 @@ def _corpus(
     )
 
 
-def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView]:
+def _load_views(
+    workspace: Workspace, experiment: str | None, memory_budget_mb: float | None = None
+) -> list[ReportView]:
     con = open_reader(workspace)
     try:
         names = [experiment] if experiment is not None else queries.experiments(con)
@@ -64,6 +67,9 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
             if not runs:
                 raise ReportError(f"no runs of experiment {name!r} in the store")
             metric, split = eval_spec(runs)
+            budget = memory_budget_mb
+            if budget is None:
+                budget = load_settings(workspace, name).get("memory_budget_mb")
             view = build_view(
                 name,
                 runs,
@@ -71,6 +77,7 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
                 queries.curves(con, name, CURVE_METRICS),
                 queries.example_scores(con, name, metric, split),
                 _corpus(con, name, runs, metric, split),
+                memory_budget_mb=budget,
             )
             views.append(replace(view, search=_search_view(workspace, con, name, runs)))
         return views
@@ -83,20 +90,22 @@ def render_report(
     experiment: str | None = None,
     out_dir: Path | None = None,
     template_dir: Path | None = None,
+    memory_budget_mb: float | None = None,
 ) -> list[Path]:
     """Write ``index.html`` and ``report.md`` per experiment; return the paths written.
 
     Files go to ``<workspace.reports_dir>/<safe experiment>/``. With ``experiment``
     given, ``out_dir`` replaces that directory; with ``experiment=None`` (every
     experiment in the store) each one gets ``<out_dir>/<safe experiment>/``. Raises
-    ``ReportError`` for an unknown experiment or a broken template.
+    ``ReportError`` for an unknown experiment or a broken template. ``memory_budget_mb``
+    overrides each experiment's recorded ``report.memory_budget_mb`` (report_settings).
     """
     from ftsweep.report.plots import curve_svg  # matplotlib is slow to import
     from ftsweep.report.search_plots import search_svgs
 
     env = make_env(template_dir)
     written: list[Path] = []
-    for view in _load_views(workspace, experiment):
+    for view in _load_views(workspace, experiment, memory_budget_mb):
         if out_dir is not None and experiment is not None:
             dest = Path(out_dir)
         else:

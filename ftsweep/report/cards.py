@@ -14,7 +14,10 @@ from typing import Protocol
 from ftsweep.report.numbers import fmt_interval, fmt_num
 from ftsweep.report.stats import Stat
 
-MEMORY_BUDGET_SHARE = 0.5  # "under a budget": at most half the best config's peak memory
+NO_BUDGET = (
+    "no memory budget given: set report.memory_budget_mb in the experiment file "
+    "or pass `ftsweep report --memory-budget-mb MB`"
+)
 
 
 class Row(Protocol):
@@ -54,7 +57,9 @@ def _point(best: float) -> float:
     return 0.01 if abs(best) <= 1.0 else 1.0
 
 
-def decision_cards(rows: Sequence[Row], metric: str, higher: bool) -> list[Card]:
+def decision_cards(
+    rows: Sequence[Row], metric: str, higher: bool, memory_budget_mb: float | None = None
+) -> list[Card]:
     """The five cards over the leaderboard ``rows`` (best first)."""
     scored = [r for r in rows if r.primary.mean is not None]
     if not scored:
@@ -63,9 +68,10 @@ def decision_cards(rows: Sequence[Row], metric: str, higher: bool) -> list[Card]
     assert best.primary.mean is not None
     cards = [_card("Best overall", best, f"{metric} {fmt_interval(best.primary)}, ranked first")]
 
-    budget = best.peak_memory_mb.mean
-    if budget is not None:
-        budget *= MEMORY_BUDGET_SHARE
+    budget = memory_budget_mb
+    if budget is None:
+        cards.append(_card("Best under a memory budget", None, NO_BUDGET))
+    else:
         fits = [
             r
             for r in scored

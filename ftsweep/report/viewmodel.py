@@ -366,6 +366,7 @@ def build_view(
     curve_rows: list[dict[str, Any]],
     examples: list[dict[str, Any]],
     corpus: CorpusStats | None = None,
+    memory_budget_mb: float | None = None,
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
     primary, _ = eval_spec(runs)
@@ -401,6 +402,6 @@ def build_view(
         provenance=tuple(_provenance(runs)),
         status_counts=dict(sorted(Counter(r["status"] for r in runs).items())),
         inputs=tuple(input_sets(complete)),
-        cards=tuple(decision_cards(leaders, primary, higher)),
+        cards=tuple(decision_cards(leaders, primary, higher, memory_budget_mb)),
         primary_aggregate=aggregation(primary),
     )
