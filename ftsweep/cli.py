@@ -218,7 +218,6 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_launch(args: argparse.Namespace) -> int:
     """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
     from ftsweep.launch.launcher import launch
-
     from ftsweep.report_settings import record_settings
 
     exp = _load(args)

@@ -16,7 +16,6 @@ from ftsweep.report.corpus import CorpusStats, corpus_stats
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
-from ftsweep.report_settings import load_settings
 from ftsweep.report.viewmodel import (
     CURVE_METRICS,
     ReportView,
@@ -24,6 +23,7 @@ from ftsweep.report.viewmodel import (
     eval_spec,
     evaluator_params,
 )
+from ftsweep.report_settings import load_settings
 from ftsweep.search.summary import journal_path
 from ftsweep.store import open_reader
 from ftsweep.workspace import Workspace, safe_name
