@@ -64,3 +64,110 @@ def test_cli_memory_budget_option(tmp_path: Path, capsys: pytest.CaptureFixture[
         main([*args, "--memory-budget-mb", "-1"])
     assert exc.value.code == 2
     assert "expected a number of MB above 0, got '-1'" in capsys.readouterr().err
+
+
+# -- decision cards on hand-built rows ----------------------------------------------------
+
+
+def _run(method: str, seed: int, acc_metric: str = "accuracy", **costs: float) -> dict:
+    run = {
+        "run_id": f"{method}-{seed}",
+        "method": method,
+        "status": "complete",
+        "params": {"seed": seed},
+        "config": {"eval": {"primary_metric": acc_metric, "split": "val"}},
+        "fingerprints": {"data.train": "d1", "model": "m1"},
+        "provenance": {},
+        "failure_cause": None,
+        "failure_log_tail": None,
+    }
+    run.update(costs)
+    return run
+
+
+# (method, primary per seed, peak MB, train s, size MB, trainable params)
+CARD_TABLE = [
+    ("full", (0.90, 0.80, 0.85), 4000.0, 3600.0, 400.0, 1000),  # best, unstable, big, slow
+    ("lora", (0.845, 0.845, 0.846), 1500.0, 900.0, 2.0, 10),  # within 0.01, small, stable
+    ("ia3", (0.50, 0.60, 0.55), 1000.0, 60.0, 1.0, 5),  # poor but very fast
+    ("base", (0.10,), 900.0, 0.0, 0.5, 0),  # the untrained reference
+]
+
+
+def _card_view(metric: str = "exact_match", budget: float | None = 2000.0, table=CARD_TABLE):
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = [], []
+    for method, values, mb, secs, size, params in table:
+        for seed, value in enumerate(values):
+            runs.append(
+                _run(
+                    method,
+                    seed,
+                    metric,
+                    peak_memory_mb=mb,
+                    train_time_s=secs,
+                    artifact_size_mb=size,
+                    trainable_params=params,
+                    tokens_seen=1000.0,
+                )
+            )
+            evals.append({"run_id": f"{method}-{seed}", "metric": metric, "value": value})
+    return build_view("x", runs, evals, [], [], memory_budget_mb=budget)
+
+
+def test_all_five_cards_pick_by_their_stated_rules_and_show_evidence() -> None:
+    view = _card_view()
+    cards = {c.title: c for c in view.cards}
+    assert list(cards) == [
+        "Best overall",
+        "Best under 2,000 MB peak memory",
+        "Best per training hour",
+        "Smallest adapter within 0.0100 of the best",
+        "Most stable across seeds",
+    ]
+    best = cards["Best overall"]
+    assert best.label == "full" and best.run_ids == ("full-0", "full-1", "full-2")
+    assert "exact_match 0.850 [0.726, 0.974] (n=3), ranked first" in best.evidence
+    assert "against the runner-up lora: no detectable difference" in best.evidence
+    budget = cards["Best under 2,000 MB peak memory"]
+    assert budget.label == "lora" and budget.evidence.endswith(
+        "at a peak of 1,500 MB [1,500, 1,500] over 3 seeds"
+    )
+    hour = cards["Best per training hour"]
+    # gain over base per hour of loop: full 0.75/1 h, lora 0.745/0.25 h, ia3 0.45/(1/60) h
+    assert hour.label == "ia3" and hour.evidence.startswith("27.0 exact_match over base (0.100)")
+    assert hour.evidence.endswith("in 60.0 s [60.0, 60.0] over 3 seeds")
+    small = cards["Smallest adapter within 0.0100 of the best"]
+    assert small.label == "lora" and small.evidence.startswith("2.00 MB on disk (10.0 trainable")
+    assert "1 point = 1% of its range [0, 1.00]" in small.evidence
+    stable = cards["Most stable across seeds"]
+    assert stable.label == "lora" and "over n=3 seeds" in stable.evidence
+    assert all(c.config == "—" for c in view.cards)  # nothing varies: the config says so
+
+
+def test_cards_that_pick_nothing_say_why() -> None:
+    tight = {c.title: c for c in _card_view(budget=100.0).cards}
+    card = tight["Best under 100 MB peak memory"]
+    assert card.label is None and card.run_ids == ()
+    assert card.evidence == "no config fits: the least peak memory is 900 MB"
+    no_base = [row for row in CARD_TABLE if row[0] != "base"]
+    loss = {c.title: c for c in _card_view("eval_loss", None, no_base).cards}
+    assert loss["Best overall"].label == "ia3"  # lowest loss wins
+    assert loss["Best per training hour"].label is None
+    assert "needs the untrained base model" in loss["Best per training hour"].evidence
+    one_seed = [(m, v[:1], *rest) for m, v, *rest in CARD_TABLE]
+    stable = {c.title: c for c in _card_view(table=one_seed).cards}["Most stable across seeds"]
+    assert stable.label is None and stable.evidence == "no config has two seeds"
+
+
+def test_one_point_follows_the_metrics_declared_range() -> None:
+    from ftsweep.report.cards import decision_cards, one_point
+
+    assert one_point(0.8, (0.0, 1.0))[0] == pytest.approx(0.01)
+    assert one_point(35.0, (0.0, 100.0))[0] == pytest.approx(1.0)
+    assert one_point(2.5, (0.0, None)) == (
+        0.025,
+        "1% of the best value (the metric has no upper bound)",
+    )
+    assert decision_cards([], "accuracy", True) == []

@@ -280,38 +280,6 @@ def test_paired_corpus_bootstrap_known_cases() -> None:
     assert corpus_bootstrap(stats_a, corpus.score) == corpus_bootstrap(stats_a, corpus.score)
 
 
-# -- decision cards -----------------------------------------------------------------------
-
-
-def test_decision_cards_pick_by_their_stated_rules() -> None:
-    from ftsweep.report.cards import decision_cards
-
-    runs, evals = [], []
-    # (method, accuracy per seed, peak MB, wall s, trainable params)
-    table = [
-        ("full", (0.90, 0.80, 0.85), 4000.0, 3600.0, 1000),  # best, unstable, big, slow
-        ("lora", (0.845, 0.845, 0.846), 1500.0, 900.0, 10),  # within 0.01, small, stable
-        ("ia3", (0.50, 0.60, 0.55), 1000.0, 60.0, 5),  # poor but very fast
-    ]
-    for method, accs, mb, secs, params in table:
-        for run, acc in zip(_runs(method, 3), accs, strict=True):
-            run.update(peak_memory_mb=mb, wall_time_s=secs, trainable_params=params)
-            runs.append(run)
-            evals.append({"run_id": run["run_id"], "metric": "accuracy", "value": acc})
-    view = build_view("x", runs, evals, [], [], memory_budget_mb=2000.0)
-    cards = {c.title: c for c in view.cards}
-    assert cards["Best overall"].label == "full"
-    assert cards["Best under 2,000 MB peak memory"].label == "lora"
-    unset = {c.title: c for c in build_view("x", runs, evals, [], []).cards}
-    assert unset["Best under a memory budget"].label is None  # no guessed budget
-    assert "no memory budget given" in unset["Best under a memory budget"].evidence
-    assert cards["Best per training hour"].label == "ia3"  # 0.55 / (1/60 h) = 33 per hour
-    assert cards["Smallest adapter within 0.0100 of the best"].label == "lora"
-    assert cards["Most stable across seeds"].label == "lora"
-    assert all(c.run_ids for c in view.cards)
-    assert decision_cards([], "accuracy", True) == []
-
-
 def test_the_leaderboard_says_when_a_metric_is_weighted() -> None:
     from ftsweep.report.render import make_env, render_template
 
