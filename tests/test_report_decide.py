@@ -171,3 +171,52 @@ def test_one_point_follows_the_metrics_declared_range() -> None:
         "1% of the best value (the metric has no upper bound)",
     )
     assert decision_cards([], "accuracy", True) == []
+
+
+# -- Pareto fronts ------------------------------------------------------------------------
+
+
+def test_non_dominated_directions_ties_and_one_point() -> None:
+    from ftsweep.report.pareto import non_dominated
+
+    assert non_dominated([], (False, True)) == []
+    assert non_dominated([(5.0, 0.5)], (False, True)) == [True]
+    # cost low is better, quality high is better
+    pts = [(1.0, 0.5), (2.0, 0.9), (3.0, 0.8), (2.0, 0.4), (1.0, 0.5)]
+    assert non_dominated(pts, (False, True)) == [True, True, False, False, True]  # tie kept
+    # the same points when the cost is better high (throughput): (3, 0.8) and (2, 0.9) win
+    assert non_dominated(pts, (True, True)) == [False, True, True, False, False]
+    # quality better low (a loss): (2, 0.4) is now the best quality, so it joins the front
+    assert non_dominated(pts, (False, False)) == [True, False, False, True, True]
+    assert non_dominated([(1.0, 1.0), (1.0, 1.0)], (False, True)) == [True, True]
+
+
+def test_pareto_axes_leave_out_the_base_model_and_sort_by_cost() -> None:
+    view = _card_view()
+    by_key = {a.key: a for a in view.pareto}
+    assert list(by_key) == [
+        "peak_memory_mb",
+        "trainable_params",
+        "artifact_size_mb",
+        "train_time_s",
+        "tokens_per_s",
+    ]
+    mem = by_key["peak_memory_mb"]
+    assert [p.label for p in mem.points] == ["ia3", "lora", "full"]  # base left out
+    assert [p.on_front for p in mem.points] == [True, True, True]
+    # tokens_per_s was never recorded: no points, and the template says so
+    assert by_key["tokens_per_s"].points == ()
+    assert mem.points[2].y.n == 3 and mem.points[2].x.mean == 4000.0
+
+
+def test_pareto_section_renders_figure_and_front_tables(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws")
+    fabricate_experiment(ws, "grid")
+    paths = render_report(ws, "grid", tmp_path / "out")
+    html = next(p for p in paths if p.name == "index.html").read_text()
+    md = _md(paths)
+    assert "<h2>Pareto fronts" in html and 'id="pareto-' in html
+    assert "## Pareto fronts" in md and "### Front: accuracy against peak memory (MB)" in md
+    front_rows = md.split("### Front: accuracy against peak memory (MB)")[1].split("###")[0]
+    assert front_rows.count("| lora |") + front_rows.count("| full |") >= 1
+    assert "| base |" not in front_rows

@@ -18,6 +18,8 @@ from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
 from ftsweep.report.viewmodel import (
     CURVE_METRICS,
+    LR_FIGURE,
+    PARETO_FIGURE,
     ReportView,
     build_view,
     eval_spec,
@@ -100,7 +102,7 @@ def render_report(
     ``ReportError`` for an unknown experiment or a broken template. ``memory_budget_mb``
     overrides each experiment's recorded ``report.memory_budget_mb`` (report_settings).
     """
-    from ftsweep.report.plots import curve_svg  # matplotlib is slow to import
+    from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg  # matplotlib: slow import
     from ftsweep.report.search_plots import search_svgs
 
     env = make_env(template_dir)
@@ -111,6 +113,11 @@ def render_report(
         else:
             dest = Path(out_dir or workspace.reports_dir) / safe_name(view.experiment)
         svgs = {c.metric: curve_svg(c, f"fig{i}") for i, c in enumerate(view.curves)}
+        # a handful of aggregate figures, never one per run: the report must stay fast
+        if any(a.points for a in view.pareto):
+            svgs[PARETO_FIGURE] = pareto_svg(view.pareto, view.primary_metric, "pareto")
+        if view.lr_curves:
+            svgs[LR_FIGURE] = lr_svg(view.lr_curves, view.primary_metric, "lr")
         if view.search is not None:  # figure names ("search-...") never equal a metric's
             svgs.update(search_svgs(view.search))
         html = _render(env, HTML_TEMPLATE, view=view, svgs=svgs)

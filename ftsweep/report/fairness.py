@@ -87,9 +87,9 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
 
 def _shown(run: dict[str, Any]) -> set[str]:
     """Config keys the report shows for a run: its varied values and the seed."""
-    keys = {"seed", "method.name"}
+    keys = {"seed", "method", "method.name"}  # the method is every row's label
     for param in run.get("params") or {}:
-        keys.add(param if "." in param else f"method.{param}")
+        keys |= {param, f"method.{param}"}  # a method's own value ("r") lives in method.*
     return keys
 
 

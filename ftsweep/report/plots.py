@@ -15,9 +15,13 @@ from collections.abc import Callable
 
 import matplotlib
 from markupsafe import Markup
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ftsweep.report.pareto import ParetoAxis, ParetoPoint
+from ftsweep.report.sensitivity import LrCurve
+from ftsweep.report.stats import Stat
 from ftsweep.report.viewmodel import CurveSet
 
 _PROLOG = re.compile(r"<\?xml.*?\?>|<!DOCTYPE.*?>|<!--.*?-->", re.DOTALL)
@@ -53,12 +57,13 @@ def render_svg(
 
 
 def curve_svg(curves: CurveSet, id_prefix: str) -> Markup:
-    """One line per method (mean over seeds of its best config) of ``curves.metric``."""
+    """One line per method (mean over seeds of its best config) of ``curves.metric``,
+    with a band from the lowest to the highest seed where there are several."""
 
     def draw(fig: Figure) -> None:
         ax = fig.subplots()
         for series in curves.series:
-            ax.plot(
+            (line,) = ax.plot(
                 series.steps,
                 series.values,
                 marker="o",
@@ -66,10 +71,123 @@ def curve_svg(curves: CurveSet, id_prefix: str) -> Markup:
                 linewidth=1.5,
                 label=series.method,
             )
+            if series.low:
+                ax.fill_between(
+                    series.steps, series.low, series.high, color=line.get_color(), alpha=0.2
+                )
         ax.set_xlabel("step")
         ax.set_ylabel(curves.metric)
         ax.grid(True, alpha=0.3)
         if curves.series:
+            ax.legend(fontsize="small")
+
+    return render_svg(draw, id_prefix)
+
+
+def _m(stat: Stat) -> float:
+    """A mean to plot (NaN, which matplotlib skips, where there is none)."""
+    return float("nan") if stat.mean is None else stat.mean
+
+
+def _err(stats: list[Stat]) -> list[list[float]]:
+    """Matplotlib's asymmetric error bars from seed intervals (0 where there is none)."""
+    lows = [s.mean - s.low if s.low is not None and s.mean is not None else 0.0 for s in stats]
+    highs = [s.high - s.mean if s.high is not None and s.mean is not None else 0.0 for s in stats]
+    return [lows, highs]
+
+
+def _pareto_panel(ax: Axes, axis: ParetoAxis, metric: str) -> None:
+    for on_front, color in ((False, "#999999"), (True, "#1a7f37")):
+        pts: list[ParetoPoint] = [p for p in axis.points if p.on_front == on_front]
+        if not pts:
+            continue
+        ax.errorbar(
+            [_m(p.x) for p in pts],
+            [_m(p.y) for p in pts],
+            xerr=_err([p.x for p in pts]),
+            yerr=_err([p.y for p in pts]),
+            fmt="o",
+            markersize=4,
+            elinewidth=0.8,
+            capsize=2,
+            color=color,
+            label="on the front" if on_front else "dominated",
+        )
+    front = sorted(axis.front, key=_x)
+    if len(front) > 1:
+        ax.plot([_m(p.x) for p in front], [_m(p.y) for p in front], color="#1a7f37", lw=1)
+    for p in front:
+        ax.annotate(
+            p.label, (_m(p.x), _m(p.y)), fontsize=6, xytext=(3, 3), textcoords="offset points"
+        )
+    xs = [p.x.mean for p in axis.points if p.x.mean]
+    if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
+        ax.set_xscale("log")
+    better = "higher" if axis.higher_is_better else "lower"
+    ax.set_xlabel(f"{axis.label}, {better} is better", fontsize=7)
+    ax.set_ylabel(metric, fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.grid(True, alpha=0.3)
+
+
+def _x(point: ParetoPoint) -> float:
+    return _m(point.x)
+
+
+def pareto_svg(axes: tuple[ParetoAxis, ...], metric: str, id_prefix: str) -> Markup:
+    """One panel per cost axis: every trained config with its seed intervals as error
+    bars on both coordinates; the front's members in green, joined by a line."""
+    shown = [a for a in axes if a.points]
+
+    def draw(fig: Figure) -> None:
+        grid = fig.subplots(2, 3, squeeze=False)
+        cells = [ax for row in grid for ax in row]
+        for ax, axis in zip(cells, shown, strict=False):
+            _pareto_panel(ax, axis, metric)
+        for ax in cells[len(shown) :]:
+            ax.set_axis_off()
+        if shown:
+            handles, labels = cells[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="lower right", fontsize="small")
+
+    return render_svg(draw, id_prefix, figsize=(10.0, 6.0))
+
+
+def lr_svg(curves: tuple[LrCurve, ...], metric: str, id_prefix: str) -> Markup:
+    """The primary metric against the learning rate (log scale), one line per method,
+    with its 95% seed interval as a band (an error bar where a method has one rate)."""
+
+    def draw(fig: Figure) -> None:
+        ax = fig.subplots()
+        for curve in curves:
+            lrs = [p.lr for p in curve.points]
+            means = [_m(p.stat) for p in curve.points]
+            (line,) = ax.plot(lrs, means, marker="o", markersize=3, label=curve.method)
+            if not any(p.stat.low is not None for p in curve.points):
+                continue
+            if len(lrs) > 1:
+                lows = [
+                    m if p.stat.low is None else p.stat.low
+                    for p, m in zip(curve.points, means, strict=True)
+                ]
+                highs = [
+                    m if p.stat.high is None else p.stat.high
+                    for p, m in zip(curve.points, means, strict=True)
+                ]
+                ax.fill_between(lrs, lows, highs, color=line.get_color(), alpha=0.2)
+            else:
+                ax.errorbar(
+                    lrs,
+                    means,
+                    yerr=_err([p.stat for p in curve.points]),
+                    color=line.get_color(),
+                    capsize=3,
+                )
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(metric)
+        ax.grid(True, alpha=0.3)
+        if curves:
             ax.legend(fontsize="small")
 
     return render_svg(draw, id_prefix)

@@ -33,6 +33,9 @@ from ftsweep.report.sensitivity import HeatMap, LrCurve, heat_maps, lr_curves
 from ftsweep.report.stats import TEST_NAME, Stat, summarize
 
 CURVE_METRICS = ("loss", "eval_loss")
+# names of the aggregate figures in the templates' ``svgs`` (never a curve metric's name)
+PARETO_FIGURE = "decide-pareto"
+LR_FIGURE = "decide-lr"
 PROBLEM_STATES = ("failed", "pruned", "lost")
 _PROVENANCE_DEPTH = 3
 _PROVENANCE_SHOWN = 5
