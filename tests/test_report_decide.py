@@ -38,28 +38,50 @@ def _md(paths: list[Path]) -> str:
     return path.read_text(encoding="utf-8").replace("\\", "")
 
 
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """One report of the fabricated experiment (rendering draws figures: do it once)."""
+    root = tmp_path_factory.mktemp("decide")
+    ws = Workspace(root / "ws")
+    fabricate_experiment(ws, "grid")
+    record_settings(ws, "grid", {"memory_budget_mb": 1e9})
+    paths = render_report(ws, "grid", root / "out")
+    html = next(p for p in paths if p.name == "index.html").read_text(encoding="utf-8")
+    return html, _md(paths)
+
+
 def test_budget_comes_from_the_recorded_block_and_the_option_overrides_it(
-    tmp_path: Path,
+    tmp_path: Path, rendered: tuple[str, str]
 ) -> None:
+    from ftsweep.report import _load_views
+
+    assert "Best under 1,000,000,000 MB peak memory" in rendered[1]  # the recorded block
     ws = Workspace(tmp_path / "ws")
     fabricate_experiment(ws, "grid")
     assert load_settings(ws, "grid") == {}
-    md = _md(render_report(ws, "grid", tmp_path / "r0"))
-    assert "Best under a memory budget" in md and "no memory budget given" in md
+    (view,) = _load_views(ws, "grid")
+    card = view.cards[1]
+    assert (card.title, card.label) == ("Best under a memory budget", None)
+    assert "no memory budget given" in card.evidence
     record_settings(ws, "grid", {"memory_budget_mb": 1e9})
-    md = _md(render_report(ws, "grid", tmp_path / "r1"))
-    assert "Best under 1,000,000,000 MB peak memory" in md
-    md = _md(render_report(ws, "grid", tmp_path / "r2", memory_budget_mb=0.5))
-    assert "Best under 0.500 MB peak memory" in md and "no config fits" in md
+    (view,) = _load_views(ws, "grid")
+    assert view.memory_budget_mb == 1e9 and view.cards[1].label is not None
+    (view,) = _load_views(ws, "grid", 0.5)  # the option wins over the recorded block
+    assert view.cards[1].title == "Best under 0.500 MB peak memory"
+    assert view.cards[1].label is None and "no config fits" in view.cards[1].evidence
 
 
-def test_cli_memory_budget_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ws = Workspace(tmp_path / "ws")
-    fabricate_experiment(ws, "grid")
-    out = tmp_path / "out"
-    args = ["--workspace", str(ws.root), "report", "--experiment", "grid", "--out", str(out)]
+def test_cli_memory_budget_option(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ftsweep.report
+
+    seen: dict = {}
+    monkeypatch.setattr(ftsweep.report, "render_report", lambda *a, **kw: seen.update(kw) or [])
+    args = ["--workspace", str(tmp_path / "ws"), "report", "--experiment", "grid"]
     assert main([*args, "--memory-budget-mb", "1e9"]) == 0
-    assert "Best under 1,000,000,000 MB" in (out / "report.md").read_text().replace("\\", "")
+    assert seen["memory_budget_mb"] == 1e9
+    assert main(args) == 0 and seen["memory_budget_mb"] is None
     with pytest.raises(SystemExit) as exc:
         main([*args, "--memory-budget-mb", "-1"])
     assert exc.value.code == 2
@@ -209,12 +231,8 @@ def test_pareto_axes_leave_out_the_base_model_and_sort_by_cost() -> None:
     assert mem.points[2].y.n == 3 and mem.points[2].x.mean == 4000.0
 
 
-def test_pareto_section_renders_figure_and_front_tables(tmp_path: Path) -> None:
-    ws = Workspace(tmp_path / "ws")
-    fabricate_experiment(ws, "grid")
-    paths = render_report(ws, "grid", tmp_path / "out")
-    html = next(p for p in paths if p.name == "index.html").read_text()
-    md = _md(paths)
+def test_pareto_section_renders_figure_and_front_tables(rendered: tuple[str, str]) -> None:
+    html, md = rendered
     assert "<h2>Pareto fronts" in html and 'id="pareto-' in html
     assert "## Pareto fronts" in md and "### Front: accuracy against peak memory (MB)" in md
     front_rows = md.split("### Front: accuracy against peak memory (MB)")[1].split("###")[0]

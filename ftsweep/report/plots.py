@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
+from typing import Literal
 
 import matplotlib
 from markupsafe import Markup
@@ -29,7 +30,10 @@ _ID_REF = re.compile(r'(\bid="|href="#|url\(#)')
 
 
 def render_svg(
-    draw: Callable[[Figure], None], id_prefix: str, figsize: tuple[float, float] = (6.4, 3.6)
+    draw: Callable[[Figure], None],
+    id_prefix: str,
+    figsize: tuple[float, float] = (6.4, 3.6),
+    layout: Literal["constrained"] | None = "constrained",
 ) -> Markup:
     """Call ``draw`` on a fresh figure and return it as inline SVG (see the contract above)."""
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", id_prefix):
@@ -47,7 +51,8 @@ def render_svg(
     ):
         # A bare Figure on an Agg canvas, not pyplot: no global figure registry and no
         # display backend, whatever backend the rest of the process has chosen.
-        fig = Figure(figsize=figsize, layout="constrained")
+        # layout None: the caller places the axes (constrained layout costs ~1 s a panel)
+        fig = Figure(figsize=figsize, layout=layout)
         FigureCanvasAgg(fig)
         draw(fig)
         buf = io.StringIO()
@@ -141,6 +146,7 @@ def pareto_svg(axes: tuple[ParetoAxis, ...], metric: str, id_prefix: str) -> Mar
 
     def draw(fig: Figure) -> None:
         grid = fig.subplots(2, 3, squeeze=False)
+        fig.subplots_adjust(left=0.07, right=0.98, top=0.97, bottom=0.09, wspace=0.3, hspace=0.35)
         cells = [ax for row in grid for ax in row]
         for ax, axis in zip(cells, shown, strict=False):
             _pareto_panel(ax, axis, metric)
@@ -150,7 +156,7 @@ def pareto_svg(axes: tuple[ParetoAxis, ...], metric: str, id_prefix: str) -> Mar
             handles, labels = cells[0].get_legend_handles_labels()
             fig.legend(handles, labels, loc="lower right", fontsize="small")
 
-    return render_svg(draw, id_prefix, figsize=(10.0, 6.0))
+    return render_svg(draw, id_prefix, figsize=(10.0, 6.0), layout=None)
 
 
 def lr_svg(curves: tuple[LrCurve, ...], metric: str, id_prefix: str) -> Markup:
