@@ -238,3 +238,102 @@ def test_pareto_section_renders_figure_and_front_tables(rendered: tuple[str, str
     front_rows = md.split("### Front: accuracy against peak memory (MB)")[1].split("###")[0]
     assert front_rows.count("| lora |") + front_rows.count("| full |") >= 1
     assert "| base |" not in front_rows
+
+
+# -- sensitivity: learning-rate curves, heat maps, loss bands -----------------------------
+
+
+def _grid_runs() -> tuple[list[dict], list[dict]]:
+    """lora at two lrs (and two r at the first), full at one lr, base; two seeds each."""
+    table = [
+        ("lora", {"r": 4, "training.lr": 1e-3}, (0.50, 0.54)),
+        ("lora", {"r": 8, "training.lr": 1e-3}, (0.60, 0.64)),  # the best at 1e-3
+        ("lora", {"r": 8, "training.lr": 1e-2}, (0.30, 0.32)),
+        ("full", {"training.lr": 1e-3}, (0.70, 0.72)),
+        ("base", {}, (0.05,)),
+    ]
+    runs, evals = [], []
+    for method, params, values in table:
+        lr = params.get("training.lr", 1e-3)
+        for seed, value in enumerate(values):
+            run = _run(method, seed, "exact_match", tokens_seen=1000.0)
+            run["run_id"] = f"{method}-{seed}-{sorted(params.items())}"
+            run["params"] = {**params, "seed": seed}
+            run["config"]["training"] = {"lr": lr}
+            run["config"]["method"] = {"name": method, "r": params.get("r", 0)}
+            runs.append(run)
+            evals.append({"run_id": run["run_id"], "metric": "exact_match", "value": value})
+    return runs, evals
+
+
+def test_lr_curves_take_the_best_config_at_each_rate() -> None:
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = _grid_runs()
+    view = build_view("x", runs, evals, [], [])
+    curves = {c.method: c for c in view.lr_curves}
+    assert set(curves) == {"lora", "full"}  # base trains nothing: no learning rate
+    lora = curves["lora"]
+    assert [p.lr for p in lora.points] == [1e-3, 1e-2]
+    assert lora.points[0].config == "r=8, training.lr=0.001"
+    assert lora.points[0].stat.mean == pytest.approx(0.62) and lora.points[0].stat.n == 2
+    assert lora.points[0].stat.low is not None and lora.points[0].stat.low >= 0.0
+
+
+def test_heat_maps_cover_every_varied_hyperparameter() -> None:
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = _grid_runs()
+    maps = {h.param: h for h in build_view("x", runs, evals, [], []).heat_maps}
+    assert set(maps) == {"r", "training.lr"}
+    lr = maps["training.lr"]
+    assert lr.values == ("0.001", "0.01") and lr.methods == ("full", "lora")
+    full, lora = lr.cells["full"], lr.cells["lora"]
+    assert full[1].stat.n == 0 and full[1].shade == 0.0  # full never ran at 1e-2
+    assert full[0].shade == 1.0 and lora[1].shade == 0.0  # best and worst of the map
+    assert lora[0].stat.n == 4 and lora[0].stat.mean == pytest.approx(0.57)
+    r = maps["r"]
+    assert r.values == ("4", "8") and r.methods == ("lora",)
+
+
+def test_heat_map_shade_follows_the_metrics_direction() -> None:
+    from ftsweep.report.sensitivity import heat_maps
+
+    runs = [
+        {"run_id": "a", "method": "m", "params": {"x": 1}},
+        {"run_id": "b", "method": "m", "params": {"x": 2}},
+        {"run_id": "c", "method": "m", "params": {"y": 1}},  # one value only: no map
+    ]
+    per_run = {"a": {"eval_loss": 1.0}, "b": {"eval_loss": 3.0}, "c": {"eval_loss": 2.0}}
+    (lower,) = heat_maps(runs, per_run, "eval_loss", higher=False)
+    assert [c.shade for c in lower.cells["m"]] == [1.0, 0.0]  # the lower loss is darker
+    (higher,) = heat_maps(runs, per_run, "eval_loss", higher=True)
+    assert [c.shade for c in higher.cells["m"]] == [0.0, 1.0]
+
+
+def test_loss_curves_carry_a_band_over_seeds() -> None:
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = _grid_runs()
+    curve_rows = [
+        {"run_id": r["run_id"], "name": "loss", "step": step, "value": 2.0 - step / 10 + seed}
+        for r in runs
+        for seed in (r["params"]["seed"],)
+        for step in (1, 2)
+    ]
+    view = build_view("x", runs, evals, curve_rows, [])
+    loss = next(c for c in view.curves if c.metric == "loss")
+    series = {s.method: s for s in loss.series}
+    full = series["full"]
+    assert full.steps == (1, 2) and full.low == (1.9, 1.8) and full.high == (2.9, 2.8)
+    assert full.values == pytest.approx((2.4, 2.3))
+    assert series["base"].low == () and series["base"].high == ()  # one seed: no band
+
+
+def test_sensitivity_section_renders(rendered: tuple[str, str]) -> None:
+    html, md = rendered
+    assert "<h2>Sensitivity</h2>" in html and "## Sensitivity" in md
+    # the fabricated runs vary r (lora) and lr (full): one table each, in both reports
+    assert "| r | 8 | 16 |" in md and "| lr | 1e-05 | 0.0001 |" in md
+    assert "rgba(26, 127, 55," in html  # heat map shading
+    assert "No trained configuration records a learning rate." in md  # flat fabricated configs
