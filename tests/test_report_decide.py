@@ -337,3 +337,57 @@ def test_sensitivity_section_renders(rendered: tuple[str, str]) -> None:
     assert "| r | 8 | 16 |" in md and "| lr | 1e-05 | 0.0001 |" in md
     assert "rgba(26, 127, 55," in html  # heat map shading
     assert "No trained configuration records a learning rate." in md  # flat fabricated configs
+
+
+# -- fairness warnings --------------------------------------------------------------------
+
+
+def test_warns_when_methods_saw_different_numbers_of_tokens() -> None:
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = _grid_runs()
+    for r in runs:
+        if r["method"] == "full":
+            r["tokens_seen"] = 1200.0  # lora saw 1000, base 0 (it trains nothing)
+    kinds = {w.kind: w.message for w in build_view("x", runs, evals, [], []).warnings}
+    assert kinds["tokens"].startswith("the best configs trained on different numbers of tokens")
+    assert "full 1,200, lora 1,000" in kinds["tokens"] and "1.20×" in kinds["tokens"]
+    for r in runs:
+        if r["method"] == "full":
+            r["tokens_seen"] = 1030.0  # within the 5% that seeds' shuffles explain
+    assert "tokens" not in {w.kind for w in build_view("x", runs, evals, [], []).warnings}
+
+
+def test_warns_when_a_method_got_one_learning_rate_and_others_several() -> None:
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = _grid_runs()
+    (warning,) = [w for w in build_view("x", runs, evals, [], []).warnings]
+    assert warning.kind == "learning rate"
+    assert warning.message.startswith("full tried at one learning rate only")
+    assert "(lora 2)" in warning.message and "base" not in warning.message
+    tuned = [r for r in runs if not (r["method"] == "lora" and r["params"].get("r") == 8)]
+    assert build_view("x", tuned, evals, [], []).warnings == ()  # one lr each: fair
+
+
+def test_warns_about_settings_that_differ_but_are_not_shown() -> None:
+    from ftsweep.report.fairness import fairness_warnings
+
+    runs, _ = _grid_runs()
+    runs = [r for r in runs if r["method"] != "full"]  # no learning-rate warning
+    runs[0]["config"]["training"]["weight_decay"] = 0.1  # hidden, global
+    for r in runs:
+        r["config"]["training"].setdefault("weight_decay", 0.0)
+    runs[1]["config"]["method"]["dropout"] = 0.1  # hidden, within lora
+    messages = [w.message for w in fairness_warnings(runs, [])]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("method.dropout differs between lora runs")
+    assert messages[1].startswith("training.weight_decay differs but is not a varied value")
+    assert "0.1 (lora)" in messages[1] and "0.0 (base, lora)" in messages[1]
+    # method.r differs between lora and base by design, and r/training.lr are shown
+
+
+def test_fairness_section_comes_before_the_rankings(rendered: tuple[str, str]) -> None:
+    html, md = rendered
+    assert md.index("## Fairness warnings") < md.index("## Decisions") < md.index("## Leaderboard")
+    assert html.index("<h2>Fairness warnings</h2>") < html.index("<h2>Decisions</h2>")

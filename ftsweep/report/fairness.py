@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftsweep.report.numbers import fmt_num
-from ftsweep.report.rows import LeaderRow, run_lr
+from ftsweep.report.rows import LeaderRow, run_lr, trains_nothing
 
 TOKEN_TOLERANCE = 0.05  # 5%: seeds shuffle differently, so token counts wobble a little
 _SHOWN = 4  # values listed per hidden setting
@@ -57,7 +57,8 @@ def _tokens(leaders: Sequence[LeaderRow]) -> list[FairnessWarning]:
     ]
 
 
-def _learning_rates(complete: Sequence[dict[str, Any]], fixed: set[str]) -> list[FairnessWarning]:
+def _learning_rates(complete: Sequence[dict[str, Any]]) -> list[FairnessWarning]:
+    fixed = {m for m in {r["method"] for r in complete} if trains_nothing(m)}
     lrs: dict[str, set[float]] = defaultdict(set)
     for run in complete:
         lr = run_lr(run)
@@ -95,18 +96,23 @@ def _shown(run: dict[str, Any]) -> set[str]:
 
 def _hidden(complete: Sequence[dict[str, Any]]) -> list[FairnessWarning]:
     shown: set[str] = set()
-    # key → value → methods using it; method.* keys are grouped per method
-    values: dict[tuple[str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    flats: list[tuple[str, dict[str, str]]] = []
     for run in complete:
         shown |= _shown(run)
         flat: dict[str, str] = {}
         _flatten("", run.get("config") or {}, flat)
-        for key, text in flat.items():
-            scope = run["method"] if key.startswith("method.") else ""
-            values[(key, scope)][text].add(run["method"])
+        flats.append((run["method"], flat))
+    keys = {(k, m if k.startswith("method.") else "") for m, flat in flats for k in flat}
     out = []
-    for (key, scope), seen in sorted(values.items()):
-        if key in shown or len(seen) < 2:
+    for key, scope in sorted(keys):
+        if key in shown:
+            continue
+        # value → methods using it; a run without the key counts as "(absent)"
+        seen: dict[str, set[str]] = defaultdict(set)
+        for method, flat in flats:
+            if not scope or method == scope:
+                seen[flat.get(key, "(absent)")].add(method)
+        if len(seen) < 2:
             continue
         listed = "; ".join(
             f"{text if len(text) <= 40 else text[:37] + '...'} ({', '.join(sorted(ms))})"
@@ -127,5 +133,4 @@ def fairness_warnings(
     complete: Sequence[dict[str, Any]], leaders: Sequence[LeaderRow]
 ) -> list[FairnessWarning]:
     """Every warning, tokens first, then learning rates, then hidden settings."""
-    fixed = {r.method for r in leaders if r.fixed}
-    return [*_tokens(leaders), *_learning_rates(complete, fixed), *_hidden(complete)]
+    return [*_tokens(leaders), *_learning_rates(complete), *_hidden(complete)]
