@@ -19,7 +19,9 @@ from markupsafe import Markup
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
+from ftsweep.report.numbers import fmt_num
 from ftsweep.report.pareto import ParetoAxis, ParetoPoint
 from ftsweep.report.sensitivity import LrCurve
 from ftsweep.report.stats import Stat
@@ -89,6 +91,14 @@ def curve_svg(curves: CurveSet, id_prefix: str) -> Markup:
     return render_svg(draw, id_prefix)
 
 
+def _log_x(ax: Axes) -> None:
+    """A log x axis labelled in the report's number format: matplotlib's default labels
+    are math text ("$10^{-3}$"), which the report's parse_math=False prints raw."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(float(v))))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _m(stat: Stat) -> float:
     """A mean to plot (NaN, which matplotlib skips, where there is none)."""
     return float("nan") if stat.mean is None else stat.mean
@@ -127,7 +137,7 @@ def _pareto_panel(ax: Axes, axis: ParetoAxis, metric: str) -> None:
         )
     xs = [p.x.mean for p in axis.points if p.x.mean]
     if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
-        ax.set_xscale("log")
+        _log_x(ax)
     better = "higher" if axis.higher_is_better else "lower"
     ax.set_xlabel(f"{axis.label}, {better} is better", fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
@@ -189,7 +199,7 @@ def lr_svg(curves: tuple[LrCurve, ...], metric: str, id_prefix: str) -> Markup:
                     color=line.get_color(),
                     capsize=3,
                 )
-        ax.set_xscale("log")
+        _log_x(ax)
         ax.set_xlabel("learning rate")
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
