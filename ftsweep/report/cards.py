@@ -7,8 +7,9 @@ The five rules:
 
 1. **Best overall** — first on the leaderboard; the evidence adds the pairwise
    verdict against the runner-up.
-2. **Best under the memory budget** — the best row whose mean device peak is within
-   ``report.memory_budget_mb`` (or ``--memory-budget-mb``); no budget, no pick.
+2. **Best under the memory budget** — the best row whose every seed's device peak is
+   within ``report.memory_budget_mb`` (or ``--memory-budget-mb``): a config that fits
+   only on average would not fit on the machine. No budget, no pick.
 3. **Best per training hour** — the largest gain per hour of training loop: over the
    untrained base model where the experiment has one (a fixed reference), else the
    metric itself (higher-is-better metrics only: a loss per hour means nothing).
@@ -80,19 +81,21 @@ def _budget(scored: list[LeaderRow], metric: str, budget: float | None) -> Card:
     if budget is None:
         return _card("Best under a memory budget", None, NO_BUDGET)
     fits = [
-        r for r in scored if r.peak_memory_mb.mean is not None and r.peak_memory_mb.mean <= budget
+        r for r in scored if r.peak_memory_max_mb is not None and r.peak_memory_max_mb <= budget
     ]
     pick = fits[0] if fits else None
     why = (
-        f"{metric} {fmt_interval(pick.primary)} at a peak of {_measured(pick.peak_memory_mb, 'MB')}"
+        f"{metric} {fmt_interval(pick.primary)}; peak memory "
+        f"{_measured(pick.peak_memory_mb, 'MB')}, highest seed {fmt_num(pick.peak_memory_max_mb)} MB"
         if pick
-        else f"no config fits: the least peak memory is {fmt_num(_least_memory(scored))} MB"
+        else "no config fits: the least peak memory (highest seed) is "
+        f"{fmt_num(_least_memory(scored))} MB"
     )
     return _card(f"Best under {fmt_num(budget)} MB peak memory", pick, why)
 
 
 def _least_memory(rows: list[LeaderRow]) -> float | None:
-    peaks = [r.peak_memory_mb.mean for r in rows if r.peak_memory_mb.mean is not None]
+    peaks = [r.peak_memory_max_mb for r in rows if r.peak_memory_max_mb is not None]
     return min(peaks) if peaks else None
 
 

@@ -111,6 +111,7 @@ class LeaderRow:
     artifact_size_mb: Stat = _NO_STAT
     attempts: Stat = _NO_STAT
     lr: float | None = None  # the learning rate of the config's runs (None if they differ)
+    peak_memory_max_mb: float | None = None  # the highest seed's peak: what a budget must fit
 
 
 @dataclass(frozen=True)
@@ -175,6 +176,7 @@ def config_rows(
         }
         costs = {key: _cost(members, key) for key in COSTS}
         lrs = {run_lr(r) for r in members}
+        peaks = [float(r["peak_memory_mb"]) for r in members if r.get("peak_memory_mb") is not None]
         rows.append(
             LeaderRow(
                 rank=0,
@@ -188,6 +190,7 @@ def config_rows(
                 run_ids=tuple(sorted(r["run_id"] for r in members)),
                 fixed=trains_nothing(method),
                 lr=lrs.pop() if len(lrs) == 1 else None,
+                peak_memory_max_mb=max(peaks) if peaks else None,
                 **costs,
             )
         )
