@@ -411,3 +411,24 @@ def test_a_config_fits_the_budget_only_if_every_seed_does() -> None:
     view = build_view("x", runs, evals, [], [], memory_budget_mb=1000.0)
     card = view.cards[1]
     assert card.label == "lora" and card.evidence.endswith("highest seed 950 MB")
+
+
+def test_a_searched_hyperparameter_gets_a_note_not_a_huge_grid() -> None:
+    from ftsweep.report.render import make_env, render_template
+    from ftsweep.report.sensitivity import MAX_HEAT_VALUES, heat_maps
+    from ftsweep.report.viewmodel import build_view
+
+    runs, evals = [], []
+    for i in range(MAX_HEAT_VALUES + 1):
+        run = _run("lora", 0, "exact_match")
+        run["run_id"], run["params"] = f"t{i}", {"training.lr": 1e-4 * (i + 1), "seed": 0}
+        runs.append(run)
+        evals.append({"run_id": f"t{i}", "metric": "exact_match", "value": 0.5})
+    per_run = {e["run_id"]: {"exact_match": e["value"]} for e in evals}
+    (heat,) = heat_maps(runs, per_run, "exact_match", True)
+    assert heat.values == () and heat.note.startswith(f"{MAX_HEAT_VALUES + 1} distinct values")
+    view = build_view("x", runs, evals, [], [])
+    md = render_template(make_env(), "report.md", view=view).replace("\\", "")
+    html = render_template(make_env(), "index.html", view=view, svgs={})
+    assert f"**training.lr**: {MAX_HEAT_VALUES + 1} distinct values" in md
+    assert f"<b>training.lr</b>: {MAX_HEAT_VALUES + 1} distinct values" in html

@@ -7,7 +7,9 @@ hyperparameter that varies, per method.
 * **Heat maps**: per varied hyperparameter, a method × value grid; each cell is the
   mean over every complete run of the method with that value (all seeds and all other
   settings), with its interval. The shade ranks the cells of one map from worst (pale)
-  to best (dark) in the metric's direction.
+  to best (dark) in the metric's direction. A hyperparameter with more than
+  ``MAX_HEAT_VALUES`` values (a search samples a new one per trial) gets a note instead
+  of a grid nobody could read; the search sections show it.
 
 Pure functions over rows; no SQL, no drawing (plots.py draws the curves).
 """
@@ -22,6 +24,8 @@ from typing import Any
 
 from ftsweep.report.rows import LeaderRow, metric_range
 from ftsweep.report.stats import Stat, summarize
+
+MAX_HEAT_VALUES = 12
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class HeatMap:
     values: tuple[str, ...]  # JSON text of each value, sorted
     methods: tuple[str, ...]
     cells: dict[str, tuple[HeatCell, ...]]  # method → one cell per value
+    note: str = ""  # why there is no grid (too many values); then values and cells are empty
 
 
 def _sort_key(text: str) -> tuple[int, float, str]:
@@ -95,6 +100,10 @@ def heat_maps(
         if len(values) < 2:
             continue
         methods = tuple(sorted({m for m, _ in cells}))
+        if len(values) > MAX_HEAT_VALUES:
+            note = f"{len(values)} distinct values, too many for a grid (a search samples them)"
+            maps.append(HeatMap(param, (), methods, {m: () for m in methods}, note))
+            continue
         stats = {key: summarize(vals, bounds) for key, vals in cells.items()}
         means = [s.mean for s in stats.values() if s.mean is not None]
         lo, hi = (min(means), max(means)) if means else (0.0, 0.0)
