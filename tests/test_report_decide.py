@@ -68,7 +68,7 @@ def test_budget_comes_from_the_recorded_block_and_the_option_overrides_it(
     assert view.memory_budget_mb == 1e9 and view.cards[1].label is not None
     (view,) = _load_views(ws, "grid", 0.5)  # the option wins over the recorded block
     assert view.cards[1].title == "Best under 0.500 MB peak memory"
-    assert view.cards[1].label is None and "no config fits" in view.cards[1].evidence
+    assert view.cards[1].label is None and "no trained config fits" in view.cards[1].evidence
 
 
 def test_cli_memory_budget_option(
@@ -172,7 +172,10 @@ def test_cards_that_pick_nothing_say_why() -> None:
     tight = {c.title: c for c in _card_view(budget=100.0).cards}
     card = tight["Best under 100 MB peak memory"]
     assert card.label is None and card.run_ids == ()
-    assert card.evidence == "no config fits: the least peak memory (highest seed) is 900 MB"
+    # base (900 MB) trains nothing: it is no answer to "how to fine-tune under 100 MB"
+    assert (
+        card.evidence == "no trained config fits: the least peak memory (highest seed) is 1,000 MB"
+    )
     no_base = [row for row in CARD_TABLE if row[0] != "base"]
     loss = {c.title: c for c in _card_view("eval_loss", None, no_base).cards}
     assert loss["Best overall"].label == "ia3"  # lowest loss wins

@@ -9,7 +9,8 @@ The five rules:
    verdict against the runner-up.
 2. **Best under the memory budget** — the best row whose every seed's device peak is
    within ``report.memory_budget_mb`` (or ``--memory-budget-mb``): a config that fits
-   only on average would not fit on the machine. No budget, no pick.
+   only on average would not fit on the machine. Trained rows only (the question is how
+   to fine-tune within the budget). No budget, no pick.
 3. **Best per training hour** — the largest gain per hour of training loop: over the
    untrained base model where the experiment has one (a fixed reference), else the
    metric itself (higher-is-better metrics only: a loss per hour means nothing).
@@ -80,16 +81,17 @@ def _best(best: LeaderRow, pairs: Sequence[PairRow], metric: str) -> Card:
 def _budget(scored: list[LeaderRow], metric: str, budget: float | None) -> Card:
     if budget is None:
         return _card("Best under a memory budget", None, NO_BUDGET)
+    trained = [r for r in scored if not r.fixed]
     fits = [
-        r for r in scored if r.peak_memory_max_mb is not None and r.peak_memory_max_mb <= budget
+        r for r in trained if r.peak_memory_max_mb is not None and r.peak_memory_max_mb <= budget
     ]
     pick = fits[0] if fits else None
     why = (
         f"{metric} {fmt_interval(pick.primary)}; peak memory "
         f"{_measured(pick.peak_memory_mb, 'MB')}, highest seed {fmt_num(pick.peak_memory_max_mb)} MB"
         if pick
-        else "no config fits: the least peak memory (highest seed) is "
-        f"{fmt_num(_least_memory(scored))} MB"
+        else "no trained config fits: the least peak memory (highest seed) is "
+        f"{fmt_num(_least_memory(trained))} MB"
     )
     return _card(f"Best under {fmt_num(budget)} MB peak memory", pick, why)
 

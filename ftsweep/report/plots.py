@@ -147,6 +147,8 @@ def _pareto_panel(ax: Axes, axis: ParetoAxis, metric: str) -> None:
     xs = [p.x.mean for p in axis.points if p.x.mean]
     if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
         _log_x(ax)
+    else:  # the report's format, not matplotlib's "1e6" offset
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(float(v))))
     better = "higher" if axis.higher_is_better else "lower"
     ax.set_xlabel(f"{axis.label}, {better} is better", fontsize=7)
     ax.set_ylabel(metric, fontsize=7)
