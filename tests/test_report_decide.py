@@ -161,7 +161,7 @@ def test_all_five_cards_pick_by_their_stated_rules_and_show_evidence() -> None:
     assert hour.label == "ia3" and hour.evidence.startswith("27.0 exact_match over base (0.100)")
     assert hour.evidence.endswith("in 60.0 s [60.0, 60.0] over 3 seeds")
     small = cards["Smallest adapter within 0.0100 of the best"]
-    assert small.label == "lora" and small.evidence.startswith("2.00 MB on disk (10.0 trainable")
+    assert small.label == "lora" and small.evidence.startswith("2.00 MB on disk (10 trainable")
     assert "1 point = 1% of its range [0, 1.00]" in small.evidence
     stable = cards["Most stable across seeds"]
     assert stable.label == "lora" and "over n=3 seeds" in stable.evidence
@@ -435,3 +435,15 @@ def test_a_searched_hyperparameter_gets_a_note_not_a_huge_grid() -> None:
     html = render_template(make_env(), "index.html", view=view, svgs={})
     assert f"**training.lr**: {MAX_HEAT_VALUES + 1} distinct values" in md
     assert f"<b>training.lr</b>: {MAX_HEAT_VALUES + 1} distinct values" in html
+
+
+def test_counts_stay_exact_in_the_cost_table() -> None:
+    from ftsweep.report.numbers import fmt_num
+
+    table = [("full", (0.9, 0.8), 1.0, 1.0, 1.0, 1_115_264)]
+    row = _card_view(table=table).leaderboard[0]
+    assert fmt_num(row.trainable_params.mean) == "1,115,264"
+    assert fmt_num(row.tokens_seen.mean) == "1,000"
+    uneven = [("full", (0.9, 0.8), 1.0, 1.0, 1.0, 1)]
+    runs_mean = _card_view(table=uneven).leaderboard[0].peak_memory_mb.mean
+    assert isinstance(runs_mean, float)  # a measurement keeps its 3 digits

@@ -145,8 +145,16 @@ def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
     ]
 
 
+COUNTS = ("trainable_params", "tokens_seen", "attempts")  # printed exactly when whole
+
+
 def _cost(runs: Iterable[dict[str, Any]], key: str) -> Stat:
-    return summarize([r.get(key) for r in runs], NON_NEGATIVE)
+    stat = summarize([r.get(key) for r in runs], NON_NEGATIVE)
+    if key in COUNTS and stat.mean is not None and float(stat.mean).is_integer():
+        # numbers.py prints ints exactly (counts) and floats to 3 digits: 1,115,264
+        # parameters must not read as 1,120,000
+        return replace(stat, mean=int(stat.mean))
+    return stat
 
 
 def _score(stat: Stat, higher: bool) -> float:
