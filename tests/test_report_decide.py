@@ -447,3 +447,23 @@ def test_counts_stay_exact_in_the_cost_table() -> None:
     uneven = [("full", (0.9, 0.8), 1.0, 1.0, 1.0, 1)]
     runs_mean = _card_view(table=uneven).leaderboard[0].peak_memory_mb.mean
     assert isinstance(runs_mean, float)  # a measurement keeps its 3 digits
+
+
+def test_new_sections_escape_user_values() -> None:
+    from ftsweep.report.render import make_env, render_template
+    from ftsweep.report.viewmodel import build_view
+
+    evil = "<img src=x onerror=alert(1)>"
+    runs, evals = [], []
+    for i, value in enumerate((evil, "plain")):
+        run = _run("lora", 0, "exact_match")
+        run["run_id"], run["params"] = f"e{i}", {"prompt": value, "seed": 0}
+        run["config"]["hidden"] = f"{evil}{i}"  # a setting the report does not show
+        runs.append(run)
+        evals.append({"run_id": f"e{i}", "metric": "exact_match", "value": 0.5})
+    view = build_view("x", runs, evals, [], [])
+    assert view.heat_maps and view.warnings
+    html = render_template(make_env(), "index.html", view=view, svgs={})
+    md = render_template(make_env(), "report.md", view=view)
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<img" not in md and "&lt;img" in md
