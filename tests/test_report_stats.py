@@ -410,3 +410,14 @@ def test_register_refuses_bounds_of_an_unknown_metric() -> None:
 
     with pytest.raises(ValueError, match="names 'other', not one of its metrics"):
         register(Bad)
+
+
+def test_two_fixed_references_are_decided_by_the_paired_test_alone() -> None:
+    runs = _runs("base", 1, {"data.train": "d1", "model": "m1"})
+    runs += _runs("base", 1, {"data.train": "d1", "model": "m2"})  # another base model
+    ev1, ex1 = _scores(runs[:1], 0.9, 1)
+    ev2, ex2 = _scores(runs[1:], 0.1, 2)
+    (pair,) = build_view("x", runs, ev1 + ev2, [], ex1 + ex2).pairs
+    assert pair.seed_check == "both fixed references (no seed noise)"
+    assert pair.better == "base (inputs 1)"
+    assert pair.verdict.endswith("(both fixed references (no seed noise))")
