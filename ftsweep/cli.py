@@ -39,6 +39,16 @@ def _load(args: argparse.Namespace, deep: bool = True) -> Any:
     return load_experiment(Path(args.file), deep=deep, max_runs=args.max_runs)
 
 
+def _positive_mb(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of MB above 0, got {text!r}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -208,8 +218,11 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_launch(args: argparse.Namespace) -> int:
     """Train every run that is missing (relaunch = resume); exit 1 if any run failed."""
     from ftsweep.launch.launcher import launch
+    from ftsweep.report_settings import record_settings
 
     exp = _load(args)
+    # the file's report: block, for `ftsweep report` (which reads only the workspace)
+    record_settings(_workspace(args), exp.spec.experiment, exp.spec.report.model_dump(mode="json"))
     summary = launch(
         exp,
         _workspace(args),
@@ -399,6 +412,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.experiment,
         Path(args.out) if args.out else None,
         Path(args.templates) if args.templates else None,
+        memory_budget_mb=args.memory_budget_mb,
     )
     for p in paths:
         console.print(f"wrote {escape(str(p))}")
@@ -605,6 +619,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default: reports/<experiment> beside the workspace directory)",
     )
     sp.add_argument("--templates", help="directory of templates that override the built-in ones")
+    sp.add_argument(
+        "--memory-budget-mb",
+        type=_positive_mb,
+        metavar="MB",
+        help="peak memory budget of the 'best under a memory budget' card "
+        "(default: the experiment file's report.memory_budget_mb; none: the card says so)",
+    )
     sp = add("ingest", cmd_ingest)
     sp.add_argument(
         "--rebuild", action="store_true", help="recreate the store from run directories"

@@ -120,7 +120,8 @@ def test_report_renders_html_and_markdown(ws: Workspace, tmp_path: Path) -> None
     html, md = _read(paths, "index.html"), _read(paths, "report.md")
     for method in ("base", "lora", "full"):
         assert f"<td>{method}</td>" in html and f"| {method} |" in md
-    assert html.count("<svg") == 2 and "CUDA out of memory" in html
+    # two training curves and the Pareto figure (the fabricated configs record no lr)
+    assert html.count("<svg") == 3 and "CUDA out of memory" in html
     assert "sign-flip permutation test" in html and "provenance.host" in md
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert ids and len(ids) == len(set(ids))  # inlined SVGs must not share ids

@@ -179,7 +179,7 @@ def test_search_sections_render_with_the_studies_numbers(ws: Workspace, tmp_path
         "Pruning",
     ):
         assert f"<h3>{heading}</h3>" in html and f"### {heading}" in md
-    assert "Pareto" not in html  # one objective: no Pareto section
+    assert "<h3>Pareto front</h3>" not in html  # one objective: no search Pareto section
     # budget: searched trials by state, the warm-start (grid) trial apart
     assert "| lora | 2 | 2 | 0 | 0 | 0 | 4 | 1 |" in md
     assert "| prefix | 1 | 1 | 1 | 0 | 0 | 3 | 0 |" in md
@@ -196,7 +196,8 @@ def test_search_sections_render_with_the_studies_numbers(ws: Workspace, tmp_path
     assert "1 complete trial(s); importances need at least 2" in imp
     assert "(study srch/lora, 3 complete trials)" in imp
     # figures: history, best-so-far, one parallel view per method
-    assert html.count("<svg") == 2 + 4  # 2 training curves + 4 search figures
+    # 2 training curves + the grid Pareto figure + 4 search figures
+    assert html.count("<svg") == 3 + 4
     ids = re.findall(r'\bid="([^"]+)"', html)
     assert len(ids) == len(set(ids))
     # the trial table: pruned trials with the step they reached, warm start marked
@@ -237,7 +238,8 @@ def test_no_search_section_without_trials(ws: Workspace, tmp_path: Path) -> None
     fabricate_experiment(ws, "grid")
     html, md = _render(ws, "grid", tmp_path / "grid")
     assert "<h2>Search</h2>" not in html and "## Search" not in md
-    assert "<h3>" not in html and "###" not in md
+    for heading in ("Budget per method", "Optimisation history", "Pareto front", "Pruning"):
+        assert f"<h3>{heading}</h3>" not in html and f"### {heading}\n" not in md
     html, md = _render(ws, EXP, tmp_path / "srch")
     assert "<h2>Search</h2>" in html and "## Search" in md
 

@@ -280,35 +280,6 @@ def test_paired_corpus_bootstrap_known_cases() -> None:
     assert corpus_bootstrap(stats_a, corpus.score) == corpus_bootstrap(stats_a, corpus.score)
 
 
-# -- decision cards -----------------------------------------------------------------------
-
-
-def test_decision_cards_pick_by_their_stated_rules() -> None:
-    from ftsweep.report.cards import decision_cards
-
-    runs, evals = [], []
-    # (method, accuracy per seed, peak MB, wall s, trainable params)
-    table = [
-        ("full", (0.90, 0.80, 0.85), 4000.0, 3600.0, 1000),  # best, unstable, big, slow
-        ("lora", (0.845, 0.845, 0.846), 1500.0, 900.0, 10),  # within 0.01, small, stable
-        ("ia3", (0.50, 0.60, 0.55), 1000.0, 60.0, 5),  # poor but very fast
-    ]
-    for method, accs, mb, secs, params in table:
-        for run, acc in zip(_runs(method, 3), accs, strict=True):
-            run.update(peak_memory_mb=mb, wall_time_s=secs, trainable_params=params)
-            runs.append(run)
-            evals.append({"run_id": run["run_id"], "metric": "accuracy", "value": acc})
-    view = build_view("x", runs, evals, [], [])
-    cards = {c.title: c for c in view.cards}
-    assert cards["Best overall"].label == "full"
-    assert cards["Best under 2,000 MB peak memory"].label == "lora"
-    assert cards["Best per training hour"].label == "ia3"  # 0.55 / (1/60 h) = 33 per hour
-    assert cards["Smallest adapter within 0.0100 of the best"].label == "lora"
-    assert cards["Most stable across seeds"].label == "lora"
-    assert all(c.run_ids for c in view.cards)
-    assert decision_cards([], "accuracy", True) == []
-
-
 def test_the_leaderboard_says_when_a_metric_is_weighted() -> None:
     from ftsweep.report.render import make_env, render_template
 
@@ -346,3 +317,107 @@ def test_corpus_statistics_come_from_the_stores_texts() -> None:
     expected = sacrebleu.corpus_bleu(HYPS, [REFS], lowercase=True).score
     assert corpus.score(totals) == pytest.approx(expected)
     assert _corpus(con, "x", runs, "accuracy", "val") is None  # a mean metric needs no texts
+
+
+# -- a fixed reference (the untrained base model) has no seed interval ---------------------
+
+
+def _with_base(skills: dict[str, float], base_skill: float):
+    runs, evals, examples = [], [], []
+    for j, (method, skill) in enumerate(skills.items()):
+        rs = _runs(method, 3)
+        ev, ex = _scores(rs, skill, j)
+        runs, evals, examples = runs + rs, evals + ev, examples + ex
+    base = _runs("base", 1)  # a method that trains nothing: one run, one value
+    ev, ex = _scores(base, base_skill, 99)
+    return build_view("x", runs + base, evals + ev, [], examples + ex)
+
+
+def test_a_trained_method_beats_the_untrained_base_model() -> None:
+    view = _with_base({"lora": 0.9}, 0.1)
+    base_row = next(r for r in view.leaderboard if r.method == "base")
+    assert base_row.fixed and base_row.primary.n == 1 and base_row.primary.low is None
+    (pair,) = view.pairs
+    assert pair.p_holm is not None and pair.p_holm < 0.001
+    assert pair.intervals_separate is True
+    assert pair.seed_check == "lora's seed interval vs base's fixed value"
+    assert pair.better == "lora"
+    assert pair.verdict == "lora beats base (lora's seed interval vs base's fixed value)"
+
+
+def test_base_value_inside_the_seed_interval_is_no_detectable_difference() -> None:
+    view = _with_base({"lora": 0.5}, 0.5)
+    (pair,) = view.pairs
+    assert pair.better is None and pair.intervals_separate is False
+    assert pair.verdict.startswith("no detectable difference at n = 200 examples, 1–3 seeds")
+    assert "the fixed value lies in the seed interval" in pair.verdict
+
+
+def test_a_one_seed_trained_method_is_not_a_fixed_reference() -> None:
+    runs = _runs("lora", 1) + _runs("base", 1)
+    evals, examples = _scores(runs[:1], 0.95, 1)
+    ev, ex = _scores(runs[1:], 0.05, 2)
+    view = build_view("x", runs, evals + ev, [], examples + ex)
+    (pair,) = view.pairs
+    assert pair.p_holm is not None and pair.p_holm < 0.001
+    assert pair.intervals_separate is None and pair.better is None  # lora's one seed: no claim
+
+
+# -- intervals stay inside the range a metric can take ------------------------------------
+
+
+def test_intervals_of_bounded_values_are_clipped_and_marked() -> None:
+    raw = summarize([0.99, 0.90])  # t = 12.7 at 1 degree of freedom: far past 1
+    assert raw.high is not None and raw.high > 1 and not raw.clipped
+    cut = summarize([0.99, 0.90], (0.0, 1.0))
+    assert cut.high == 1.0 and cut.low == raw.low and cut.clipped
+    assert fmt_interval(cut).endswith("]‡ (n=2)")
+    inside = summarize([0.5, 0.52, 0.51], (0.0, 1.0))
+    assert not inside.clipped and fmt_interval(inside).count("‡") == 0
+    low = summarize([0.01, 0.2], (0.0, None))
+    assert low.low == 0.0 and low.clipped and low.high == summarize([0.01, 0.2]).high
+
+
+def test_evaluators_declare_their_ranges_and_the_report_uses_them() -> None:
+    from ftsweep.evaluators import metric_bounds
+
+    assert metric_bounds("exact_match") == (0.0, 1.0)
+    assert metric_bounds("bleu") == (0.0, 100.0) and metric_bounds("chrf") == (0.0, 100.0)
+    assert metric_bounds("eval_loss") == (0.0, None) and metric_bounds("unknown") == (None, None)
+    runs = _runs("lora", 2)
+    for r in runs:
+        r["config"] = {"eval": {"primary_metric": "exact_match", "split": "val"}}
+    evals = [
+        {"run_id": r["run_id"], "metric": "exact_match", "value": v}
+        for r, v in zip(runs, (0.99, 0.90), strict=True)
+    ]
+    row = build_view("x", runs, evals, [], []).leaderboard[0]
+    assert row.primary.high == 1.0 and row.primary.clipped
+    assert row.peak_memory_mb.low is not None and row.peak_memory_mb.low >= 0
+
+
+def test_register_refuses_bounds_of_an_unknown_metric() -> None:
+    from ftsweep.evaluators import EvalScores, Evaluator
+    from ftsweep.evaluators.registry import register
+
+    class Bad(Evaluator):
+        name = "bad_bounds"
+        metrics = {"m": True}
+        bounds = {"other": (0.0, 1.0)}
+
+        def score(self, examples):  # type: ignore[no-untyped-def]
+            return EvalScores({"m": 0.0}, [])
+
+    with pytest.raises(ValueError, match="names 'other', not one of its metrics"):
+        register(Bad)
+
+
+def test_two_fixed_references_are_decided_by_the_paired_test_alone() -> None:
+    runs = _runs("base", 1, {"data.train": "d1", "model": "m1"})
+    runs += _runs("base", 1, {"data.train": "d1", "model": "m2"})  # another base model
+    ev1, ex1 = _scores(runs[:1], 0.9, 1)
+    ev2, ex2 = _scores(runs[1:], 0.1, 2)
+    (pair,) = build_view("x", runs, ev1 + ev2, [], ex1 + ex2).pairs
+    assert pair.seed_check == "both fixed references (no seed noise)"
+    assert pair.better == "base (inputs 1)"
+    assert pair.verdict.endswith("(both fixed references (no seed noise))")

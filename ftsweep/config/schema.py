@@ -410,6 +410,14 @@ class SearchBlock(Strict):
         return self
 
 
+class ReportBlock(Strict):
+    """Settings of `ftsweep report` (never part of a run's config, so never its id)."""
+
+    # Peak device memory (MB) a config may use to be "best under the memory budget";
+    # `ftsweep report --memory-budget-mb` overrides it. None: the card says none was given.
+    memory_budget_mb: float | None = Field(None, gt=0)
+
+
 class ExperimentFile(Strict):
     experiment: str = Field(min_length=1, max_length=120)
     description: str = ""
@@ -423,6 +431,7 @@ class ExperimentFile(Strict):
     search: SearchBlock | None = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     launch: LaunchBlock = LaunchBlock()
+    report: ReportBlock = ReportBlock()
 
     @model_validator(mode="after")
     def _grid_or_search(self) -> ExperimentFile:

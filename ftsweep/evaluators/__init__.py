@@ -3,8 +3,9 @@
 Importing this package registers every built-in evaluator. To add one:
 
 1. write ``ftsweep/evaluators/<name>.py`` with an ``Evaluator`` subclass declaring
-   ``name``, ``needs_generation``, ``metrics`` (name -> higher is better) and a
-   ``Params`` model, decorated with ``@register``;
+   ``name``, ``needs_generation``, ``metrics`` (name -> higher is better), ``bounds``
+   (name -> the range its values can take) and a ``Params`` model, decorated with
+   ``@register``;
 2. import the module below;
 3. add it to the conformance cases in ``tests/test_evaluators.py``.
 """
@@ -35,6 +36,7 @@ from ftsweep.evaluators.registry import (
     corpus_evaluator,
     get_evaluator,
     metric_aggregate,
+    metric_bounds,
     metric_direction,
     register,
 )
@@ -55,6 +57,7 @@ __all__ = [
     "loss",
     "mean_scores",
     "metric_aggregate",
+    "metric_bounds",
     "metric_direction",
     "pass_at_1",
     "register",

@@ -78,7 +78,11 @@ class Evaluator(ABC):
       summed over the corpus; such an evaluator implements ``example_stats`` and
       ``score_stats``, and its per-example rows are for reading, not for statistics)
       or ``"weighted"`` (loss: examples weigh by something their rows do not carry, so
-      an average of the rows is not the corpus value, and the report says so).
+      an average of the rows is not the corpus value, and the report says so);
+    * ``bounds`` — metric name -> (lowest, highest) value it can take, None for no bound
+      (accuracy-like metrics (0, 1), BLEU and chrF (0, 100), a loss (0, None)); the
+      report clips intervals to them (a t-interval of a mean can reach past them) and
+      says so. A metric left out is taken as unbounded.
 
     Every implementation guarantees:
 
@@ -100,6 +104,7 @@ class Evaluator(ABC):
     scores_answers: ClassVar[bool] = True
     metrics: ClassVar[dict[str, bool]]
     aggregate: ClassVar[Literal["mean", "corpus", "weighted"]] = "mean"
+    bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
 
     class Params(BaseModel):
         """Parameters shared by all evaluators: none. Subclasses add theirs."""

@@ -42,6 +42,7 @@ class Bleu(Evaluator):
     needs_generation = True
     aggregate = "corpus"  # the corpus score, not the mean of sentence scores
     metrics = {"bleu": True}
+    bounds = {"bleu": (0.0, 100.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="bleu params")

@@ -23,6 +23,7 @@ class Chrf(Evaluator):
     needs_generation = True
     aggregate = "corpus"  # the corpus score, not the mean of sentence scores
     metrics = {"chrf": True}
+    bounds = {"chrf": (0.0, 100.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="chrf params")

@@ -26,6 +26,7 @@ class ExactMatch(Evaluator):
     name = "exact_match"
     needs_generation = True
     metrics = {"exact_match": True}
+    bounds = {"exact_match": (0.0, 1.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="exact_match params")

@@ -29,6 +29,7 @@ class Loss(Evaluator):
     needs_generation = False
     aggregate = "weighted"  # token-weighted; per-example rows are per-example means
     metrics = {"eval_loss": False, "perplexity": False}
+    bounds = {"eval_loss": (0.0, None), "perplexity": (1.0, None)}  # perplexity = exp(loss)
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="loss params")

@@ -49,6 +49,7 @@ class PassAt1(Evaluator):
     needs_generation = True
     scores_answers = False  # a program, never an extracted answer
     metrics = {"pass_at_1": True}
+    bounds = {"pass_at_1": (0.0, 1.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="pass_at_1 params")

@@ -53,6 +53,7 @@ def register(cls: type[Evaluator]) -> type[Evaluator]:
             f"evaluator name {name!r} is taken by {existing.__module__}.{existing.__qualname__}"
         )
     _check_metrics(cls)
+    _check_bounds(cls)
     if not issubclass(cls.Params, Evaluator.Params):
         raise TypeError(f"{cls.__qualname__}.Params must subclass Evaluator.Params")
     EVALUATORS[name] = cls
@@ -73,6 +74,15 @@ def _check_metrics(cls: type[Evaluator]) -> None:
                 f"{cls.__qualname__} declares {metric!r} higher_is_better={higher_is_better}, "
                 f"but another evaluator declares {known}"
             )
+
+
+def _check_bounds(cls: type[Evaluator]) -> None:
+    for metric, bound in cls.bounds.items():
+        if metric not in cls.metrics:
+            raise ValueError(f"{cls.__qualname__}.bounds names {metric!r}, not one of its metrics")
+        low, high = bound
+        if low is not None and high is not None and not low < high:
+            raise ValueError(f"{cls.__qualname__}.bounds[{metric!r}] = {bound}: low must be < high")
 
 
 def get_evaluator(name: str) -> type[Evaluator]:
@@ -115,6 +125,14 @@ def corpus_evaluator(
         if metric in cls.metrics and cls.aggregate == "corpus":
             return build_evaluator(cls.name, (evaluator_params or {}).get(cls.name))
     return None
+
+
+def metric_bounds(metric: str) -> tuple[float | None, float | None]:
+    """The (lowest, highest) values ``metric`` can take; (None, None) if unbounded or unknown."""
+    for cls in EVALUATORS.values():
+        if metric in cls.metrics:
+            return cls.bounds.get(metric, (None, None))
+    return (None, None)
 
 
 def metric_aggregate(metric: str) -> str | None:

@@ -65,6 +65,7 @@ class TokenF1(Evaluator):
     name = "token_f1"
     needs_generation = True
     metrics = {"token_f1": True}
+    bounds = {"token_f1": (0.0, 1.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="token_f1 params")

@@ -18,11 +18,14 @@ from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
 from ftsweep.report.viewmodel import (
     CURVE_METRICS,
+    LR_FIGURE,
+    PARETO_FIGURE,
     ReportView,
     build_view,
     eval_spec,
     evaluator_params,
 )
+from ftsweep.report_settings import load_settings
 from ftsweep.search.summary import journal_path
 from ftsweep.store import open_reader
 from ftsweep.workspace import Workspace, safe_name
@@ -54,7 +57,9 @@ def _corpus(
     )
 
 
-def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView]:
+def _load_views(
+    workspace: Workspace, experiment: str | None, memory_budget_mb: float | None = None
+) -> list[ReportView]:
     con = open_reader(workspace)
     try:
         names = [experiment] if experiment is not None else queries.experiments(con)
@@ -64,6 +69,9 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
             if not runs:
                 raise ReportError(f"no runs of experiment {name!r} in the store")
             metric, split = eval_spec(runs)
+            budget = memory_budget_mb
+            if budget is None:
+                budget = load_settings(workspace, name).get("memory_budget_mb")
             view = build_view(
                 name,
                 runs,
@@ -71,6 +79,7 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
                 queries.curves(con, name, CURVE_METRICS),
                 queries.example_scores(con, name, metric, split),
                 _corpus(con, name, runs, metric, split),
+                memory_budget_mb=budget,
             )
             views.append(replace(view, search=_search_view(workspace, con, name, runs)))
         return views
@@ -83,25 +92,32 @@ def render_report(
     experiment: str | None = None,
     out_dir: Path | None = None,
     template_dir: Path | None = None,
+    memory_budget_mb: float | None = None,
 ) -> list[Path]:
     """Write ``index.html`` and ``report.md`` per experiment; return the paths written.
 
     Files go to ``<workspace.reports_dir>/<safe experiment>/``. With ``experiment``
     given, ``out_dir`` replaces that directory; with ``experiment=None`` (every
     experiment in the store) each one gets ``<out_dir>/<safe experiment>/``. Raises
-    ``ReportError`` for an unknown experiment or a broken template.
+    ``ReportError`` for an unknown experiment or a broken template. ``memory_budget_mb``
+    overrides each experiment's recorded ``report.memory_budget_mb`` (report_settings).
     """
-    from ftsweep.report.plots import curve_svg  # matplotlib is slow to import
+    from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg  # matplotlib: slow import
     from ftsweep.report.search_plots import search_svgs
 
     env = make_env(template_dir)
     written: list[Path] = []
-    for view in _load_views(workspace, experiment):
+    for view in _load_views(workspace, experiment, memory_budget_mb):
         if out_dir is not None and experiment is not None:
             dest = Path(out_dir)
         else:
             dest = Path(out_dir or workspace.reports_dir) / safe_name(view.experiment)
         svgs = {c.metric: curve_svg(c, f"fig{i}") for i, c in enumerate(view.curves)}
+        # a handful of aggregate figures, never one per run: the report must stay fast
+        if any(a.points for a in view.pareto):
+            svgs[PARETO_FIGURE] = pareto_svg(view.pareto, view.primary_metric, "pareto")
+        if view.lr_curves:
+            svgs[LR_FIGURE] = lr_svg(view.lr_curves, view.primary_metric, "lr")
         if view.search is not None:  # figure names ("search-...") never equal a metric's
             svgs.update(search_svgs(view.search))
         html = _render(env, HTML_TEMPLATE, view=view, svgs=svgs)

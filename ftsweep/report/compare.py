@@ -8,7 +8,11 @@ Two pieces of evidence must agree, or the verdict is "no detectable difference":
    paired bootstrap that scores each resample of examples as a corpus. The p-values of all pairs of the table
    are Holm-corrected together, and the corrected p must be below ``ALPHA``.
 2. **Seeds.** Both rows have at least two seeds and their 95% t-intervals over seeds
-   do not overlap, with the better one on the metric's good side.
+   do not overlap, with the better one on the metric's good side. A *fixed reference* —
+   a row whose method trains nothing (the untrained base model: one greedy evaluation,
+   the same for every seed, so it has no seed spread and one value) — has no interval
+   to overlap: against it, the other row's seed interval must exclude the reference's
+   value. Two fixed references differ only through the examples, so the test decides.
 
 Pure functions over view-model rows; no SQL, no formatting.
 """
@@ -48,6 +52,8 @@ class Row(Protocol):
     def primary(self) -> Stat: ...
     @property
     def run_ids(self) -> tuple[str, ...]: ...
+    @property
+    def fixed(self) -> bool: ...  # a fixed reference (trains nothing): no seed noise
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,8 @@ class PairRow:
     b: str
     diff: float | None  # mean(a) - mean(b) of the primary metric over seeds
     seeds: tuple[int, int]  # seeds behind a and b
-    intervals_separate: bool | None  # None: a row has fewer than 2 seeds
+    intervals_separate: bool | None  # the seed check agrees; None: it cannot be made
+    seed_check: str  # how the seeds were checked, e.g. "a's interval vs b's fixed value"
     n_examples: int
     test: str | None  # MCNEMAR, PERMUTATION, or None without shared examples
     p_value: float | None
@@ -81,6 +88,26 @@ def _separate(a: Stat, b: Stat) -> bool | None:
         return None
     assert a.low is not None and a.high is not None and b.low is not None and b.high is not None
     return a.low > b.high or b.low > a.high
+
+
+def _excludes(interval: Stat, value: float | None) -> bool | None:
+    """Does a seed interval exclude a fixed value? None without an interval or a value."""
+    if interval.low is None or interval.high is None or value is None:
+        return None
+    return value < interval.low or value > interval.high
+
+
+def seed_evidence(a: Row, b: Row) -> tuple[bool | None, str]:
+    """The seed check of a pair (see the module docstring) and how it was made."""
+    if a.fixed and b.fixed:
+        return True, "both fixed references (no seed noise)"
+    if a.fixed or b.fixed:
+        ref, other = (a, b) if a.fixed else (b, a)
+        return (
+            _excludes(other.primary, ref.primary.mean),
+            f"{other.label}'s seed interval vs {ref.label}'s fixed value",
+        )
+    return _separate(a.primary, b.primary), "seed intervals"
 
 
 def _corpus_test(a: Row, b: Row, corpus: CorpusStats) -> tuple[int, str | None, float | None]:
@@ -109,12 +136,14 @@ def _tested(
     diff = None
     if a.primary.mean is not None and b.primary.mean is not None:
         diff = a.primary.mean - b.primary.mean
+    separate, how = seed_evidence(a, b)
     return PairRow(
         a=a.label,
         b=b.label,
         diff=diff,
         seeds=(a.primary.n, b.primary.n),
-        intervals_separate=_separate(a.primary, b.primary),
+        intervals_separate=separate,
+        seed_check=how,
         n_examples=n_examples,
         test=test,
         p_value=p,
@@ -129,7 +158,8 @@ def _verdict(pair: PairRow, higher: bool) -> PairRow:
     if significant and pair.intervals_separate and pair.diff:
         better = pair.a if (pair.diff > 0) == higher else pair.b
         worse = pair.b if better == pair.a else pair.a
-        return replace(pair, better=better, verdict=f"{better} beats {worse}")
+        how = "" if pair.seed_check == "seed intervals" else f" ({pair.seed_check})"
+        return replace(pair, better=better, verdict=f"{better} beats {worse}{how}")
     low, high = min(pair.seeds), max(pair.seeds)
     seeds = f"{low}–{high} seeds" if low != high else f"{low} seed{'s' if low != 1 else ''}"
     n = f"n = {pair.n_examples:,} examples, {seeds}"
@@ -137,7 +167,10 @@ def _verdict(pair: PairRow, higher: bool) -> PairRow:
     if pair.intervals_separate is None:
         why.append("too few seeds for an interval")
     elif not pair.intervals_separate:
-        why.append("seed intervals overlap")
+        fixed = pair.seed_check != "seed intervals"
+        why.append(
+            "the fixed value lies in the seed interval" if fixed else "seed intervals overlap"
+        )
     if pair.p_holm is None:
         why.append("no shared per-example scores")
     elif not significant:

@@ -47,13 +47,18 @@ def fmt_num(value: float | int | None, digits: int = DIGITS) -> str:
     return f"{rounded:,.{decimals}f}"
 
 
+CLIPPED = "‡"  # after an interval cut at the value's range (the report's notes say so)
+
+
 def fmt_interval(iv: Stat | None) -> str:
-    """ "mean [low, high] (n=k)"; the bracket is left out where no interval exists."""
+    """ "mean [low, high] (n=k)"; the bracket is left out where no interval exists, and a
+    ``CLIPPED`` mark follows a bracket cut at the value's possible range."""
     if iv is None or iv.mean is None or not math.isfinite(iv.mean):
         return "—"
     bracket = ""
     if iv.low is not None and iv.high is not None:
-        bracket = f" [{fmt_num(iv.low)}, {fmt_num(iv.high)}]"
+        mark = CLIPPED if iv.clipped else ""
+        bracket = f" [{fmt_num(iv.low)}, {fmt_num(iv.high)}]{mark}"
     return f"{fmt_num(iv.mean)}{bracket} (n={iv.n:,})"
 
 

@@ -31,7 +31,8 @@ def runs(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]
         con.execute(
             """SELECT run_id, method, status, seed, params, config, final_eval, fingerprints,
                   provenance, trainable_params, total_params, trainable_pct, peak_memory_mb,
-                  wall_time_s, tokens_per_s, failure_cause, failure_log_tail
+                  wall_time_s, tokens_per_s, train_time_s, setup_time_s, attempts, tokens_seen,
+                  artifact_size_mb, failure_cause, failure_log_tail
            FROM runs WHERE experiment = ? ORDER BY method, run_id""",
             [experiment],
         )

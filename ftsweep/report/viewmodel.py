@@ -11,19 +11,31 @@ from __future__ import annotations
 import importlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ftsweep.report.cards import Card, decision_cards
-from ftsweep.report.compare import PairRow, compare, per_example
+from ftsweep.report.compare import PairRow, compare
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.fairness import FairnessWarning, fairness_warnings
+from ftsweep.report.pareto import ParetoAxis, pareto_axes
+from ftsweep.report.rows import (
+    InputSet,
+    LeaderRow,
+    config_rows,
+    fmt_params,
+    input_sets,
+    leader_rows,
+    metric_range,
+)
 from ftsweep.report.search_view import SearchView
-from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, corpus_bootstrap, summarize
+from ftsweep.report.sensitivity import HeatMap, LrCurve, heat_maps, lr_curves
+from ftsweep.report.stats import TEST_NAME, Stat, summarize
 
 CURVE_METRICS = ("loss", "eval_loss")
+# names of the aggregate figures in the templates' ``svgs`` (never a curve metric's name)
+PARETO_FIGURE = "decide-pareto"
+LR_FIGURE = "decide-lr"
 PROBLEM_STATES = ("failed", "pruned", "lost")
 _PROVENANCE_DEPTH = 3
 _PROVENANCE_SHOWN = 5
@@ -55,24 +67,6 @@ def aggregation(metric: str) -> str:
 
 
 @dataclass(frozen=True)
-class LeaderRow:
-    rank: int
-    method: str
-    label: str  # the method, plus "(inputs k)" when the experiment's inputs changed
-    inputs: int  # index into ReportView.inputs (0 when the inputs never changed)
-    config: str  # the varied values of the best config, "k=v, ..."
-    primary: Stat  # over seeds, with a 95% t-interval
-    primary_examples: Stat  # over examples (seed-averaged), 95% bootstrap; n=0 without them
-    metrics: dict[str, Stat]
-    trainable_params: Stat
-    trainable_pct: Stat
-    peak_memory_mb: Stat
-    wall_time_s: Stat
-    tokens_per_s: Stat
-    run_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
 class EffectRow:
     method: str
     param: str
@@ -85,6 +79,8 @@ class CurveSeries:
     method: str
     steps: tuple[int, ...]
     values: tuple[float, ...]  # mean over the best config's seeds at each step
+    low: tuple[float, ...] = ()  # the lowest seed at each step (the band); () with one seed
+    high: tuple[float, ...] = ()  # the highest seed at each step
 
 
 @dataclass(frozen=True)
@@ -111,16 +107,6 @@ class ProvenanceRow:
 
 
 @dataclass(frozen=True)
-class InputSet:
-    """One set of input fingerprints (data files, base model) the experiment's runs used."""
-
-    index: int
-    fingerprints: dict[str, str]
-    n_runs: int
-    differs_in: tuple[str, ...]  # the fingerprint keys whose value differs between sets
-
-
-@dataclass(frozen=True)
 class ReportView:
     experiment: str
     primary_metric: str
@@ -138,12 +124,12 @@ class ReportView:
     primary_aggregate: str = "mean"  # Evaluator.aggregate of the primary metric
     test_name: str = TEST_NAME
     search: SearchView | None = None  # the search sections; None for an experiment without trials
-
-
-def fmt_params(params: dict[str, Any] | None) -> str:
-    """Deterministic "k=v, k=v" of the varied values ("—" when nothing varies)."""
-    items = sorted((params or {}).items())
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in items if k != "seed") or "—"
+    configs: tuple[LeaderRow, ...] = ()  # every configuration, best first
+    pareto: tuple[ParetoAxis, ...] = ()
+    lr_curves: tuple[LrCurve, ...] = ()
+    heat_maps: tuple[HeatMap, ...] = ()
+    warnings: tuple[FairnessWarning, ...] = ()
+    memory_budget_mb: float | None = None
 
 
 def eval_spec(runs: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -172,92 +158,6 @@ def evaluator_params(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return dict(json.loads(seen.most_common(1)[0][0])) if seen else {}
 
 
-def _stat(runs: Iterable[dict[str, Any]], key: str) -> Stat:
-    return summarize([r[key] for r in runs])
-
-
-def _inputs_key(run: dict[str, Any]) -> str:
-    return json.dumps(run.get("fingerprints") or {}, sort_keys=True)
-
-
-def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
-    """Distinct input fingerprints of the runs, in order of first appearance.
-
-    Runs of one experiment trained on other data or another base model are different
-    experiments in all but name: they must never be pooled as seeds of one row.
-    """
-    counts = Counter(_inputs_key(r) for r in runs)
-    order = list(dict.fromkeys(_inputs_key(r) for r in runs))
-    decoded = [json.loads(k) for k in order]
-    keys = sorted({k for fp in decoded for k in fp})
-    differs = tuple(k for k in keys if len({fp.get(k) for fp in decoded}) > 1)
-    return [
-        InputSet(i, fp, counts[k], differs)
-        for i, (k, fp) in enumerate(zip(order, decoded, strict=True))
-    ]
-
-
-def _over_examples(
-    run_ids: tuple[str, ...], examples: list[dict[str, Any]], corpus: CorpusStats | None
-) -> Stat:
-    """The primary metric over examples with a bootstrap interval (as a corpus if it is one)."""
-    if corpus is None:
-        return bootstrap_mean(list(per_example(examples, run_ids).values()))
-    stats = corpus.for_runs(run_ids)
-    if not stats:
-        return Stat(None, None, 0)
-    return corpus_bootstrap(np.stack([stats[ex] for ex in sorted(stats)]), corpus.score)
-
-
-def _leader_rows(
-    complete: list[dict[str, Any]],
-    per_run: dict[str, dict[str, float | None]],
-    metric_names: tuple[str, ...],
-    primary: str,
-    higher: bool,
-    examples: list[dict[str, Any]],
-    corpus: CorpusStats | None,
-) -> list[LeaderRow]:
-    """Best config per method and input set (mean primary over seeds), best first."""
-    sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
-    for run in complete:
-        groups[(run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))].append(run)
-    best: dict[tuple[str, int], tuple[float, str]] = {}
-    for (method, inputs, config), members in groups.items():
-        mean = summarize([per_run[r["run_id"]].get(primary) for r in members]).mean
-        score = float("-inf") if mean is None else (mean if higher else -mean)
-        if (method, inputs) not in best or (score, config) > best[(method, inputs)]:
-            best[(method, inputs)] = (score, config)
-    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    rows = []
-    for rank, ((method, inputs), (_, config)) in enumerate(ordered, 1):
-        members = groups[(method, inputs, config)]
-        run_ids = tuple(sorted(r["run_id"] for r in members))
-        metrics = {
-            m: summarize([per_run[r["run_id"]].get(m) for r in members]) for m in metric_names
-        }
-        rows.append(
-            LeaderRow(
-                rank=rank,
-                method=method,
-                label=method if len(sets) == 1 else f"{method} (inputs {inputs + 1})",
-                inputs=inputs,
-                config=config,
-                primary=metrics[primary],
-                primary_examples=_over_examples(run_ids, examples, corpus),
-                metrics=metrics,
-                trainable_params=_stat(members, "trainable_params"),
-                trainable_pct=_stat(members, "trainable_pct"),
-                peak_memory_mb=_stat(members, "peak_memory_mb"),
-                wall_time_s=_stat(members, "wall_time_s"),
-                tokens_per_s=_stat(members, "tokens_per_s"),
-                run_ids=run_ids,
-            )
-        )
-    return rows
-
-
 def _effects(
     complete: list[dict[str, Any]], per_run: dict[str, dict[str, float | None]], primary: str
 ) -> list[EffectRow]:
@@ -269,14 +169,17 @@ def _effects(
                 key = (run["method"], param, json.dumps(value, sort_keys=True))
                 cells[key].append(per_run[run["run_id"]].get(primary))
     values_per_param = Counter((m, p) for (m, p, _) in cells)
+    bounds = metric_range(primary)
     return [
-        EffectRow(method=m, param=p, value=v, stat=summarize(vals))
+        EffectRow(method=m, param=p, value=v, stat=summarize(vals, bounds))
         for (m, p, v), vals in sorted(cells.items())
         if values_per_param[(m, p)] > 1  # a parameter with one value has no effect to show
     ]
 
 
 def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[CurveSet]:
+    """Per metric, one series per leaderboard row: the seeds' mean at each step, and the
+    band from the lowest to the highest seed where the row has more than one seed."""
     owner = {rid: row.label for row in leaders for rid in row.run_ids}
     acc: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in curve_rows:
@@ -290,7 +193,10 @@ def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[
             if points:
                 steps = tuple(sorted(points))
                 means = tuple(sum(points[s]) / len(points[s]) for s in steps)
-                series.append(CurveSeries(row.label, steps, means))
+                banded = len(row.run_ids) > 1
+                low = tuple(min(points[s]) for s in steps) if banded else ()
+                high = tuple(max(points[s]) for s in steps) if banded else ()
+                series.append(CurveSeries(row.label, steps, means, low, high))
         sets.append(CurveSet(metric, tuple(series)))
     return sets
 
@@ -330,6 +236,7 @@ def build_view(
     curve_rows: list[dict[str, Any]],
     examples: list[dict[str, Any]],
     corpus: CorpusStats | None = None,
+    memory_budget_mb: float | None = None,
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
     primary, _ = eval_spec(runs)
@@ -340,7 +247,9 @@ def build_view(
         per_run.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
     names = {m for metrics in per_run.values() for m in metrics} | {primary}
     metric_names = (primary, *sorted(names - {primary}))
-    leaders = _leader_rows(complete, per_run, metric_names, primary, higher, examples, corpus)
+    configs = config_rows(complete, per_run, metric_names, higher)
+    leaders = leader_rows(configs, examples, corpus)
+    pairs = compare(leaders, examples, higher, corpus)
     return ReportView(
         experiment=experiment,
         primary_metric=primary,
@@ -348,7 +257,7 @@ def build_view(
         metric_names=metric_names,
         leaderboard=tuple(leaders),
         effects=tuple(_effects(complete, per_run, primary)),
-        pairs=tuple(compare(leaders, examples, higher, corpus)),
+        pairs=tuple(pairs),
         curves=tuple(_curves(leaders, curve_rows)),
         failed=tuple(
             FailedRow(
@@ -365,6 +274,12 @@ def build_view(
         provenance=tuple(_provenance(runs)),
         status_counts=dict(sorted(Counter(r["status"] for r in runs).items())),
         inputs=tuple(input_sets(complete)),
-        cards=tuple(decision_cards(leaders, primary, higher)),
+        cards=tuple(decision_cards(leaders, primary, higher, memory_budget_mb, pairs)),
         primary_aggregate=aggregation(primary),
+        configs=tuple(configs),
+        pareto=tuple(pareto_axes(configs, higher)),
+        lr_curves=tuple(lr_curves(configs)),
+        heat_maps=tuple(heat_maps(complete, per_run, primary, higher)),
+        warnings=tuple(fairness_warnings(complete, leaders)),
+        memory_budget_mb=memory_budget_mb,
     )

@@ -1,0 +1,238 @@
+"""Rows of a report: one per configuration — a method, its varied values, one set of
+inputs — summarised over its seeds; the leaderboard is the best configuration per method.
+
+What each cost column measures (the worker records it; ``runs`` in the store):
+
+* ``train_time_s`` — the training loop alone, summed over the run's attempts;
+* ``tokens_per_s`` — tokens trained per second of that loop;
+* ``tokens_seen`` — tokens the trained model saw (non-padding);
+* ``setup_time_s`` — model load, tokenisation and the like, apart from the loop;
+* ``wall_time_s`` — the worker's whole life (set-up, loop, evaluation, save);
+* ``attempts`` — worker processes the run took (more than one: it was resumed);
+* ``peak_memory_mb`` — the device's peak (the process's RSS on CPU);
+* ``artifact_size_mb`` — what the run saved on disk (the adapter, or the whole model).
+
+Every cost is summarised with a floor of zero (``NON_NEGATIVE``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from ftsweep.report.compare import per_example
+from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.stats import (
+    NON_NEGATIVE,
+    UNBOUNDED,
+    Bounds,
+    Stat,
+    bootstrap_mean,
+    corpus_bootstrap,
+    summarize,
+)
+
+COSTS = (
+    "trainable_params",
+    "trainable_pct",
+    "peak_memory_mb",
+    "artifact_size_mb",
+    "train_time_s",
+    "tokens_per_s",
+    "tokens_seen",
+    "setup_time_s",
+    "wall_time_s",
+    "attempts",
+)
+_NO_STAT = Stat(None, None, 0)
+
+
+def metric_range(metric: str) -> Bounds:
+    """The (low, high) values a metric can take, as its evaluator declares (else unbounded)."""
+    try:  # lazily: evaluators may pull in heavy libraries the report never needs
+        evaluators = importlib.import_module("ftsweep.evaluators")
+    except ImportError:
+        return UNBOUNDED
+    ask = getattr(evaluators, "metric_bounds", None)
+    return ask(metric) if ask is not None else UNBOUNDED
+
+
+def trains_nothing(method: str | None) -> bool:
+    """True for a method that only evaluates (the untrained base model): its one greedy
+    evaluation is a fixed reference, the same for every seed. Unknown methods: False."""
+    try:  # lazily: the method registry imports pydantic models the report rarely needs
+        methods = importlib.import_module("ftsweep.methods")
+    except ImportError:
+        return False
+    cls = getattr(methods, "METHODS", {}).get(method or "")
+    return cls is not None and not getattr(cls, "trains", True)
+
+
+def fmt_params(params: dict[str, Any] | None) -> str:
+    """Deterministic "k=v, k=v" of the varied values ("—" when nothing varies)."""
+    items = sorted((params or {}).items())
+    return ", ".join(f"{k}={json.dumps(v)}" for k, v in items if k != "seed") or "—"
+
+
+def run_lr(run: dict[str, Any]) -> float | None:
+    """The learning rate a run trained with (its resolved config), None if unknown."""
+    lr = ((run.get("config") or {}).get("training") or {}).get("lr")
+    return float(lr) if isinstance(lr, int | float) and not isinstance(lr, bool) else None
+
+
+@dataclass(frozen=True)
+class LeaderRow:
+    """One configuration over its seeds (``rank`` 0 unless it is on the leaderboard)."""
+
+    rank: int
+    method: str
+    label: str  # the method, plus "(inputs k)" when the experiment's inputs changed
+    inputs: int  # index into ReportView.inputs (0 when the inputs never changed)
+    config: str  # the varied values, "k=v, ..."
+    primary: Stat  # over seeds, with a 95% t-interval
+    primary_examples: Stat  # over examples (seed-averaged), 95% bootstrap; n=0 without them
+    metrics: dict[str, Stat]
+    trainable_params: Stat
+    trainable_pct: Stat
+    peak_memory_mb: Stat
+    wall_time_s: Stat
+    tokens_per_s: Stat
+    run_ids: tuple[str, ...]
+    fixed: bool = False  # the method trains nothing: a fixed reference (trains_nothing)
+    train_time_s: Stat = _NO_STAT
+    setup_time_s: Stat = _NO_STAT
+    tokens_seen: Stat = _NO_STAT
+    artifact_size_mb: Stat = _NO_STAT
+    attempts: Stat = _NO_STAT
+    lr: float | None = None  # the learning rate of the config's runs (None if they differ)
+    peak_memory_max_mb: float | None = None  # the highest seed's peak: what a budget must fit
+
+
+@dataclass(frozen=True)
+class InputSet:
+    """One set of input fingerprints (data files, base model) the experiment's runs used."""
+
+    index: int
+    fingerprints: dict[str, str]
+    n_runs: int
+    differs_in: tuple[str, ...]  # the fingerprint keys whose value differs between sets
+
+
+def _inputs_key(run: dict[str, Any]) -> str:
+    return json.dumps(run.get("fingerprints") or {}, sort_keys=True)
+
+
+def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
+    """Distinct input fingerprints of the runs, in order of first appearance.
+
+    Runs of one experiment trained on other data or another base model are different
+    experiments in all but name: they must never be pooled as seeds of one row.
+    """
+    counts = Counter(_inputs_key(r) for r in runs)
+    order = list(dict.fromkeys(_inputs_key(r) for r in runs))
+    decoded = [json.loads(k) for k in order]
+    keys = sorted({k for fp in decoded for k in fp})
+    differs = tuple(k for k in keys if len({fp.get(k) for fp in decoded}) > 1)
+    return [
+        InputSet(i, fp, counts[k], differs)
+        for i, (k, fp) in enumerate(zip(order, decoded, strict=True))
+    ]
+
+
+COUNTS = ("trainable_params", "tokens_seen", "attempts")  # printed exactly when whole
+
+
+def _cost(runs: Iterable[dict[str, Any]], key: str) -> Stat:
+    stat = summarize([r.get(key) for r in runs], NON_NEGATIVE)
+    if key in COUNTS and stat.mean is not None and float(stat.mean).is_integer():
+        # numbers.py prints ints exactly (counts) and floats to 3 digits: 1,115,264
+        # parameters must not read as 1,120,000
+        return replace(stat, mean=int(stat.mean))
+    return stat
+
+
+def _score(stat: Stat, higher: bool) -> float:
+    if stat.mean is None:
+        return float("-inf")
+    return stat.mean if higher else -stat.mean
+
+
+def config_rows(
+    complete: list[dict[str, Any]],
+    per_run: dict[str, dict[str, float | None]],
+    metric_names: tuple[str, ...],
+    higher: bool,
+) -> list[LeaderRow]:
+    """Every configuration (method × varied values × input set) over its seeds, best
+    first by the primary metric (``metric_names[0]``); ties by label, then config."""
+    sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in complete:
+        groups[(run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))].append(run)
+    ranges = {m: metric_range(m) for m in metric_names}
+    rows = []
+    for (method, inputs, config), members in groups.items():
+        metrics = {
+            m: summarize([per_run[r["run_id"]].get(m) for r in members], ranges[m])
+            for m in metric_names
+        }
+        costs = {key: _cost(members, key) for key in COSTS}
+        lrs = {run_lr(r) for r in members}
+        peaks = [float(r["peak_memory_mb"]) for r in members if r.get("peak_memory_mb") is not None]
+        rows.append(
+            LeaderRow(
+                rank=0,
+                method=method,
+                label=method if len(sets) == 1 else f"{method} (inputs {inputs + 1})",
+                inputs=inputs,
+                config=config,
+                primary=metrics[metric_names[0]],
+                primary_examples=_NO_STAT,
+                metrics=metrics,
+                run_ids=tuple(sorted(r["run_id"] for r in members)),
+                fixed=trains_nothing(method),
+                lr=lrs.pop() if len(lrs) == 1 else None,
+                peak_memory_max_mb=max(peaks) if peaks else None,
+                **costs,
+            )
+        )
+    rows.sort(key=lambda r: (-_score(r.primary, higher), r.label, r.config))
+    return rows
+
+
+def _over_examples(
+    run_ids: tuple[str, ...], examples: list[dict[str, Any]], corpus: CorpusStats | None
+) -> Stat:
+    """The primary metric over examples with a bootstrap interval (as a corpus if it is one)."""
+    if corpus is None:
+        return bootstrap_mean(list(per_example(examples, run_ids).values()))
+    stats = corpus.for_runs(run_ids)
+    if not stats:
+        return _NO_STAT
+    return corpus_bootstrap(np.stack([stats[ex] for ex in sorted(stats)]), corpus.score)
+
+
+def leader_rows(
+    configs: list[LeaderRow], examples: list[dict[str, Any]], corpus: CorpusStats | None
+) -> list[LeaderRow]:
+    """The best configuration per method and input set (``configs`` is best first),
+    ranked, with the bootstrap over examples (computed for these rows only)."""
+    seen: set[str] = set()
+    rows: list[LeaderRow] = []
+    for row in configs:
+        if row.label not in seen:
+            seen.add(row.label)
+            rows.append(
+                replace(
+                    row,
+                    rank=len(rows) + 1,
+                    primary_examples=_over_examples(row.run_ids, examples, corpus),
+                )
+            )
+    return rows
