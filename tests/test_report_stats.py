@@ -384,6 +384,8 @@ def test_evaluators_declare_their_ranges_and_the_report_uses_them() -> None:
     assert metric_bounds("exact_match") == (0.0, 1.0)
     assert metric_bounds("bleu") == (0.0, 100.0) and metric_bounds("chrf") == (0.0, 100.0)
     assert metric_bounds("eval_loss") == (0.0, None) and metric_bounds("unknown") == (None, None)
+    for rate in ("pass@1", "pass@3", "majority_vote", "rouge_l", "token_f1"):
+        assert metric_bounds(rate) == (0.0, 1.0), rate
     runs = _runs("lora", 2)
     for r in runs:
         r["config"] = {"eval": {"primary_metric": "exact_match", "split": "val"}}

@@ -52,6 +52,7 @@ class RougeL(Evaluator):
     name = "rouge_l"
     needs_generation = True
     metrics = {"rouge_l": True}
+    bounds = {"rouge_l": (0.0, 1.0)}
     aggregate = "mean"
 
     class Params(Evaluator.Params):

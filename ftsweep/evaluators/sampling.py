@@ -49,6 +49,7 @@ class PassAtK(Evaluator):
     name = "pass_at_k"
     needs_generation = True
     metrics = {f"pass@{k}": True for k in range(1, MAX_SAMPLES + 1)}
+    bounds = {f"pass@{k}": (0.0, 1.0) for k in range(1, MAX_SAMPLES + 1)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="pass_at_k params")
@@ -92,6 +93,7 @@ class MajorityVote(Evaluator):
     name = "majority_vote"
     needs_generation = True
     metrics = {"majority_vote": True}
+    bounds = {"majority_vote": (0.0, 1.0)}
 
     class Params(Evaluator.Params):
         model_config = ConfigDict(title="majority_vote params")
