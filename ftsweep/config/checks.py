@@ -86,8 +86,9 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
                 pos.problem(("data", split), f"file not found: {path}", value=rel, has_value=True)
             )
             continue
+        fields = spec.data.fields.model_dump() if spec.data.fields else None
         found = check_file(
-            path, spec.data.family, spec.data.on_bad_record, evaluated=split != "train"
+            path, spec.data.family, spec.data.on_bad_record, split != "train", fields
         )
         for line, reason in found[:5]:
             problems.append(pos.problem(("data", split), f"{path}:{line}: {reason}"))

@@ -46,6 +46,33 @@ class HubSource(Strict):
     test_split: str | None = None
 
 
+class FieldMap(Strict):
+    """Where each field the family needs sits in your records (docs/experiments.md).
+
+    Only the keys you set change; the defaults are the shipped formats' names. ``null``
+    says your data has no such field (only ``input``, ``tests`` and ``id`` may be absent).
+    """
+
+    # instruction family
+    instruction: str = "instruction"
+    input: str | None = "input"
+    output: str = "output"
+    # code family
+    problem: str = "problem"
+    entry_point: str = "entry_point"
+    solution: str = "solution"
+    tests: str | None = "tests"
+    # dialogue family: the list of turns, and each turn's role and text keys
+    messages: str = "conversations"
+    role: str = "from"
+    content: str = "value"
+    # Your role names -> system / user / assistant. None: the ShareGPT and OpenAI names
+    # (system, human, user, gpt, assistant) are understood.
+    roles: dict[str, Literal["system", "user", "assistant"]] | None = None
+    # Keys per-example scores by; None numbers the records instead.
+    id: str | None = "id"
+
+
 class DataBlock(Strict):
     family: Literal["instruction", "dialogue", "code"] = "instruction"
     # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file...
@@ -54,6 +81,8 @@ class DataBlock(Strict):
     test: str | None = None
     # ...or a hub data set instead of local files.
     hub: HubSource | None = None
+    # Your field names, when they are not the shipped formats' (MetaMathQA: query/response).
+    fields: FieldMap | None = None
     # With no eval file: hold out this fraction of train as eval, with a fixed seed.
     eval_fraction: float | None = Field(None, gt=0.0, lt=1.0)
     split_seed: int = 0

@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ftsweep.data.fields import apply_fields, missing_fields
 from ftsweep.data.formats import _messages
 from ftsweep.errors import FtsweepError
 
@@ -129,12 +130,24 @@ def _raw_rows(path: Path) -> list[tuple[int, Any]]:
     )
 
 
-def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
-    """Why ``rec`` cannot be used (None when it can); ``evaluated``: it is an eval record."""
+def _problem(
+    rec: Any, family: str, evaluated: bool = False, fields: dict[str, Any] | None = None
+) -> str | None:
+    """Why ``rec`` cannot be used (None when it can); ``evaluated``: it is an eval record.
+
+    With ``fields`` (data.fields), ``rec`` is in the user's layout and messages name the
+    user's keys."""
     if isinstance(rec, Exception):
         return str(rec)
     if not isinstance(rec, dict):
         return f"a record is an object, got {type(rec).__name__}"
+    if fields:
+        if (reason := missing_fields(rec, family, fields)) is not None:
+            return reason
+        try:
+            rec = apply_fields(rec, family, fields)
+        except ValueError as exc:
+            return str(exc)
     missing = [k for k in REQUIRED[family] if k not in rec or rec[k] in (None, "")]
     if missing:
         return (
@@ -162,7 +175,11 @@ def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
 
 
 def check_file(
-    path: Path, family: str, policy: str, evaluated: bool = False
+    path: Path,
+    family: str,
+    policy: str,
+    evaluated: bool = False,
+    fields: dict[str, Any] | None = None,
 ) -> list[tuple[int, str]]:
     """Problems validation should report: malformed records under the 'error' policy."""
     if policy == "drop":
@@ -174,13 +191,15 @@ def check_file(
     except (OSError, ValueError) as exc:
         return [(1, f"cannot read: {exc}")]
     problems = [
-        (line, r) for line, rec in rows if (r := _problem(rec, family, evaluated)) is not None
+        (line, r)
+        for line, rec in rows
+        if (r := _problem(rec, family, evaluated, fields)) is not None
     ]
     seen: dict[str, int] = {}
     for line, rec in (
         rows if evaluated else []
     ):  # ids key the per-example scores that paired tests compare
-        rid = rec.get("id") if isinstance(rec, dict) else None
+        rid = rec.get((fields or {}).get("id", "id")) if isinstance(rec, dict) else None
         if rid is not None and str(rid) in seen:
             problems.append((line, f"duplicate id {rid!r} (first on line {seen[str(rid)]})"))
         elif rid is not None:
@@ -233,10 +252,11 @@ def load_split_records(
     holdout = bool(data.get("eval_fraction")) and split in ("train", "eval")
     where, rows = _source_rows(data, paths, "train" if holdout else split)
     family, good, malformed = data["family"], [], 0
+    fields = data.get("fields")
     for line, rec in rows:
-        reason = _problem(rec, family, evaluated=split != "train")
+        reason = _problem(rec, family, split != "train", fields)
         if reason is None:
-            good.append(rec)
+            good.append(apply_fields(rec, family, fields))
         elif data["on_bad_record"] == "drop":
             malformed += 1
         else:
