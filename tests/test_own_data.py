@@ -11,7 +11,7 @@ from ftsweep.config.load import load_experiment
 from ftsweep.config.schema import DataBlock, FieldMap
 from ftsweep.data.records import check_file, load_split_records
 from ftsweep.errors import ConfigError
-from tests.conftest import MODEL
+from tests.conftest import DATA, MODEL
 
 
 def _write(path: Path, rows: list) -> Path:
@@ -106,3 +106,147 @@ def test_validation_reports_a_missing_mapped_field_at_file_line(tmp_path):
     text = str(err.value)
     assert f"{train}:2: missing response (data.fields.output)" in text
     assert text.count("missing response") == 2  # once for data.train, once for data.test
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(MODEL))
+
+
+def _trained_text(example, tok) -> str:
+    from ftsweep.worker.dataset import IGNORE
+
+    ids = [t for t in example.labels if t != IGNORE]
+    return tok.decode(ids, skip_special_tokens=False)
+
+
+REC = {
+    "instruction": "Name the color.",
+    "input": "red",
+    "output": "red",
+    "query": "What is 2 plus 2?",
+}
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "alpaca",
+        {"prompt": "Q: {{ query }}\nA: ", "completion": None},
+        {"prompt": "{{ instruction }} | {{ input }} =>", "completion": " {{ output | upper }}"},
+    ],
+)
+def test_loss_mask_covers_exactly_the_completion(tok, template):
+    from ftsweep.data.templates import render_jinja
+    from ftsweep.worker.dataset import encode
+
+    data = {
+        "family": "instruction",
+        "template": template,
+        "completion_only_loss": True,
+        "max_length": 256,
+        "truncation_side": "right",
+    }
+    ex = encode(dict(REC), 0, "train", data, tok)
+    if isinstance(template, dict):
+        prompt, completion = render_jinja(REC, template, "instruction")
+    else:
+        from ftsweep.data.formats import render_instruction
+
+        prompt, completion = render_instruction(REC, template)
+    assert ex.prompt == prompt and ex.reference == completion
+    # the trained tokens are the completion and the eos that teaches the model to stop
+    assert _trained_text(ex, tok) == completion + tok.eos_token
+    assert tok.decode(ex.input_ids, skip_special_tokens=False).endswith(
+        prompt + completion + tok.eos_token
+    )
+
+
+def test_chat_template_renders_instruction_data_as_an_exchange(tok):
+    from ftsweep.data.templates import chat_segments
+    from ftsweep.worker.dataset import encode
+
+    data = {
+        "family": "instruction",
+        "template": "chat",
+        "completion_only_loss": True,
+        "max_length": 256,
+        "truncation_side": "right",
+    }
+    ex = encode(dict(REC), 0, "train", data, tok)
+    head, tail = chat_segments(REC, tok)
+    expected_head = tok.apply_chat_template(
+        [{"role": "user", "content": "Name the color.\n\nred"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    assert head == expected_head and ex.prompt == head
+    assert ex.reference == "red"  # scored against the answer, not the end-of-turn marker
+    # loss on the answer plus the template's end of turn (no extra eos appended)
+    assert tail.startswith("red") and tail != "red"
+    assert _trained_text(ex, tok) == tail
+    assert tok.decode(ex.input_ids, skip_special_tokens=False).endswith(head + tail)
+
+
+def test_jinja_template_is_sandboxed_and_strict():
+    from ftsweep.data.templates import render_jinja
+
+    with pytest.raises(ValueError, match="'query' is undefined"):
+        render_jinja({"instruction": "x", "output": "y"}, {"prompt": "{{ query }}"}, "instruction")
+    with pytest.raises(ValueError, match="unsafe|not safely|access"):
+        render_jinja(
+            {"output": "y"},
+            {"prompt": "{{ ''.__class__.__mro__[1].__subclasses__() }}"},
+            "instruction",
+        )
+
+
+def test_template_validation_reports_every_problem_with_its_place(tmp_path):
+    import shutil
+
+    train = _write(tmp_path / "t.jsonl", [{"q": "a", "output": "b"}, {"output": "c"}])
+    exp = _exp(
+        tmp_path,
+        f"data:\n  train: {train}\n  test: {train}\n  on_bad_record: drop\n"
+        "  template: {prompt: 'Q: {{ q }}'}\n",
+        "eval:\n  split: test\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_experiment(exp)
+    assert f"{train}:2: data.template: 'q' is undefined" in str(err.value)
+    bad = _exp(
+        tmp_path,
+        f"data:\n  train: {train}\n  test: {train}\n  template: {{prompt: 'Q: {{{{ q '}}\n",
+        name="bad.yaml",
+    )
+    with pytest.raises(ConfigError, match="Jinja syntax error at line 1 of prompt"):
+        load_experiment(bad)
+    # chat needs a tokenizer with a chat template: a copy of the tiny model without one
+    model = tmp_path / "model"
+    shutil.copytree(MODEL, model)
+    cfg = json.loads((model / "tokenizer_config.json").read_text())
+    del cfg["chat_template"]
+    (model / "tokenizer_config.json").write_text(json.dumps(cfg))
+    inst = DATA / "instruction" / "test.jsonl"
+    nochat = tmp_path / "nochat.yaml"
+    nochat.write_text(
+        f"experiment: own\nmodel:\n  path: {model}\n"
+        f"data:\n  train: {inst}\n  test: {inst}\n  template: chat\n"
+        "matrix:\n  method: [base]\n"
+    )
+    with pytest.raises(ConfigError, match="has no chat template"):
+        load_experiment(nochat)
+
+
+def test_prompt_file_is_read_relative_to_the_experiment(tmp_path):
+    (tmp_path / "prompts").mkdir()
+    (tmp_path / "prompts" / "p.j2").write_text("Question: {{ instruction }}\nAnswer: ")
+    inst = DATA / "instruction" / "test.jsonl"
+    exp = _exp(
+        tmp_path,
+        f"data:\n  train: {inst}\n  test: {inst}\n  template: {{prompt_file: prompts/p.j2}}\n",
+    )
+    run = load_experiment(exp).runs[0]
+    assert run.config["data"]["template"]["prompt"] == "Question: {{ instruction }}\nAnswer: "

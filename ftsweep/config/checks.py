@@ -31,13 +31,16 @@ def deep_checks(
     spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
     """Checks that need files, the model or the hardware; ``points`` are (Point, config)."""
+    from ftsweep.config.inputs import template_checks
+
     problems: list[Problem] = []
+    local = resolve_model_path(spec.model.path, base_dir)
     for variant in _data_eval_variants(spec, points):  # the matrix may vary data/eval keys
         problems += _data_checks(variant, base_dir, pos)
+        problems += template_checks(variant, base_dir, local, pos)
         problems += _eval_checks(variant, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
     problems += _fsdp_checks(spec, points, pos)
-    local = resolve_model_path(spec.model.path, base_dir)
     info, model_problems = _model_checks(spec, local, pos)
     problems += model_problems
     if info is not None:
@@ -100,18 +103,6 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
             )
         if not found:
             problems += _no_usable_records(spec, split, path, pos)
-    from ftsweep.data.formats import TEMPLATES
-
-    if spec.data.family == "instruction" and spec.data.template not in TEMPLATES:
-        problems.append(
-            pos.problem(
-                ("data", "template"),
-                f"unknown template{did_you_mean(spec.data.template, TEMPLATES)}",
-                value=spec.data.template,
-                has_value=True,
-                valid=", ".join(TEMPLATES),
-            )
-        )
     return problems
 
 

@@ -166,6 +166,7 @@ class Experiment:
         problems: list[Problem] = []
         pos = Positions({}, str(self.file))
         resolved = _resolve_points(self.spec, [point], pos, problems)
+        problems += _inline_prompt_files(resolved, self.file.resolve().parent, pos)
         if problems or not resolved:
             raise ConfigError(_dedupe(problems))
         _, cfg = resolved[0]
@@ -269,6 +270,7 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         problems += search_checks(spec, pos)
     if (points or probes) and deep:
         problems += deep_checks(spec, points + probes, base_dir, pos)
+    problems += _inline_prompt_files(points, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
     paths, fingerprints = _fingerprints(spec, base_dir)
@@ -363,6 +365,39 @@ def _resolve_points(
         if ok:
             out.append((point, cfg))
     return out
+
+
+def _inline_prompt_files(
+    resolved: list[tuple[Point, dict[str, Any]]], base_dir: Path, pos: Positions
+) -> list[Problem]:
+    """Read each ``data.template.prompt_file`` into the run's config (``prompt``).
+
+    The worker then needs no path to it, and its text (not its path) is what the run id
+    and the token cache key hash."""
+    from ftsweep.config.inputs import read_prompt_file
+
+    problems: list[Problem] = []
+    texts: dict[str, str] = {}
+    for _, cfg in resolved:
+        t = cfg["data"].get("template")
+        if not (isinstance(t, dict) and t.get("prompt_file") and t.get("prompt") is None):
+            continue
+        name = str(t["prompt_file"])
+        if name not in texts:
+            try:
+                texts[name] = read_prompt_file(t, base_dir)
+            except OSError as exc:
+                problems.append(
+                    pos.problem(
+                        ("data", "template", "prompt_file"),
+                        f"cannot read the template file: {exc}",
+                        value=name,
+                        has_value=True,
+                    )
+                )
+                continue
+        cfg["data"] = {**cfg["data"], "template": {**t, "prompt": texts[name]}}
+    return problems
 
 
 def _seeds_for(method: str, seeds: list[int]) -> list[int]:

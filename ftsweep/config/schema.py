@@ -73,6 +73,19 @@ class FieldMap(Strict):
     id: str | None = "id"
 
 
+class PromptTemplate(Strict):
+    """Jinja templates over a record's fields (sandboxed; an undefined field is an error).
+
+    Give ``prompt`` (the text) or ``prompt_file`` (a file, relative to the experiment
+    file), not both. The loss goes on the rendered completion only.
+    """
+
+    prompt: str | None = None
+    prompt_file: str | None = None
+    # Default: "{{ output }}" (instruction) or "{{ solution }}" (code).
+    completion: str | None = None
+
+
 class DataBlock(Strict):
     family: Literal["instruction", "dialogue", "code"] = "instruction"
     # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file...
@@ -91,8 +104,10 @@ class DataBlock(Strict):
     packing: bool = False
     # Loss on the answer only (prompt tokens masked); false trains on every token.
     completion_only_loss: bool = True
-    # "auto" picks alpaca or alpaca_zh per record from its "lang" field.
-    template: str = "auto"
+    # "auto" picks alpaca or alpaca_zh per record from its "lang" field; "chat" renders
+    # instruction records with the tokenizer's chat template; a {prompt, completion}
+    # mapping is your own Jinja template. Dialogue data always uses the chat template.
+    template: str | PromptTemplate = "auto"
     max_length: int = Field(256, ge=8, description="tokens per example after truncation")
     truncation_side: Literal["right", "left"] = "right"
     max_train_samples: int | None = Field(None, ge=1)

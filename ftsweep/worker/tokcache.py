@@ -49,11 +49,11 @@ Built = tuple[list[Example], dict[str, int]]
 
 
 def _code_hash() -> str:
-    from ftsweep.data import clean, formats, records
+    from ftsweep.data import clean, fields, formats, records, templates
     from ftsweep.worker import dataset
 
     h = hashlib.sha256()
-    for module in (clean, formats, records, dataset):
+    for module in (clean, fields, formats, records, templates, dataset):
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:16]
 

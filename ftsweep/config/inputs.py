@@ -1,0 +1,166 @@
+"""Checks of a team's own inputs: prompt templates, chat templates, template files.
+
+Called by config/checks.py with the rest of the deep checks; every problem is returned
+(never raised), with the record's file:line where one record is to blame.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from ftsweep.config.schema import ExperimentFile, PromptTemplate
+from ftsweep.config.yamlpos import Positions
+from ftsweep.errors import Problem, did_you_mean
+
+# Records of the train file a Jinja template is tried on at validation: enough to catch
+# a field that some records lack, cheap on any file.
+TEMPLATE_PROBE_RECORDS = 200
+
+
+def read_prompt_file(template: PromptTemplate | dict[str, Any], base_dir: Path) -> str:
+    """The text of ``prompt_file`` (relative to the experiment file); OSError if unreadable."""
+    name = template.prompt_file if isinstance(template, PromptTemplate) else template["prompt_file"]
+    return (base_dir / str(name)).read_text(encoding="utf-8")
+
+
+def has_chat_template(model_dir: Path) -> bool:
+    """Whether a local model's tokenizer ships a chat template (either place it may be)."""
+    if (model_dir / "chat_template.jinja").is_file() or (
+        model_dir / "chat_template.json"
+    ).is_file():
+        return True
+    try:
+        cfg = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(cfg.get("chat_template")) if isinstance(cfg, dict) else False
+
+
+def template_checks(
+    spec: ExperimentFile, base_dir: Path, model_dir: Path | None, pos: Positions
+) -> list[Problem]:
+    from ftsweep.data.formats import TEMPLATES
+
+    data, where = spec.data, ("data", "template")
+    family, template = data.family, data.template
+    problems: list[Problem] = []
+    uses_chat = family == "dialogue" or template == "chat"
+    if isinstance(template, str):
+        valid = {
+            "instruction": (*TEMPLATES, "chat"),
+            "code": ("auto",),
+            "dialogue": ("auto", "chat"),
+        }[family]
+        if template not in valid:
+            problems.append(
+                pos.problem(
+                    where,
+                    f"unknown template for {family} data{did_you_mean(template, valid)}",
+                    value=template,
+                    has_value=True,
+                    valid=", ".join(valid) + " or a {prompt, completion} Jinja mapping",
+                )
+            )
+    elif family == "dialogue":
+        problems.append(
+            pos.problem(
+                where,
+                "dialogue data is always rendered by the tokenizer's chat template",
+                valid="auto, chat",
+            )
+        )
+    else:
+        problems += _jinja_checks(spec, template, base_dir, pos)
+    if uses_chat and model_dir is not None and not has_chat_template(model_dir):
+        problems.append(
+            pos.problem(
+                where if family != "dialogue" else ("data", "family"),
+                f"the tokenizer in {model_dir} has no chat template (no chat_template in "
+                "tokenizer_config.json, no chat_template.jinja)",
+                value=template if family != "dialogue" else family,
+                has_value=True,
+                valid="a model whose tokenizer has a chat template, or (instruction "
+                "data) a built-in or Jinja template",
+            )
+        )
+    return problems
+
+
+def _jinja_checks(
+    spec: ExperimentFile, template: PromptTemplate, base_dir: Path, pos: Positions
+) -> list[Problem]:
+    from jinja2 import TemplateSyntaxError
+
+    from ftsweep.data.templates import compile_template
+
+    where = ("data", "template")
+    if (template.prompt is None) == (template.prompt_file is None):
+        return [pos.problem(where, "give prompt (a Jinja text) or prompt_file, one of them")]
+    sources = {"completion": template.completion}
+    if template.prompt_file is not None:
+        try:
+            sources["prompt"] = read_prompt_file(template, base_dir)
+        except OSError as exc:
+            return [
+                pos.problem(
+                    (*where, "prompt_file"),
+                    f"cannot read the template file: {exc}",
+                    value=template.prompt_file,
+                    has_value=True,
+                )
+            ]
+    else:
+        sources["prompt"] = template.prompt
+    problems = []
+    for key, text in sources.items():
+        if text is None:
+            continue
+        try:
+            compile_template(text)
+        except TemplateSyntaxError as exc:
+            origin = template.prompt_file if key == "prompt" and template.prompt_file else key
+            problems.append(
+                pos.problem(
+                    (*where, key if origin == key else "prompt_file"),
+                    f"Jinja syntax error at line {exc.lineno} of {origin}: {exc.message}",
+                )
+            )
+    if problems or spec.data.train is None:
+        return problems
+    return _try_on_records(spec, {**template.model_dump(), **sources}, base_dir, pos)
+
+
+def _try_on_records(
+    spec: ExperimentFile, template: dict[str, Any], base_dir: Path, pos: Positions
+) -> list[Problem]:
+    """Render the template on the first train records: a field some lack is found here."""
+    from ftsweep.data.fields import apply_fields, missing_fields
+    from ftsweep.data.records import _raw_rows
+    from ftsweep.data.templates import render_jinja
+
+    path = (base_dir / str(spec.data.train)).resolve()
+    if not path.is_file():
+        return []  # the data checks report the missing file
+    fields = spec.data.fields.model_dump() if spec.data.fields else None
+    try:
+        rows = _raw_rows(path)
+    except Exception:  # noqa: BLE001 - the data checks report an unreadable file
+        return []
+    for line, rec in islice(rows, TEMPLATE_PROBE_RECORDS):
+        if not isinstance(rec, dict) or (fields and missing_fields(rec, spec.data.family, fields)):
+            continue  # the data checks report a malformed record
+        try:
+            render_jinja(apply_fields(rec, spec.data.family, fields), template, spec.data.family)
+        except ValueError as exc:
+            return [
+                pos.problem(
+                    ("data", "template"),
+                    f"{path}:{line}: {exc}",
+                    valid="fields every record has (the record's own keys, or "
+                    "the family's canonical names)",
+                )
+            ]
+    return []
