@@ -250,3 +250,69 @@ def test_prompt_file_is_read_relative_to_the_experiment(tmp_path):
     )
     run = load_experiment(exp).runs[0]
     assert run.config["data"]["template"]["prompt"] == "Question: {{ instruction }}\nAnswer: "
+
+
+def test_mixture_weights_draw_deterministic_counts(tmp_path):
+    from ftsweep.data.mixture import mix
+
+    a = [{"instruction": f"a{i}", "output": "x"} for i in range(10)]
+    b = [{"instruction": f"b{i}", "output": "y"} for i in range(4)]
+    sources = [({"path": "a.jsonl", "weight": 0.5}, a), ({"path": "b.jsonl", "weight": 2.5}, b)]
+    out, counts = mix(sources, seed=3)
+    assert counts == {"source:a": 5, "source:b": 10}
+    assert len(out) == 15 and sum(r["instruction"].startswith("b") for r in out) == 10
+    # b: every record twice, then 2 of the 4 once more
+    assert sorted({r["instruction"] for r in out if r["instruction"][0] == "b"}) == [
+        "b0",
+        "b1",
+        "b2",
+        "b3",
+    ]
+    again, _ = mix(sources, seed=3)
+    other, _ = mix(sources, seed=4)
+    assert again == out and other != out
+
+
+def test_mixture_sources_carry_their_own_fields_and_counts(tmp_path):
+    meta = _write(
+        tmp_path / "meta.jsonl", [{"query": f"q{i}", "response": f"r{i}"} for i in range(6)]
+    )
+    alpaca = _write(
+        tmp_path / "alpaca.jsonl",
+        [{"instruction": f"i{i}", "input": "", "output": f"o{i}"} for i in range(4)],
+    )
+    data = DataBlock(
+        train=[
+            {
+                "path": str(meta),
+                "weight": 0.5,
+                "fields": {"instruction": "query", "output": "response"},
+            },
+            {"path": str(alpaca), "name": "alp"},
+        ]
+    ).model_dump()
+    paths = {"data.train.meta": str(meta), "data.train.alp": str(alpaca)}
+    records, counts = load_split_records(data, paths, "train")
+    assert counts["source:meta"] == 3 and counts["source:alp"] == 4 and counts["kept"] == 7
+    assert {r["instruction"][0] for r in records} == {"q", "i"}
+    assert all(r["output"] for r in records)
+    with pytest.raises(ValueError, match="share the name a"):
+        DataBlock(train=[{"path": "x/a.jsonl"}, {"path": "y/a.jsonl"}])
+    with pytest.raises(ValueError, match="cannot split a mixture"):
+        DataBlock(train=[{"path": "a.jsonl"}], eval_fraction=0.1)
+
+
+def test_mixture_validates_each_source_and_fingerprints_it(tmp_path):
+    meta = _write(tmp_path / "meta.jsonl", [{"query": "q", "response": "r"}, {"query": "x"}])
+    inst = DATA / "instruction" / "test.jsonl"
+    text = (
+        f"data:\n  test: {inst}\n  train:\n    - {{path: {inst}, name: shipped}}\n"
+        f"    - path: {meta}\n      fields: {{instruction: query, output: response}}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_experiment(_exp(tmp_path, text))
+    assert f"data.train[1].path: {meta}:2: missing response (data.fields.output)" in str(err.value)
+    _write(meta, [{"query": "q", "response": "r"}])
+    run = load_experiment(_exp(tmp_path, text)).runs[0]
+    assert set(run.fingerprints) >= {"data.train.shipped", "data.train.meta", "data.test"}
+    assert run.paths["data.train.meta"] == str(meta)

@@ -141,26 +141,37 @@ def _try_on_records(
     from ftsweep.data.records import _raw_rows
     from ftsweep.data.templates import render_jinja
 
-    path = (base_dir / str(spec.data.train)).resolve()
-    if not path.is_file():
-        return []  # the data checks report the missing file
-    fields = spec.data.fields.model_dump() if spec.data.fields else None
-    try:
-        rows = _raw_rows(path)
-    except Exception:  # noqa: BLE001 - the data checks report an unreadable file
-        return []
-    for line, rec in islice(rows, TEMPLATE_PROBE_RECORDS):
-        if not isinstance(rec, dict) or (fields and missing_fields(rec, spec.data.family, fields)):
-            continue  # the data checks report a malformed record
+    train = spec.data.train
+    default = spec.data.fields.model_dump() if spec.data.fields else None
+    sources = (
+        [(s.path, s.fields.model_dump() if s.fields else default) for s in train]
+        if isinstance(train, list)
+        else [(str(train), default)]
+    )
+    for rel, fields in sources:
+        path = (base_dir / rel).resolve()
+        if not path.is_file():
+            continue  # the data checks report the missing file
         try:
-            render_jinja(apply_fields(rec, spec.data.family, fields), template, spec.data.family)
-        except ValueError as exc:
-            return [
-                pos.problem(
-                    ("data", "template"),
-                    f"{path}:{line}: {exc}",
-                    valid="fields every record has (the record's own keys, or "
-                    "the family's canonical names)",
+            rows = _raw_rows(path)
+        except Exception:  # noqa: BLE001 - the data checks report an unreadable file
+            continue
+        for line, rec in islice(rows, TEMPLATE_PROBE_RECORDS):
+            if not isinstance(rec, dict) or (
+                fields and missing_fields(rec, spec.data.family, fields)
+            ):
+                continue  # the data checks report a malformed record
+            try:
+                render_jinja(
+                    apply_fields(rec, spec.data.family, fields), template, spec.data.family
                 )
-            ]
+            except ValueError as exc:
+                return [
+                    pos.problem(
+                        ("data", "template"),
+                        f"{path}:{line}: {exc}",
+                        valid="fields every record has (the record's own keys, or "
+                        "the family's canonical names)",
+                    )
+                ]
     return []

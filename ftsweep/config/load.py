@@ -425,12 +425,17 @@ def _fingerprints(spec: ExperimentFile, base_dir: Path) -> tuple[dict[str, str],
         # Unpinned hub data can change upstream; pin `revision` for reproducible run ids.
         fps["data.hub"] = f"hub:{h.name}/{h.config or ''}@{h.revision or 'main'}"
         return paths, fps
+    files: list[tuple[str, str]] = []
     for split in ("train", "eval", "test"):
         rel = getattr(spec.data, split)
-        if rel:
-            p = (base_dir / rel).resolve()
-            paths[f"data.{split}"] = str(p)
-            fps[f"data.{split}"] = file_fingerprint(p)
+        if isinstance(rel, list):  # a mixture: each source's file by its name
+            files += [(f"data.train.{source.label}", source.path) for source in rel]
+        elif rel:
+            files.append((f"data.{split}", rel))
+    for key, rel in files:
+        p = (base_dir / rel).resolve()
+        paths[key] = str(p)
+        fps[key] = file_fingerprint(p)
     return paths, fps
 
 

@@ -5,6 +5,7 @@ Each block's defaults carry their reason in a comment: the file is the user inte
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -73,6 +74,23 @@ class FieldMap(Strict):
     id: str | None = "id"
 
 
+class DataSource(Strict):
+    """One training set of a mixture (``data.train`` as a list)."""
+
+    path: str = Field(description="local file, relative to the experiment file")
+    # Multiplies the source's size: 1 uses every record once, 0.25 a seeded quarter of
+    # them, 2.5 every record twice plus a seeded half. Drawn with data.split_seed.
+    weight: float = Field(1.0, gt=0.0)
+    # Names the source in counts (result.json data_counts); default: the file's stem.
+    name: str | None = Field(None, min_length=1, max_length=80)
+    # This source's field names; default: data.fields.
+    fields: FieldMap | None = None
+
+    @property
+    def label(self) -> str:
+        return self.name or Path(self.path).stem
+
+
 class PromptTemplate(Strict):
     """Jinja templates over a record's fields (sandboxed; an undefined field is an error).
 
@@ -88,8 +106,9 @@ class PromptTemplate(Strict):
 
 class DataBlock(Strict):
     family: Literal["instruction", "dialogue", "code"] = "instruction"
-    # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file...
-    train: str | None = None
+    # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file; train
+    # may also be a mixture: a list of {path, weight, name, fields} sources...
+    train: str | list[DataSource] | None = Field(None, union_mode="left_to_right")
     eval: str | None = None
     test: str | None = None
     # ...or a hub data set instead of local files.
@@ -124,6 +143,17 @@ class DataBlock(Strict):
             )
         if self.eval_fraction is not None and (self.eval or (self.hub and self.hub.eval_split)):
             raise ValueError("eval_fraction splits train when there is no eval set; one is given")
+        if isinstance(self.train, list):
+            if not self.train:
+                raise ValueError("data.train is an empty list; a mixture needs a source")
+            if self.eval_fraction is not None:
+                raise ValueError("eval_fraction cannot split a mixture; give data.eval a file")
+            labels = [s.label for s in self.train]
+            twice = sorted({x for x in labels if labels.count(x) > 1})
+            if twice:
+                raise ValueError(
+                    f"mixture sources share the name {', '.join(twice)}; give each its own name"
+                )
         return self
 
 

@@ -245,14 +245,34 @@ def load_split_records(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One split's records after the malformed-record policy, cleaning and holdout.
 
-    Returns the records and counts (kept, malformed, dropped_<reason>) for the result.
+    Returns the records and counts (kept, malformed, dropped_<reason>) for the result;
+    a mixture (``data.train`` as a list, data/mixture.py) adds ``source:<name>`` counts.
     """
-    from ftsweep.data.clean import clean_records, split_holdout
+    from ftsweep.data.clean import split_holdout
 
+    if split == "train" and isinstance(data.get("train"), list):
+        return _mixture_records(data, paths)
     holdout = bool(data.get("eval_fraction")) and split in ("train", "eval")
     where, rows = _source_rows(data, paths, "train" if holdout else split)
+    records, counts = _usable(data, where, rows, split, data.get("fields"), holdout)
+    if holdout:
+        train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])
+        records = train if split == "train" else held
+    return records, {**counts, "kept": len(records)}
+
+
+def _usable(
+    data: dict[str, Any],
+    where: str,
+    rows: list[tuple[int, Any]],
+    split: str,
+    fields: dict[str, Any] | None,
+    holdout: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows that pass the malformed-record policy and cleaning, mapped and counted."""
+    from ftsweep.data.clean import clean_records
+
     family, good, malformed = data["family"], [], 0
-    fields = data.get("fields")
     for line, rec in rows:
         reason = _problem(rec, family, split != "train", fields)
         if reason is None:
@@ -272,7 +292,22 @@ def load_split_records(
         "drop_duplicates": data["clean"]["drop_duplicates"] and (holdout or split == "train"),
     }
     records, stats = clean_records(good, family, opts)
-    if holdout:
-        train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])
-        records = train if split == "train" else held
     return records, {**stats.as_dict(), "malformed": malformed, "kept": len(records)}
+
+
+def _mixture_records(
+    data: dict[str, Any], paths: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    from ftsweep.data.mixture import mix, path_key
+
+    per_source = []
+    totals: dict[str, int] = {}
+    for source in data["train"]:
+        path = Path(paths[path_key(source)])
+        fields = source.get("fields") or data.get("fields")
+        records, counts = _usable(data, str(path), _raw_rows(path), "train", fields)
+        for key, n in counts.items():
+            totals[key] = totals.get(key, 0) + n
+        per_source.append((source, records))
+    records, drawn = mix(per_source, data["split_seed"])
+    return records, {**totals, **drawn, "kept": len(records)}
