@@ -316,3 +316,41 @@ def test_mixture_validates_each_source_and_fingerprints_it(tmp_path):
     run = load_experiment(_exp(tmp_path, text)).runs[0]
     assert set(run.fingerprints) >= {"data.train.shipped", "data.train.meta", "data.test"}
     assert run.paths["data.train.meta"] == str(meta)
+
+
+def test_code_records_without_tests_train_but_refuse_pass_at_1(tmp_path, tok):
+    from ftsweep.worker.dataset import encode
+
+    rows = [
+        {
+            "id": "a",
+            "problem": "Return 1.",
+            "entry_point": "f",
+            "solution": "def f():\n    return 1\n",
+        },
+        {
+            "id": "b",
+            "problem": "Return 2.",
+            "entry_point": "g",
+            "solution": "def g():\n    return 2\n",
+            "tests": ["assert g() == 2"],
+        },
+    ]
+    code = _write(tmp_path / "c.jsonl", rows)
+    data = _data(code, family="code")
+    records, counts = load_split_records(data, {"data.train": str(code)}, "train")
+    assert counts["kept"] == 2 and "tests" not in records[0]
+    ex = encode(records[0], 0, "train", {**data, "max_length": 256}, tok)
+    assert _trained_text(ex, tok) == rows[0]["solution"] + tok.eos_token
+    ok = _exp(tmp_path, f"data:\n  family: code\n  train: {code}\n  test: {code}\n")
+    assert load_experiment(ok).runs  # loss only: no tests needed
+    bad = _exp(
+        tmp_path,
+        f"data:\n  family: code\n  train: {code}\n  test: {code}\n",
+        "eval:\n  evaluators: [loss, pass_at_1]\n  primary_metric: pass_at_1\n",
+        name="bad.yaml",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_experiment(bad)
+    assert f"1 records of {code} have none (first at {code}:1)" in str(err.value)
+    assert "eval.evaluators[1]" in str(err.value)

@@ -31,13 +31,14 @@ def deep_checks(
     spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
     """Checks that need files, the model or the hardware; ``points`` are (Point, config)."""
-    from ftsweep.config.inputs import template_checks
+    from ftsweep.config.inputs import template_checks, untested_code_checks
 
     problems: list[Problem] = []
     local = resolve_model_path(spec.model.path, base_dir)
     for variant in _data_eval_variants(spec, points):  # the matrix may vary data/eval keys
         problems += _data_checks(variant, base_dir, pos)
         problems += template_checks(variant, base_dir, local, pos)
+        problems += untested_code_checks(variant, base_dir, pos)
         problems += _eval_checks(variant, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
     problems += _fsdp_checks(spec, points, pos)

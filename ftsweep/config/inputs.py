@@ -175,3 +175,42 @@ def _try_on_records(
                     )
                 ]
     return []
+
+
+def untested_code_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[Problem]:
+    """pass_at_1 asked for on an evaluated split whose code records lack unit tests."""
+    from ftsweep.data.fields import apply_fields
+    from ftsweep.data.records import _problem, _raw_rows
+
+    evaluators = spec.eval.evaluators
+    if spec.data.family != "code" or "pass_at_1" not in evaluators:
+        return []
+    rel = getattr(spec.data, spec.eval.split, None)
+    if not isinstance(rel, str) or not (base_dir / rel).is_file():
+        return []  # a holdout or hub split is checked when the run reads it
+    path = (base_dir / rel).resolve()
+    fields = spec.data.fields.model_dump() if spec.data.fields else None
+    try:
+        rows = _raw_rows(path)
+    except Exception:  # noqa: BLE001 - the data checks report an unreadable file
+        return []
+    lines = [
+        line
+        for line, rec in rows
+        if _problem(rec, "code", True, fields) is None
+        and not apply_fields(rec, "code", fields).get("tests")
+    ]
+    if not lines:
+        return []
+    return [
+        pos.problem(
+            ("eval", "evaluators", evaluators.index("pass_at_1")),
+            f"pass_at_1 runs each record's unit tests, and {len(lines)} records of "
+            f"{path} have none (first at {path}:{lines[0]}); pass@1 is unavailable for them",
+            value="pass_at_1",
+            has_value=True,
+            valid="code records with tests (a non-empty list of assert lines) on the "
+            f"{spec.eval.split} split, or evaluators without pass_at_1 (records "
+            "without tests still train)",
+        )
+    ]

@@ -23,7 +23,9 @@ from ftsweep.errors import FtsweepError
 REQUIRED: dict[str, tuple[str, ...]] = {
     "instruction": ("instruction", "output"),
     "dialogue": ("conversations",),
-    "code": ("problem", "solution", "tests", "entry_point"),
+    # Unit tests are optional: a record without them trains, but pass_at_1 cannot score
+    # it (config/inputs.py refuses pass_at_1 on an eval split with such records).
+    "code": ("problem", "solution", "entry_point"),
 }
 
 
@@ -167,8 +169,10 @@ def _problem(
             return str(exc)
         if evaluated and messages[-1]["role"] != "assistant":
             return "a dialogue must end with a 'gpt' turn (its reply is what is evaluated)"
-    if family == "code" and not (
-        isinstance(rec["tests"], list) and all(isinstance(t, str) for t in rec["tests"])
+    if (
+        family == "code"
+        and rec.get("tests") is not None
+        and not (isinstance(rec["tests"], list) and all(isinstance(t, str) for t in rec["tests"]))
     ):
         return "tests must be a list of assert statements (text)"
     return None
