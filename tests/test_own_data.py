@@ -354,3 +354,68 @@ def test_code_records_without_tests_train_but_refuse_pass_at_1(tmp_path, tok):
         load_experiment(bad)
     assert f"1 records of {code} have none (first at {code}:1)" in str(err.value)
     assert "eval.evaluators[1]" in str(err.value)
+
+
+def test_one_round_schema_errors_do_not_hide_data_model_or_evaluator_problems(tmp_path):
+    train = _write(tmp_path / "t.jsonl", [{"instruction": "a", "output": "b"}, {"instruction": 1}])
+    exp = _exp(
+        tmp_path,
+        f"data:\n  train: {train}\n  test: {train}\n  max_length: 100000\n",
+        "training:\n  lrr: 0.1\n"  # a schema error...
+        "eval:\n  evaluators: [loss, exact_matc]\n",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_experiment(exp)
+    text = str(err.value)
+    assert "training.lrr: unknown key (did you mean 'lr'?)" in text
+    # ...and, in the same round, the data, evaluator and model problems
+    assert f"{train}:2: missing output" in text
+    assert "exact_matc" in text and "eval.evaluators[1]" in text
+    assert "data.max_length: longer than the model's context" in text
+    assert "max_position_embeddings 256" in text and "valid: at most 256" in text
+
+
+def test_model_loading_options_are_checked_against_the_hardware(tmp_path):
+    import torch
+
+    inst = DATA / "instruction" / "test.jsonl"
+    data = f"data:\n  train: {inst}\n  test: {inst}\n"
+    exp = _exp(
+        tmp_path, data.replace("data:", "  dtype: bf16\n  attn_implementation: eager\ndata:")
+    )
+    run = load_experiment(exp).runs[0]
+    assert run.config["model"]["dtype"] == "bf16"
+    from ftsweep.worker.setup import load_dtype
+
+    assert load_dtype("fp32", "bf16") == torch.bfloat16 and load_dtype("bf16") == torch.bfloat16
+    assert load_dtype("fp32") == torch.float32
+    if torch.cuda.is_available():
+        return  # the refusals below are for a machine without a GPU
+    bad = _exp(
+        tmp_path,
+        data.replace("data:", "  dtype: fp16\n  attn_implementation: flash_attention_2\ndata:"),
+        name="bad.yaml",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_experiment(bad)
+    text = str(err.value)
+    assert "model.dtype: fp16 weights need a CUDA GPU" in text
+    assert "flash_attention_2 needs a CUDA GPU" in text
+
+
+def test_warmup_longer_than_the_run_and_hub_models_are_warned_about(tmp_path):
+    inst = DATA / "instruction" / "test.jsonl"
+    exp = _exp(
+        tmp_path,
+        f"data:\n  train: {inst}\n  test: {inst}\n",
+        "training:\n  max_steps: 5\n  warmup_steps: 5\n",
+    )
+    notes = [n.format() for n in load_experiment(exp).notes]
+    assert any("warm-up (5 steps) is as long as the run (max_steps 5)" in n for n in notes)
+    hub = tmp_path / "hub.yaml"
+    hub.write_text(
+        "experiment: own\nmodel:\n  path: some-org/some-model\n"
+        f"data:\n  train: {inst}\n  test: {inst}\nmatrix:\n  method: [base]\n"
+    )
+    (note,) = load_experiment(hub).notes
+    assert "not on this machine" in note.message and "data.max_length" in note.message

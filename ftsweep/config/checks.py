@@ -31,7 +31,7 @@ def deep_checks(
     spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
     """Checks that need files, the model or the hardware; ``points`` are (Point, config)."""
-    from ftsweep.config.inputs import template_checks, untested_code_checks
+    from ftsweep.config.inputs import model_load_checks, template_checks, untested_code_checks
 
     problems: list[Problem] = []
     local = resolve_model_path(spec.model.path, base_dir)
@@ -41,6 +41,7 @@ def deep_checks(
         problems += untested_code_checks(variant, base_dir, pos)
         problems += _eval_checks(variant, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
+    problems += model_load_checks(spec, [c for _, c in points], local, pos)
     problems += _fsdp_checks(spec, points, pos)
     info, model_problems = _model_checks(spec, local, pos)
     problems += model_problems
@@ -310,8 +311,9 @@ def _importable(module: str) -> bool:
 
 
 def _model_checks(
-    spec: ExperimentFile, local: Path | None, pos: Positions
+    spec: ExperimentFile, local: Path | None, pos: Positions, read_modules: bool = True
 ) -> tuple[ModelInfo | None, list[Problem]]:
+    """The model directory's files; with ``read_modules``, its modules too (imports torch)."""
     where = ("model", "path")
     if local is None:
         if HUB_ID.match(spec.model.path):
@@ -347,6 +349,8 @@ def _model_checks(
                 has_value=True,
             )
         ]
+    if not read_modules:
+        return None, []
     try:
         return model_info(str(local), spec.model.trust_remote_code), []
     except (OSError, ValueError) as exc:

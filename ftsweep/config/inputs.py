@@ -214,3 +214,117 @@ def untested_code_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -
             "without tests still train)",
         )
     ]
+
+
+def context_length(model_dir: Path) -> int | None:
+    """The model's context (max_position_embeddings, or its other names), if it says."""
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(cfg, dict):
+        return None
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        if isinstance(cfg.get(key), int):
+            return int(cfg[key])
+    text = cfg.get("text_config")
+    if isinstance(text, dict) and isinstance(text.get("max_position_embeddings"), int):
+        return int(text["max_position_embeddings"])
+    return None
+
+
+def _cuda() -> bool:
+    import torch  # only when a setting needs the answer: schema errors stay torch-free
+
+    return bool(torch.cuda.is_available())
+
+
+def model_load_checks(
+    spec: ExperimentFile, configs: list[dict[str, Any]], model_dir: Path | None, pos: Positions
+) -> list[Problem]:
+    """model.dtype / attn_implementation against this machine, and data.max_length
+    against the model's context. ``configs``: the resolved runs (a matrix may vary them)."""
+    import importlib.util
+
+    configs = configs or [spec.model_dump(mode="json")]
+    problems: list[Problem] = []
+    dtypes = {c["model"]["dtype"] for c in configs}
+    if "fp16" in dtypes and not _cuda():
+        problems.append(
+            pos.problem(
+                ("model", "dtype"),
+                "fp16 weights need a CUDA GPU and none is visible on this machine",
+                value="fp16",
+                has_value=True,
+                valid="auto, fp32, or bf16 (runs on CPU, slowly)",
+            )
+        )
+    for c in configs:
+        if c["model"].get("attn_implementation") != "flash_attention_2":
+            continue
+        why = []
+        if not _cuda():
+            why.append("a CUDA GPU (none is visible on this machine)")
+        if importlib.util.find_spec("flash_attn") is None:
+            why.append("the flash-attn package (pip install flash-attn)")
+        dtype = c["model"]["dtype"]
+        if dtype == "fp32" or (dtype == "auto" and c["training"]["precision"] != "bf16"):
+            why.append("bf16 or fp16 weights (set model.dtype: bf16)")
+        if why:
+            problems.append(
+                pos.problem(
+                    ("model", "attn_implementation"),
+                    f"flash_attention_2 needs {' and '.join(why)}",
+                    value="flash_attention_2",
+                    has_value=True,
+                    valid="sdpa, eager",
+                )
+            )
+        break
+    context = context_length(model_dir) if model_dir is not None else None
+    longest = max(c["data"]["max_length"] for c in configs)
+    if context is not None and longest > context:
+        problems.append(
+            pos.problem(
+                ("data", "max_length"),
+                f"longer than the model's context: {model_dir}/config.json says "
+                f"max_position_embeddings {context}",
+                value=longest,
+                has_value=True,
+                valid=f"at most {context}",
+            )
+        )
+    return problems
+
+
+def input_notes(
+    spec: ExperimentFile, configs: list[dict[str, Any]], model_dir: Path | None, pos: Positions
+) -> list[Problem]:
+    """Warnings that do not stop a launch: checks not done, settings that waste a run."""
+    notes: list[Problem] = []
+    if model_dir is None:
+        notes.append(
+            pos.problem(
+                ("model", "path"),
+                f"{spec.model.path!r} is not on this machine (a hub id): its checks run "
+                "only when a worker downloads it. Not checked now: that the weights are "
+                "safetensors, each method's target modules and parameters, data.max_length "
+                "against the model's context, that the tokenizer has a chat template",
+            )
+        )
+    for c in configs or [spec.model_dump(mode="json")]:
+        t = c["training"]
+        steps = t["max_steps"]
+        if steps is not None and t["warmup_steps"] >= steps:
+            notes.append(
+                pos.problem(
+                    ("training", "warmup_steps"),
+                    f"warm-up ({t['warmup_steps']} steps) is as long as the run "
+                    f"(max_steps {steps}): the learning rate never reaches training.lr",
+                    value=t["warmup_steps"],
+                    has_value=True,
+                    valid=f"fewer than {steps}",
+                )
+            )
+            break
+    return notes

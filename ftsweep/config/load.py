@@ -156,6 +156,8 @@ class Experiment:
     search: Any = None  # ftsweep.search.space.SearchSpace when the file has a search block
     paths: dict[str, str] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # Warnings of the deep checks (a check that could not run, a wasteful setting).
+    notes: list[Problem] = field(default_factory=list)
 
     def resolve(self, point: Point, seeds: list[int]) -> list[RunSpec]:
         """RunSpecs of one point (a search trial's values) for these seeds.
@@ -251,6 +253,8 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
                 pos.problem(p, m, value=v, has_value=True)
                 for p, m, v in parse_space(search["space"], search.get("sampler") == "grid")[1]
             ]
+        if deep and not too_big:  # the valid blocks' data, model and evaluator problems too
+            problems += _valid_block_checks(data, path.resolve().parent, pos)
         raise ConfigError(_dedupe(problems)) from None
     if too_big:
         raise ConfigError(too_big)
@@ -268,8 +272,13 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in space_problems]
         probes = _resolve_points(spec, probe_points(space), pos, problems)
         problems += search_checks(spec, pos)
+    notes: list[Problem] = []
     if (points or probes) and deep:
+        from ftsweep.config.inputs import input_notes
+
         problems += deep_checks(spec, points + probes, base_dir, pos)
+        local = resolve_model_path(spec.model.path, base_dir)
+        notes = input_notes(spec, [c for _, c in points + probes], local, pos)
     problems += _inline_prompt_files(points, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
@@ -290,8 +299,24 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         )
     ]
     return Experiment(
-        file=path, spec=spec, runs=runs, search=space, paths=paths, fingerprints=fingerprints
+        file=path,
+        spec=spec,
+        runs=runs,
+        search=space,
+        paths=paths,
+        fingerprints=fingerprints,
+        notes=notes,
     )
+
+
+def _valid_block_checks(data: dict[str, Any], base_dir: Path, pos: Positions) -> list[Problem]:
+    from ftsweep.config.partial import valid_block_checks
+
+    try:
+        return valid_block_checks(data, base_dir, pos)
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError, OSError):
+        # A block too broken to check further: its schema errors are what to fix first.
+        return []
 
 
 def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -> list[Problem]:

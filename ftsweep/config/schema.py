@@ -22,6 +22,14 @@ class ModelBlock(Strict):
     trust_remote_code: bool = False
     # Pickled (.bin) weights can execute code when loaded; safetensors only unless opted in.
     allow_pickle: bool = False
+    # The dtype the weights are loaded (and trained) in. auto: bf16 when
+    # training.precision is bf16, else fp32. bf16 also loads on CPU (torch has bf16 CPU
+    # kernels; slower than fp32 there, but it is what a bf16 recipe trains); fp16 needs a
+    # CUDA GPU (CPU fp16 kernels are incomplete and fp16 weights need a loss scaler).
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # Attention kernel; None: transformers' default (sdpa where the model supports it).
+    # flash_attention_2 needs a CUDA GPU, the flash-attn package and bf16/fp16 weights.
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
 
 
 class Cleaning(Strict):
