@@ -419,3 +419,37 @@ def test_warmup_longer_than_the_run_and_hub_models_are_warned_about(tmp_path):
     )
     (note,) = load_experiment(hub).notes
     assert "not on this machine" in note.message and "data.max_length" in note.message
+
+
+def test_run_ids_do_not_depend_on_how_paths_are_spelt(tmp_path):
+    import os
+    import shutil
+
+    work = tmp_path / "proj"
+    (work / "exps").mkdir(parents=True)
+    shutil.copytree(DATA / "instruction", work / "data")
+    (work / "prompt.j2").write_text("Q: {{ instruction }} {{ input }}\nA: ")
+    os.symlink(work / "data", tmp_path / "linked")
+    os.symlink(MODEL, tmp_path / "model-link")
+
+    def ids(model: str, data: str, prompt: str) -> list[str]:
+        exp = work / "exps" / "e.yaml"
+        exp.write_text(
+            f"experiment: own\nmodel:\n  path: {model}\n"
+            f"data:\n  train: {data}/train.jsonl\n  test: {data}/test.jsonl\n"
+            f"  template: {{prompt_file: {prompt}}}\n"
+            "matrix:\n  method: [base, {name: lora, r: [4, 8]}]\n"
+        )
+        return [r.run_id for r in load_experiment(exp).runs]
+
+    relative = ids(os.path.relpath(MODEL, work / "exps"), "../data", "../prompt.j2")
+    absolute = ids(str(MODEL), str(work / "data"), str(work / "prompt.j2"))
+    linked = ids(str(tmp_path / "model-link"), str(tmp_path / "linked"), "./../prompt.j2")
+    assert relative == absolute == linked and len(set(relative)) == 3
+    # the contents still count: another prompt or another data file is another run
+    (work / "prompt.j2").write_text("Question: {{ instruction }}\nAnswer: ")
+    assert ids(str(MODEL), "../data", "../prompt.j2") != relative
+    (work / "prompt.j2").write_text("Q: {{ instruction }} {{ input }}\nA: ")
+    with open(work / "data" / "train.jsonl", "a") as fh:
+        fh.write(json.dumps({"instruction": "x", "output": "y"}) + "\n")
+    assert ids(str(MODEL), "../data", "../prompt.j2") != relative

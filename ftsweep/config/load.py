@@ -26,14 +26,15 @@ from ftsweep.config.checks import deep_checks, resolve_model_path
 from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, ExperimentFile
 from ftsweep.config.yamlpos import Positions, load_yaml
 from ftsweep.errors import ConfigError, Problem, did_you_mean
-from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint
+from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint, path_free
 from ftsweep.matrix import Point, expand, nested_get
 from ftsweep.matrix_size import count, too_many
 from ftsweep.methods import get_method
 from ftsweep.search.checks import probe_points, search_checks
 from ftsweep.search.space import parse_space
 
-# Blocks of the resolved config that change what a run computes, hence its run_id.
+# Blocks of the resolved config that change what a run computes, hence its run_id; the
+# spelling of local paths is left out (fingerprint.path_free): the files enter by content.
 # num_machines is in a config only when above 1, so single-node run ids stay as they were.
 HASHED_KEYS = (
     "model",
@@ -69,7 +70,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if not self.run_id:
-            hashed = {k: self.config[k] for k in HASHED_KEYS if k in self.config}
+            hashed = path_free({k: self.config[k] for k in HASHED_KEYS if k in self.config})
             self.run_id = content_hash(
                 {"experiment": self.experiment, "config": hashed, "fp": self.fingerprints}
             )
@@ -108,7 +109,7 @@ class RunSpec:
         JSON text is rendered once per point with a placeholder for the seed, and the
         seed is spliced in (JSON encoding is compositional, so the text is the same).
         """
-        hashed = {k: cfg[k] for k in HASHED_KEYS if k in cfg}
+        hashed = path_free({k: cfg[k] for k in HASHED_KEYS if k in cfg})
         token = json.dumps(_SEED_TOKEN)
         text = json.dumps(
             {
