@@ -93,5 +93,16 @@ def test_llamafactory_translation_trains_a_mixture_with_the_chat_template(tmp_pa
     assert prompts and all(
         p.startswith("<|user|>") and p.endswith("<|assistant|>\n") for p in prompts
     )
+    # the store keeps the counts (runs.data_counts, migration 0007)
+    from ftsweep.cli import main as cli_main
+    from ftsweep.store.query import run_query
+    from ftsweep.workspace import Workspace
+
+    assert cli_main(["--workspace", str(tmp_path), "ingest"]) == 0
+    _, rows = run_query(
+        Workspace(tmp_path),
+        "select data_counts->'train'->>'source:identity' from runs",
+    )
+    assert rows == [("8",)]
     saved = json.loads((rd.file("artifacts") / "training_config.json").read_text())
     assert saved["model"]["dtype"] == "bf16" and saved["data"]["template"] == "chat"
