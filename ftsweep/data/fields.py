@@ -20,7 +20,6 @@ FAMILY_FIELDS: dict[str, dict[str, bool]] = {
     "code": {"problem": True, "entry_point": True, "solution": True, "tests": False},
     "dialogue": {"messages": True},
 }
-_CANONICAL_DIALOGUE = {"messages": "conversations", "role": "from", "content": "value"}
 
 
 def missing_fields(rec: Mapping[str, Any], family: str, fields: Mapping[str, Any]) -> str | None:
@@ -88,11 +87,3 @@ def _turns(turns: Any, fields: Mapping[str, Any]) -> Any:
             role = roles[role]
         out.append({"from": role, "value": turn[fields["content"]]})
     return out
-
-
-def field_names(family: str, fields: Mapping[str, Any] | None) -> dict[str, Any]:
-    """canonical → the user's name, for messages (defaults when there is no mapping)."""
-    base = {c: c for c in FAMILY_FIELDS[family]}
-    if family == "dialogue":
-        base = dict(_CANONICAL_DIALOGUE)
-    return {**base, **{k: v for k, v in (fields or {}).items() if k in base}}
