@@ -411,7 +411,7 @@ def test_warmup_longer_than_the_run_and_hub_models_are_warned_about(tmp_path):
         "training:\n  max_steps: 5\n  warmup_steps: 5\n",
     )
     notes = [n.format() for n in load_experiment(exp).notes]
-    assert any("warm-up (5 steps) is as long as the run (max_steps 5)" in n for n in notes)
+    assert any("warm-up (5 steps) is not shorter than the run (max_steps 5)" in n for n in notes)
     hub = tmp_path / "hub.yaml"
     hub.write_text(
         "experiment: own\nmodel:\n  path: some-org/some-model\n"
@@ -453,3 +453,16 @@ def test_run_ids_do_not_depend_on_how_paths_are_spelt(tmp_path):
     with open(work / "data" / "train.jsonl", "a") as fh:
         fh.write(json.dumps({"instruction": "x", "output": "y"}) + "\n")
     assert ids(str(MODEL), "../data", "../prompt.j2") != relative
+
+
+def test_warmup_is_compared_with_an_epoch_budget_too(tmp_path):
+    inst = DATA / "instruction" / "test.jsonl"
+    exp = _exp(
+        tmp_path,
+        f"data:\n  train: {inst}\n  test: {inst}\n  max_train_samples: 32\n",
+        "training:\n  epochs: 2\n  batch_size: 8\n  warmup_steps: 8\n",
+    )
+    (note,) = load_experiment(exp).notes
+    assert "at most 8 steps: 2 epochs of 32 examples" in note.message
+    exp.write_text(exp.read_text().replace("warmup_steps: 8", "warmup_steps: 7"))
+    assert load_experiment(exp).notes == []

@@ -314,13 +314,13 @@ def input_notes(
         )
     for c in configs or [spec.model_dump(mode="json")]:
         t = c["training"]
-        steps = t["max_steps"]
+        steps, what = _run_steps(c, spec.launch.num_processes)
         if steps is not None and t["warmup_steps"] >= steps:
             notes.append(
                 pos.problem(
                     ("training", "warmup_steps"),
-                    f"warm-up ({t['warmup_steps']} steps) is as long as the run "
-                    f"(max_steps {steps}): the learning rate never reaches training.lr",
+                    f"warm-up ({t['warmup_steps']} steps) is not shorter than the run "
+                    f"({what}): the learning rate never reaches training.lr",
                     value=t["warmup_steps"],
                     has_value=True,
                     valid=f"fewer than {steps}",
@@ -328,3 +328,19 @@ def input_notes(
             )
             break
     return notes
+
+
+def _run_steps(config: dict[str, Any], processes: int) -> tuple[int | None, str]:
+    """The run's optimizer steps where the file fixes them: max_steps, or epochs over at
+    most data.max_train_samples records (an upper bound); else None."""
+    import math
+
+    t = config["training"]
+    if t["max_steps"] is not None:
+        return t["max_steps"], f"max_steps {t['max_steps']}"
+    samples = config["data"]["max_train_samples"]
+    if samples is None:
+        return None, ""
+    per_step = t["batch_size"] * t["grad_accum"] * processes
+    steps = math.ceil(math.ceil(samples / per_step) * t["epochs"])
+    return steps, f"at most {steps} steps: {t['epochs']:g} epochs of {samples} examples"
