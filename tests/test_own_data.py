@@ -466,3 +466,18 @@ def test_warmup_is_compared_with_an_epoch_budget_too(tmp_path):
     assert "at most 8 steps: 2 epochs of 32 examples" in note.message
     exp.write_text(exp.read_text().replace("warmup_steps: 8", "warmup_steps: 7"))
     assert load_experiment(exp).notes == []
+
+
+def test_validate_prints_the_warnings_and_still_succeeds(tmp_path, capsys):
+    from ftsweep.cli import main as cli_main
+
+    inst = DATA / "instruction" / "test.jsonl"
+    exp = _exp(
+        tmp_path,
+        f"data:\n  train: {inst}\n  test: {inst}\n",
+        "training:\n  max_steps: 3\n  warmup_steps: 4\n",
+    )
+    assert cli_main(["--workspace", str(tmp_path / "ws"), "validate", str(exp)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"warning {exp}:" in out and "training.warmup_steps: warm-up (4 steps)" in out
+    assert f"ok {exp}" in out
