@@ -26,6 +26,37 @@ def read_prompt_file(template: PromptTemplate | dict[str, Any], base_dir: Path) 
     return (base_dir / str(name)).read_text(encoding="utf-8")
 
 
+def inline_prompt_files(
+    resolved: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
+) -> list[Problem]:
+    """Read each ``data.template.prompt_file`` into the run's config (``prompt``).
+
+    The worker then needs no path to it, and its text (not its path) is what the run id
+    and the token cache key hash."""
+    problems: list[Problem] = []
+    texts: dict[str, str] = {}
+    for _, cfg in resolved:
+        t = cfg["data"].get("template")
+        if not (isinstance(t, dict) and t.get("prompt_file") and t.get("prompt") is None):
+            continue
+        name = str(t["prompt_file"])
+        if name not in texts:
+            try:
+                texts[name] = read_prompt_file(t, base_dir)
+            except OSError as exc:
+                problems.append(
+                    pos.problem(
+                        ("data", "template", "prompt_file"),
+                        f"cannot read the template file: {exc}",
+                        value=name,
+                        has_value=True,
+                    )
+                )
+                continue
+        cfg["data"] = {**cfg["data"], "template": {**t, "prompt": texts[name]}}
+    return problems
+
+
 def has_chat_template(model_dir: Path) -> bool:
     """Whether a local model's tokenizer ships a chat template (either place it may be)."""
     if (model_dir / "chat_template.jinja").is_file() or (

@@ -23,6 +23,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from ftsweep.config.checks import deep_checks, resolve_model_path
+from ftsweep.config.inputs import inline_prompt_files
+from ftsweep.config.partial import valid_block_checks
 from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, ExperimentFile
 from ftsweep.config.yamlpos import Positions, load_yaml
 from ftsweep.errors import ConfigError, Problem, did_you_mean
@@ -169,7 +171,7 @@ class Experiment:
         problems: list[Problem] = []
         pos = Positions({}, str(self.file))
         resolved = _resolve_points(self.spec, [point], pos, problems)
-        problems += _inline_prompt_files(resolved, self.file.resolve().parent, pos)
+        problems += inline_prompt_files(resolved, self.file.resolve().parent, pos)
         if problems or not resolved:
             raise ConfigError(_dedupe(problems))
         _, cfg = resolved[0]
@@ -255,7 +257,7 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
                 for p, m, v in parse_space(search["space"], search.get("sampler") == "grid")[1]
             ]
         if deep and not too_big:  # the valid blocks' data, model and evaluator problems too
-            problems += _valid_block_checks(data, path.resolve().parent, pos)
+            problems += valid_block_checks(data, path.resolve().parent, pos)
         raise ConfigError(_dedupe(problems)) from None
     if too_big:
         raise ConfigError(too_big)
@@ -280,7 +282,7 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         problems += deep_checks(spec, points + probes, base_dir, pos)
         local = resolve_model_path(spec.model.path, base_dir)
         notes = input_notes(spec, [c for _, c in points + probes], local, pos)
-    problems += _inline_prompt_files(points, base_dir, pos)
+    problems += inline_prompt_files(points, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
     paths, fingerprints = _fingerprints(spec, base_dir)
@@ -308,16 +310,6 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         fingerprints=fingerprints,
         notes=notes,
     )
-
-
-def _valid_block_checks(data: dict[str, Any], base_dir: Path, pos: Positions) -> list[Problem]:
-    from ftsweep.config.partial import valid_block_checks
-
-    try:
-        return valid_block_checks(data, base_dir, pos)
-    except (ValidationError, ValueError, TypeError, KeyError, AttributeError, OSError):
-        # A block too broken to check further: its schema errors are what to fix first.
-        return []
 
 
 def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -> list[Problem]:
@@ -391,39 +383,6 @@ def _resolve_points(
         if ok:
             out.append((point, cfg))
     return out
-
-
-def _inline_prompt_files(
-    resolved: list[tuple[Point, dict[str, Any]]], base_dir: Path, pos: Positions
-) -> list[Problem]:
-    """Read each ``data.template.prompt_file`` into the run's config (``prompt``).
-
-    The worker then needs no path to it, and its text (not its path) is what the run id
-    and the token cache key hash."""
-    from ftsweep.config.inputs import read_prompt_file
-
-    problems: list[Problem] = []
-    texts: dict[str, str] = {}
-    for _, cfg in resolved:
-        t = cfg["data"].get("template")
-        if not (isinstance(t, dict) and t.get("prompt_file") and t.get("prompt") is None):
-            continue
-        name = str(t["prompt_file"])
-        if name not in texts:
-            try:
-                texts[name] = read_prompt_file(t, base_dir)
-            except OSError as exc:
-                problems.append(
-                    pos.problem(
-                        ("data", "template", "prompt_file"),
-                        f"cannot read the template file: {exc}",
-                        value=name,
-                        has_value=True,
-                    )
-                )
-                continue
-        cfg["data"] = {**cfg["data"], "template": {**t, "prompt": texts[name]}}
-    return problems
 
 
 def _seeds_for(method: str, seeds: list[int]) -> list[int]:

@@ -26,6 +26,15 @@ from ftsweep.config.yamlpos import Positions
 from ftsweep.errors import Problem
 
 
+def valid_block_checks(raw: dict[str, Any], base_dir: Path, pos: Positions) -> list[Problem]:
+    """Deep-check problems of the valid blocks of a file that failed the schema."""
+    try:
+        return _checks(raw, base_dir, pos)
+    except (ValidationError, ValueError, TypeError, KeyError, AttributeError, OSError):
+        # A block too broken to check further: its schema errors are what to fix first.
+        return []
+
+
 def _block(raw: dict[str, Any], key: str, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate(raw.get(key) or {})
@@ -33,8 +42,7 @@ def _block(raw: dict[str, Any], key: str, model: type[BaseModel]) -> Any:
         return None
 
 
-def valid_block_checks(raw: dict[str, Any], base_dir: Path, pos: Positions) -> list[Problem]:
-    """Deep-check problems of the valid blocks of a file that failed the schema."""
+def _checks(raw: dict[str, Any], base_dir: Path, pos: Positions) -> list[Problem]:
     from ftsweep.config import checks, inputs
 
     model: ModelBlock | None = _block(raw, "model", ModelBlock)
