@@ -37,6 +37,10 @@ def test_instruction_fields_map_metamath_layout(tmp_path):
     assert [(r["instruction"], r["output"]) for r in records] == [("2+2?", "4"), ("3+1?", "4")]
     # input: null means the data has no input field: an unrelated "input" key is not read
     assert "input" not in records[1] and records[1]["query"] == "3+1?"
+    # mapped to a key a record lacks: the record has no input, whatever "input" holds
+    data = _data(train, fields=FieldMap(instruction="query", output="response", input="ctx"))
+    records, _ = load_split_records(data, {"data.train": str(train)}, "train")
+    assert "input" not in records[1]
 
 
 def test_missing_mapped_field_is_reported_with_its_line_and_name(tmp_path):

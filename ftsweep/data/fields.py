@@ -50,10 +50,10 @@ def apply_fields(
     else:
         for canon in FAMILY_FIELDS[family]:
             src = fields.get(canon, canon)
-            if src is None:
-                out.pop(canon, None)  # the data has no such field: never read one
-            elif src in rec:
+            if src is not None and src in rec:
                 out[canon] = rec[src]
+            elif src != canon:  # mapped away: a key of the canonical name is not this field
+                out.pop(canon, None)
     id_key = fields.get("id", "id")
     if id_key is None:
         out.pop("id", None)
