@@ -66,7 +66,8 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
     through a symlink give the same run. Removed: ``model.path`` (its fingerprint is the
     directory's content, or ``hub:<id>@<revision>`` for a hub model), the data files
     (each mixture source keeps its name, weight and field map), and
-    ``data.template.prompt_file`` (its text was read into ``prompt`` at load time).
+    ``data.template.prompt_file`` / ``completion_file`` (their texts were read into
+    ``prompt`` / ``completion`` at load time).
     """
     out = dict(config)
     if isinstance(out.get("model"), dict):
@@ -79,6 +80,8 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
             data["train"] = [{k: v for k, v in s.items() if k != "path"} for s in train]
         template = data.get("template")
         if isinstance(template, dict):
-            data["template"] = {k: v for k, v in template.items() if k != "prompt_file"}
+            data["template"] = {
+                k: v for k, v in template.items() if k not in ("prompt_file", "completion_file")
+            }
         out["data"] = data
     return out

@@ -247,13 +247,26 @@ def test_template_validation_reports_every_problem_with_its_place(tmp_path):
 def test_prompt_file_is_read_relative_to_the_experiment(tmp_path):
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "p.j2").write_text("Question: {{ instruction }}\nAnswer: ")
+    (tmp_path / "prompts" / "c.j2").write_text("{{ output }} (done)")
     inst = DATA / "instruction" / "test.jsonl"
     exp = _exp(
         tmp_path,
-        f"data:\n  train: {inst}\n  test: {inst}\n  template: {{prompt_file: prompts/p.j2}}\n",
+        f"data:\n  train: {inst}\n  test: {inst}\n"
+        "  template: {prompt_file: prompts/p.j2, completion_file: prompts/c.j2}\n",
     )
     run = load_experiment(exp).runs[0]
     assert run.config["data"]["template"]["prompt"] == "Question: {{ instruction }}\nAnswer: "
+    assert run.config["data"]["template"]["completion"] == "{{ output }} (done)"
+    both = _exp(
+        tmp_path,
+        f"data:\n  train: {inst}\n  test: {inst}\n"
+        "  template: {prompt: 'x', prompt_file: prompts/p.j2, completion_file: nope.j2}\n",
+        name="both.yaml",
+    )
+    with pytest.raises(ConfigError) as err:
+        load_experiment(both)
+    assert "give prompt or prompt_file, not both" in str(err.value)
+    assert "data.template.completion_file: cannot read the template file" in str(err.value)
 
 
 def test_mixture_weights_draw_deterministic_counts(tmp_path):

@@ -62,13 +62,15 @@ class PromptTemplate(Strict):
     """Jinja templates over a record's fields (sandboxed; an undefined field is an error).
 
     Give ``prompt`` (the text) or ``prompt_file`` (a file, relative to the experiment
-    file), not both. The loss goes on the rendered completion only.
+    file), not both; ``completion`` or ``completion_file`` likewise. The loss goes on the
+    rendered completion only.
     """
 
     prompt: str | None = None
     prompt_file: str | None = None
     # Default: "{{ output }}" (instruction) or "{{ solution }}" (code).
     completion: str | None = None
+    completion_file: str | None = None
 
 
 __all__ = ["DataSource", "FieldMap", "PromptTemplate"]

@@ -20,40 +20,48 @@ from ftsweep.errors import Problem, did_you_mean
 TEMPLATE_PROBE_RECORDS = 200
 
 
-def read_prompt_file(template: PromptTemplate | dict[str, Any], base_dir: Path) -> str:
-    """The text of ``prompt_file`` (relative to the experiment file); OSError if unreadable."""
-    name = template.prompt_file if isinstance(template, PromptTemplate) else template["prompt_file"]
-    return (base_dir / str(name)).read_text(encoding="utf-8")
+PARTS = ("prompt", "completion")  # each given inline or as <part>_file
+
+
+def read_part_file(template: dict[str, Any], part: str, base_dir: Path) -> str:
+    """The text of ``<part>_file`` (relative to the experiment file); OSError if unreadable."""
+    return (base_dir / str(template[f"{part}_file"])).read_text(encoding="utf-8")
 
 
 def inline_prompt_files(
     resolved: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
-    """Read each ``data.template.prompt_file`` into the run's config (``prompt``).
+    """Read ``data.template.prompt_file`` / ``completion_file`` into the run's config.
 
-    The worker then needs no path to it, and its text (not its path) is what the run id
-    and the token cache key hash."""
+    The worker then needs no path to them, and their text (not their path) is what the
+    run id and the token cache key hash."""
     problems: list[Problem] = []
     texts: dict[str, str] = {}
     for _, cfg in resolved:
         t = cfg["data"].get("template")
-        if not (isinstance(t, dict) and t.get("prompt_file") and t.get("prompt") is None):
+        if not isinstance(t, dict):
             continue
-        name = str(t["prompt_file"])
-        if name not in texts:
-            try:
-                texts[name] = read_prompt_file(t, base_dir)
-            except OSError as exc:
-                problems.append(
-                    pos.problem(
-                        ("data", "template", "prompt_file"),
-                        f"cannot read the template file: {exc}",
-                        value=name,
-                        has_value=True,
-                    )
-                )
+        inlined = dict(t)
+        for part in PARTS:
+            name = t.get(f"{part}_file")
+            if not name or t.get(part) is not None:
                 continue
-        cfg["data"] = {**cfg["data"], "template": {**t, "prompt": texts[name]}}
+            if name not in texts:
+                try:
+                    texts[name] = read_part_file(t, part, base_dir)
+                except OSError as exc:
+                    problems.append(
+                        pos.problem(
+                            ("data", "template", f"{part}_file"),
+                            f"cannot read the template file: {exc}",
+                            value=name,
+                            has_value=True,
+                        )
+                    )
+                    continue
+            inlined[part] = texts[name]
+        if inlined != t:
+            cfg["data"] = {**cfg["data"], "template": inlined}
     return problems
 
 
@@ -128,40 +136,44 @@ def _jinja_checks(
     from ftsweep.data.templates import compile_template
 
     where = ("data", "template")
-    if (template.prompt is None) == (template.prompt_file is None):
-        return [pos.problem(where, "give prompt (a Jinja text) or prompt_file, one of them")]
-    sources = {"completion": template.completion}
-    if template.prompt_file is not None:
-        try:
-            sources["prompt"] = read_prompt_file(template, base_dir)
-        except OSError as exc:
-            return [
-                pos.problem(
-                    (*where, "prompt_file"),
-                    f"cannot read the template file: {exc}",
-                    value=template.prompt_file,
-                    has_value=True,
-                )
-            ]
-    else:
-        sources["prompt"] = template.prompt
+    raw = template.model_dump()
+    if raw["prompt"] is None and raw["prompt_file"] is None:
+        return [pos.problem(where, "give prompt (a Jinja text) or prompt_file")]
+    sources: dict[str, str | None] = {}
     problems = []
-    for key, text in sources.items():
+    for part in PARTS:
+        if raw[part] is not None and raw[f"{part}_file"] is not None:
+            problems.append(pos.problem(where, f"give {part} or {part}_file, not both"))
+        elif raw[f"{part}_file"] is not None:
+            try:
+                sources[part] = read_part_file(raw, part, base_dir)
+            except OSError as exc:
+                problems.append(
+                    pos.problem(
+                        (*where, f"{part}_file"),
+                        f"cannot read the template file: {exc}",
+                        value=raw[f"{part}_file"],
+                        has_value=True,
+                    )
+                )
+        else:
+            sources[part] = raw[part]
+    for part, text in sources.items():
         if text is None:
             continue
         try:
             compile_template(text)
         except TemplateSyntaxError as exc:
-            origin = template.prompt_file if key == "prompt" and template.prompt_file else key
+            origin = raw[f"{part}_file"] or part
             problems.append(
                 pos.problem(
-                    (*where, key if origin == key else "prompt_file"),
+                    (*where, f"{part}_file" if raw[f"{part}_file"] else part),
                     f"Jinja syntax error at line {exc.lineno} of {origin}: {exc.message}",
                 )
             )
     if problems or spec.data.train is None:
         return problems
-    return _try_on_records(spec, {**template.model_dump(), **sources}, base_dir, pos)
+    return _try_on_records(spec, {**raw, **sources}, base_dir, pos)
 
 
 def _try_on_records(
