@@ -98,6 +98,8 @@ def _params(p: dict[str, Any]) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Report every problem in an experiment file at once; write nothing."""
     exp = _load(args)
+    for note in exp.notes:  # not problems: the file is valid, but read these
+        console.print(f"[yellow]warning[/] {_show(note.format())}")
     methods = sorted({r.method for r in exp.runs})
     if exp.runs or exp.search is None:
         console.print(

@@ -52,10 +52,15 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     precision = spec["config"].get("training", {}).get("precision", "fp32")
     base = AutoModelForCausalLM.from_pretrained(
         spec["paths"]["model"],
-        dtype=load_dtype(precision),
+        dtype=load_dtype(precision, model_cfg.get("dtype", "auto")),
         use_safetensors=None if model_cfg.get("allow_pickle") else True,
         revision=model_cfg.get("revision"),
         trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+        **(
+            {"attn_implementation": model_cfg["attn_implementation"]}
+            if model_cfg.get("attn_implementation")
+            else {}
+        ),
         **extra,
     )
     model = method.load(base, params, art) if method.trains else base

@@ -53,3 +53,35 @@ def model_fingerprint(local_path: Path | None, hub_id: str, revision: str | None
 def content_hash(obj: Any, length: int = 12) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+SPLIT_FILES = ("train", "eval", "test")  # data block keys that hold file paths
+
+
+def path_free(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` without the spelling of any local path: what run ids and cache keys hash.
+
+    The files a path names enter by their content fingerprints instead (a RunSpec's
+    ``fingerprints``), so the same files reached by a relative path, an absolute one or
+    through a symlink give the same run. Removed: ``model.path`` (its fingerprint is the
+    directory's content, or ``hub:<id>@<revision>`` for a hub model), the data files
+    (each mixture source keeps its name, weight and field map), and
+    ``data.template.prompt_file`` / ``completion_file`` (their texts were read into
+    ``prompt`` / ``completion`` at load time).
+    """
+    out = dict(config)
+    if isinstance(out.get("model"), dict):
+        out["model"] = {k: v for k, v in out["model"].items() if k != "path"}
+    data = out.get("data")
+    if isinstance(data, dict):
+        data = {k: v for k, v in data.items() if k not in SPLIT_FILES}
+        train = config["data"].get("train")
+        if isinstance(train, list):
+            data["train"] = [{k: v for k, v in s.items() if k != "path"} for s in train]
+        template = data.get("template")
+        if isinstance(template, dict):
+            data["template"] = {
+                k: v for k, v in template.items() if k not in ("prompt_file", "completion_file")
+            }
+        out["data"] = data
+    return out

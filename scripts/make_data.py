@@ -589,12 +589,83 @@ def write_math(out: Path, seed: int) -> list[Path]:
     return paths
 
 
+# --- public configs' layouts (experiments/external/) -----------------------------------
+# The same shipped records, written in the field layouts that three public fine-tuning
+# configs read, so their translations train unchanged but for the paths: MetaMathQA
+# (peft's method_comparison: query/response/type/original_question; its GSM8K valid and
+# test splits renamed to query/response), Alpaca JSONL (axolotl's `type: alpaca`) and
+# LLaMA-Factory's demo files (alpaca_en_demo.json, identity.json: JSON lists).
+
+IDENTITY_QUESTIONS = [
+    "hi",
+    "Hello",
+    "Who are you?",
+    "What is your name?",
+    "Introduce yourself.",
+    "Are you an AI?",
+    "What can you do?",
+    "Who made you?",
+]
+IDENTITY_ANSWER = "I am tiny-base, a small language model. I name colours, animals and numbers."
+
+
+def _english(records: list[Record]) -> list[Record]:
+    return [r for r in records if r["lang"] == "en"]
+
+
+def _query(rec: Record) -> str:
+    return f"{rec['instruction']} {rec['input']}".strip()
+
+
+def external_layouts(seed: int) -> dict[str, Any]:
+    """relative path -> records (a list written as JSONL, or as one JSON list for .json)."""
+    inst = generate_family("instruction", seed)
+    train, evals, test = (_english(inst[s]) for s in ("train", "eval", "test"))
+    alpaca = [{k: r[k] for k in ("instruction", "input", "output")} for r in train]
+    return {
+        "metamathqa/train.jsonl": [
+            {
+                "query": _query(r),
+                "response": r["output"],
+                "type": r["task"],
+                "original_question": _query(r),
+            }
+            for r in train[:1000]
+        ],
+        "metamathqa/valid.jsonl": [
+            {"query": _query(r), "response": r["output"]} for r in evals[:50]
+        ],
+        "metamathqa/test.jsonl": [{"query": _query(r), "response": r["output"]} for r in test],
+        "alpaca/gpt4_llm_cleaned.jsonl": alpaca[:1000],
+        "alpaca/alpaca_en_demo.json": alpaca[1000:1500],
+        "alpaca/identity.json": [
+            {"instruction": q, "input": "", "output": IDENTITY_ANSWER} for q in IDENTITY_QUESTIONS
+        ],
+        "alpaca/test.jsonl": [{k: r[k] for k in ("instruction", "input", "output")} for r in test],
+    }
+
+
+def write_external(out: Path, seed: int) -> list[Path]:
+    paths = []
+    for rel, records in external_layouts(seed).items():
+        path = out / "external" / rel
+        if path.suffix == ".json":
+            path.parent.mkdir(parents=True, exist_ok=True)
+            text = json.dumps(records, ensure_ascii=False, indent=1)
+            path.write_text(text + "\n", encoding="utf-8", newline="\n")
+        else:
+            write_jsonl(path, records)
+        paths.append(path)
+    return paths
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     args = parser.parse_args()
-    for path in write_all(args.out, args.seed) + write_math(args.out, args.seed):
+    paths = write_all(args.out, args.seed) + write_math(args.out, args.seed)
+    for path in paths + write_external(args.out, args.seed):
         print(f"{path}  {sum(1 for _ in path.open(encoding='utf-8'))} records")
 
 

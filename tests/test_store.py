@@ -204,9 +204,10 @@ def test_setup_time_migration_adds_columns_to_an_older_store(
     monkeypatch.setattr(mig, "MIGRATIONS", MIGRATIONS[:5])  # a store from before 0006
     mig.migrate(con)
     monkeypatch.setattr(mig, "MIGRATIONS", MIGRATIONS)
-    assert mig.migrate(con) == ["0006_runs_setup_time_attempts"]
+    assert mig.migrate(con)[0] == "0006_runs_setup_time_attempts"
     cols = {r[0]: r[1] for r in con.execute("DESCRIBE runs").fetchall()}
     assert cols["setup_time_s"] == "DOUBLE" and cols["attempts"] == "INTEGER"
+    assert cols["data_counts"] == "JSON"  # 0007: per-split and per-source record counts
 
 
 def test_failed_migration_leaves_no_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,13 +31,18 @@ def deep_checks(
     spec: ExperimentFile, points: list[tuple[Any, dict[str, Any]]], base_dir: Path, pos: Positions
 ) -> list[Problem]:
     """Checks that need files, the model or the hardware; ``points`` are (Point, config)."""
+    from ftsweep.config.inputs import model_load_checks, template_checks, untested_code_checks
+
     problems: list[Problem] = []
+    local = resolve_model_path(spec.model.path, base_dir)
     for variant in _data_eval_variants(spec, points):  # the matrix may vary data/eval keys
         problems += _data_checks(variant, base_dir, pos)
+        problems += template_checks(variant, base_dir, local, pos)
+        problems += untested_code_checks(variant, base_dir, pos)
         problems += _eval_checks(variant, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
+    problems += model_load_checks(spec, [c for _, c in points], local, pos)
     problems += _fsdp_checks(spec, points, pos)
-    local = resolve_model_path(spec.model.path, base_dir)
     info, model_problems = _model_checks(spec, local, pos)
     problems += model_problems
     if info is not None:
@@ -76,52 +81,53 @@ def _data_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[P
                 valid="a split that data names",
             )
         )
-    needed = {"train": spec.data.train, "eval": spec.data.eval, "test": spec.data.test}
-    for split, rel in needed.items():
-        if rel is None:
-            continue
+    for split, key, rel, fields in _data_files(spec):
         path = (base_dir / rel).resolve()
         if not path.is_file():
-            problems.append(
-                pos.problem(("data", split), f"file not found: {path}", value=rel, has_value=True)
-            )
+            problems.append(pos.problem(key, f"file not found: {path}", value=rel, has_value=True))
             continue
         found = check_file(
-            path, spec.data.family, spec.data.on_bad_record, evaluated=split != "train"
+            path, spec.data.family, spec.data.on_bad_record, split != "train", fields
         )
         for line, reason in found[:5]:
-            problems.append(pos.problem(("data", split), f"{path}:{line}: {reason}"))
+            problems.append(pos.problem(key, f"{path}:{line}: {reason}"))
         if len(found) > 5:
             problems.append(
-                pos.problem(
-                    ("data", split), f"{path}: {len(found) - 5} more malformed records not listed"
-                )
+                pos.problem(key, f"{path}: {len(found) - 5} more malformed records not listed")
             )
         if not found:
-            problems += _no_usable_records(spec, split, path, pos)
-    from ftsweep.data.formats import TEMPLATES
-
-    if spec.data.family == "instruction" and spec.data.template not in TEMPLATES:
-        problems.append(
-            pos.problem(
-                ("data", "template"),
-                f"unknown template{did_you_mean(spec.data.template, TEMPLATES)}",
-                value=spec.data.template,
-                has_value=True,
-                valid=", ".join(TEMPLATES),
-            )
-        )
+            problems += _no_usable_records(spec, split, key, path, fields, pos)
     return problems
 
 
+def _data_files(spec: ExperimentFile) -> list[tuple[str, tuple, str, dict[str, Any] | None]]:
+    """(split, key path, file, field map) of every local data file, mixture sources too."""
+    default = spec.data.fields.model_dump() if spec.data.fields else None
+    out: list[tuple[str, tuple, str, dict[str, Any] | None]] = []
+    for split in ("train", "eval", "test"):
+        rel = getattr(spec.data, split)
+        if isinstance(rel, list):
+            for i, source in enumerate(rel):
+                fields = source.fields.model_dump() if source.fields else default
+                out.append((split, ("data", split, i, "path"), source.path, fields))
+        elif rel is not None:
+            out.append((split, ("data", split), rel, default))
+    return out
+
+
 def _no_usable_records(
-    spec: ExperimentFile, split: str, path: Path, pos: Positions
+    spec: ExperimentFile,
+    split: str,
+    key: tuple,
+    path: Path,
+    fields: dict[str, Any] | None,
+    pos: Positions,
 ) -> list[Problem]:
     """An empty file, or one whose records the policy and cleaning all drop, fails only
     once runs have started (and left their directories): refuse it here instead."""
     from ftsweep.data.records import BadRecordError, load_split_records
 
-    data = spec.data.model_dump()
+    data = {**spec.data.model_dump(), "fields": fields, "train": str(path)}
     try:
         records, counts = load_split_records(data, {f"data.{split}": str(path)}, split)
     except (BadRecordError, OSError, ValueError, KeyError):
@@ -131,7 +137,7 @@ def _no_usable_records(
     dropped = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()) if v and k != "kept")
     return [
         pos.problem(
-            ("data", split),
+            key,
             f"{path}: no usable records"
             + (f" (dropped: {dropped})" if dropped else " (the file is empty)"),
             value=str(path),
@@ -305,8 +311,9 @@ def _importable(module: str) -> bool:
 
 
 def _model_checks(
-    spec: ExperimentFile, local: Path | None, pos: Positions
+    spec: ExperimentFile, local: Path | None, pos: Positions, read_modules: bool = True
 ) -> tuple[ModelInfo | None, list[Problem]]:
+    """The model directory's files; with ``read_modules``, its modules too (imports torch)."""
     where = ("model", "path")
     if local is None:
         if HUB_ID.match(spec.model.path):
@@ -342,6 +349,8 @@ def _model_checks(
                 has_value=True,
             )
         ]
+    if not read_modules:
+        return None, []
     try:
         return model_info(str(local), spec.model.trust_remote_code), []
     except (OSError, ValueError) as exc:

@@ -23,17 +23,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from ftsweep.config.checks import deep_checks, resolve_model_path
+from ftsweep.config.inputs import inline_prompt_files
+from ftsweep.config.partial import valid_block_checks
 from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, ExperimentFile
 from ftsweep.config.yamlpos import Positions, load_yaml
 from ftsweep.errors import ConfigError, Problem, did_you_mean
-from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint
+from ftsweep.fingerprint import content_hash, file_fingerprint, model_fingerprint, path_free
 from ftsweep.matrix import Point, expand, nested_get
 from ftsweep.matrix_size import count, too_many
 from ftsweep.methods import get_method
 from ftsweep.search.checks import probe_points, search_checks
 from ftsweep.search.space import parse_space
 
-# Blocks of the resolved config that change what a run computes, hence its run_id.
+# Blocks of the resolved config that change what a run computes, hence its run_id; the
+# spelling of local paths is left out (fingerprint.path_free): the files enter by content.
 # num_machines is in a config only when above 1, so single-node run ids stay as they were.
 HASHED_KEYS = (
     "model",
@@ -69,7 +72,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         if not self.run_id:
-            hashed = {k: self.config[k] for k in HASHED_KEYS if k in self.config}
+            hashed = path_free({k: self.config[k] for k in HASHED_KEYS if k in self.config})
             self.run_id = content_hash(
                 {"experiment": self.experiment, "config": hashed, "fp": self.fingerprints}
             )
@@ -108,7 +111,7 @@ class RunSpec:
         JSON text is rendered once per point with a placeholder for the seed, and the
         seed is spliced in (JSON encoding is compositional, so the text is the same).
         """
-        hashed = {k: cfg[k] for k in HASHED_KEYS if k in cfg}
+        hashed = path_free({k: cfg[k] for k in HASHED_KEYS if k in cfg})
         token = json.dumps(_SEED_TOKEN)
         text = json.dumps(
             {
@@ -156,6 +159,8 @@ class Experiment:
     search: Any = None  # ftsweep.search.space.SearchSpace when the file has a search block
     paths: dict[str, str] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    # Warnings of the deep checks (a check that could not run, a wasteful setting).
+    notes: list[Problem] = field(default_factory=list)
 
     def resolve(self, point: Point, seeds: list[int]) -> list[RunSpec]:
         """RunSpecs of one point (a search trial's values) for these seeds.
@@ -166,6 +171,7 @@ class Experiment:
         problems: list[Problem] = []
         pos = Positions({}, str(self.file))
         resolved = _resolve_points(self.spec, [point], pos, problems)
+        problems += inline_prompt_files(resolved, self.file.resolve().parent, pos)
         if problems or not resolved:
             raise ConfigError(_dedupe(problems))
         _, cfg = resolved[0]
@@ -250,6 +256,8 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
                 pos.problem(p, m, value=v, has_value=True)
                 for p, m, v in parse_space(search["space"], search.get("sampler") == "grid")[1]
             ]
+        if deep and not too_big:  # the valid blocks' data, model and evaluator problems too
+            problems += valid_block_checks(data, path.resolve().parent, pos)
         raise ConfigError(_dedupe(problems)) from None
     if too_big:
         raise ConfigError(too_big)
@@ -267,8 +275,14 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in space_problems]
         probes = _resolve_points(spec, probe_points(space), pos, problems)
         problems += search_checks(spec, pos)
+    notes: list[Problem] = []
     if (points or probes) and deep:
+        from ftsweep.config.inputs import input_notes
+
         problems += deep_checks(spec, points + probes, base_dir, pos)
+        local = resolve_model_path(spec.model.path, base_dir)
+        notes = input_notes(spec, [c for _, c in points + probes], local, pos)
+    problems += inline_prompt_files(points, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
     paths, fingerprints = _fingerprints(spec, base_dir)
@@ -288,7 +302,13 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         )
     ]
     return Experiment(
-        file=path, spec=spec, runs=runs, search=space, paths=paths, fingerprints=fingerprints
+        file=path,
+        spec=spec,
+        runs=runs,
+        search=space,
+        paths=paths,
+        fingerprints=fingerprints,
+        notes=notes,
     )
 
 
@@ -390,12 +410,17 @@ def _fingerprints(spec: ExperimentFile, base_dir: Path) -> tuple[dict[str, str],
         # Unpinned hub data can change upstream; pin `revision` for reproducible run ids.
         fps["data.hub"] = f"hub:{h.name}/{h.config or ''}@{h.revision or 'main'}"
         return paths, fps
+    files: list[tuple[str, str]] = []
     for split in ("train", "eval", "test"):
         rel = getattr(spec.data, split)
-        if rel:
-            p = (base_dir / rel).resolve()
-            paths[f"data.{split}"] = str(p)
-            fps[f"data.{split}"] = file_fingerprint(p)
+        if isinstance(rel, list):  # a mixture: each source's file by its name
+            files += [(f"data.train.{source.label}", source.path) for source in rel]
+        elif rel:
+            files.append((f"data.{split}", rel))
+    for key, rel in files:
+        p = (base_dir / rel).resolve()
+        paths[key] = str(p)
+        fps[key] = file_fingerprint(p)
     return paths, fps
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     Tag,
@@ -17,11 +15,10 @@ from pydantic import (
     model_validator,
 )
 
+# Your own data's shape: field names, mixture sources, Jinja templates (data_schema.py).
+from ftsweep.config.data_schema import DataSource, FieldMap, PromptTemplate
 from ftsweep.config.generation import AnswerRegex, Generation, resolved_max_new_tokens
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from ftsweep.config.strict import Strict
 
 
 class ModelBlock(Strict):
@@ -31,6 +28,14 @@ class ModelBlock(Strict):
     trust_remote_code: bool = False
     # Pickled (.bin) weights can execute code when loaded; safetensors only unless opted in.
     allow_pickle: bool = False
+    # The dtype the weights are loaded (and trained) in. auto: bf16 when
+    # training.precision is bf16, else fp32. bf16 also loads on CPU (torch has bf16 CPU
+    # kernels; slower than fp32 there, but it is what a bf16 recipe trains); fp16 needs a
+    # CUDA GPU (CPU fp16 kernels are incomplete and fp16 weights need a loss scaler).
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    # Attention kernel; None: transformers' default (sdpa where the model supports it).
+    # flash_attention_2 needs a CUDA GPU, the flash-attn package and bf16/fp16 weights.
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
 
 
 class Cleaning(Strict):
@@ -58,12 +63,15 @@ class HubSource(Strict):
 
 class DataBlock(Strict):
     family: Literal["instruction", "dialogue", "code"] = "instruction"
-    # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file...
-    train: str | None = None
+    # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file; train
+    # may also be a mixture: a list of {path, weight, name, fields} sources...
+    train: str | list[DataSource] | None = Field(None, union_mode="left_to_right")
     eval: str | None = None
     test: str | None = None
     # ...or a hub data set instead of local files.
     hub: HubSource | None = None
+    # Your field names, when they are not the shipped formats' (MetaMathQA: query/response).
+    fields: FieldMap | None = None
     # With no eval file: hold out this fraction of train as eval, with a fixed seed.
     eval_fraction: float | None = Field(None, gt=0.0, lt=1.0)
     split_seed: int = 0
@@ -72,8 +80,10 @@ class DataBlock(Strict):
     packing: bool = False
     # Loss on the answer only (prompt tokens masked); false trains on every token.
     completion_only_loss: bool = True
-    # "auto" picks alpaca or alpaca_zh per record from its "lang" field.
-    template: str = "auto"
+    # "auto" picks alpaca or alpaca_zh per record from its "lang" field; "chat" renders
+    # instruction records with the tokenizer's chat template; a {prompt, completion}
+    # mapping is your own Jinja template. Dialogue data always uses the chat template.
+    template: str | PromptTemplate = "auto"
     max_length: int = Field(256, ge=8, description="tokens per example after truncation")
     truncation_side: Literal["right", "left"] = "right"
     max_train_samples: int | None = Field(None, ge=1)
@@ -90,6 +100,17 @@ class DataBlock(Strict):
             )
         if self.eval_fraction is not None and (self.eval or (self.hub and self.hub.eval_split)):
             raise ValueError("eval_fraction splits train when there is no eval set; one is given")
+        if isinstance(self.train, list):
+            if not self.train:
+                raise ValueError("data.train is an empty list; a mixture needs a source")
+            if self.eval_fraction is not None:
+                raise ValueError("eval_fraction cannot split a mixture; give data.eval a file")
+            labels = [s.label for s in self.train]
+            twice = sorted({x for x in labels if labels.count(x) > 1})
+            if twice:
+                raise ValueError(
+                    f"mixture sources share the name {', '.join(twice)}; give each its own name"
+                )
         return self
 
 

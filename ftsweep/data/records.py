@@ -16,13 +16,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ftsweep.data.fields import apply_fields, missing_fields
 from ftsweep.data.formats import _messages
 from ftsweep.errors import FtsweepError
 
 REQUIRED: dict[str, tuple[str, ...]] = {
     "instruction": ("instruction", "output"),
     "dialogue": ("conversations",),
-    "code": ("problem", "solution", "tests", "entry_point"),
+    # Unit tests are optional: a record without them trains, but pass_at_1 cannot score
+    # it (config/inputs.py refuses pass_at_1 on an eval split with such records).
+    "code": ("problem", "solution", "entry_point"),
 }
 
 
@@ -129,12 +132,24 @@ def _raw_rows(path: Path) -> list[tuple[int, Any]]:
     )
 
 
-def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
-    """Why ``rec`` cannot be used (None when it can); ``evaluated``: it is an eval record."""
+def _problem(
+    rec: Any, family: str, evaluated: bool = False, fields: dict[str, Any] | None = None
+) -> str | None:
+    """Why ``rec`` cannot be used (None when it can); ``evaluated``: it is an eval record.
+
+    With ``fields`` (data.fields), ``rec`` is in the user's layout and messages name the
+    user's keys."""
     if isinstance(rec, Exception):
         return str(rec)
     if not isinstance(rec, dict):
         return f"a record is an object, got {type(rec).__name__}"
+    if fields:
+        if (reason := missing_fields(rec, family, fields)) is not None:
+            return reason
+        try:
+            rec = apply_fields(rec, family, fields)
+        except ValueError as exc:
+            return str(exc)
     missing = [k for k in REQUIRED[family] if k not in rec or rec[k] in (None, "")]
     if missing:
         return (
@@ -154,15 +169,21 @@ def _problem(rec: Any, family: str, evaluated: bool = False) -> str | None:
             return str(exc)
         if evaluated and messages[-1]["role"] != "assistant":
             return "a dialogue must end with a 'gpt' turn (its reply is what is evaluated)"
-    if family == "code" and not (
-        isinstance(rec["tests"], list) and all(isinstance(t, str) for t in rec["tests"])
+    if (
+        family == "code"
+        and rec.get("tests") is not None
+        and not (isinstance(rec["tests"], list) and all(isinstance(t, str) for t in rec["tests"]))
     ):
         return "tests must be a list of assert statements (text)"
     return None
 
 
 def check_file(
-    path: Path, family: str, policy: str, evaluated: bool = False
+    path: Path,
+    family: str,
+    policy: str,
+    evaluated: bool = False,
+    fields: dict[str, Any] | None = None,
 ) -> list[tuple[int, str]]:
     """Problems validation should report: malformed records under the 'error' policy."""
     if policy == "drop":
@@ -174,13 +195,15 @@ def check_file(
     except (OSError, ValueError) as exc:
         return [(1, f"cannot read: {exc}")]
     problems = [
-        (line, r) for line, rec in rows if (r := _problem(rec, family, evaluated)) is not None
+        (line, r)
+        for line, rec in rows
+        if (r := _problem(rec, family, evaluated, fields)) is not None
     ]
     seen: dict[str, int] = {}
     for line, rec in (
         rows if evaluated else []
     ):  # ids key the per-example scores that paired tests compare
-        rid = rec.get("id") if isinstance(rec, dict) else None
+        rid = rec.get((fields or {}).get("id", "id")) if isinstance(rec, dict) else None
         if rid is not None and str(rid) in seen:
             problems.append((line, f"duplicate id {rid!r} (first on line {seen[str(rid)]})"))
         elif rid is not None:
@@ -226,17 +249,38 @@ def load_split_records(
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """One split's records after the malformed-record policy, cleaning and holdout.
 
-    Returns the records and counts (kept, malformed, dropped_<reason>) for the result.
+    Returns the records and counts (kept, malformed, dropped_<reason>) for the result;
+    a mixture (``data.train`` as a list, data/mixture.py) adds ``source:<name>`` counts.
     """
-    from ftsweep.data.clean import clean_records, split_holdout
+    from ftsweep.data.clean import split_holdout
 
+    if split == "train" and isinstance(data.get("train"), list):
+        return _mixture_records(data, paths)
     holdout = bool(data.get("eval_fraction")) and split in ("train", "eval")
     where, rows = _source_rows(data, paths, "train" if holdout else split)
+    records, counts = _usable(data, where, rows, split, data.get("fields"), holdout)
+    if holdout:
+        train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])
+        records = train if split == "train" else held
+    return records, {**counts, "kept": len(records)}
+
+
+def _usable(
+    data: dict[str, Any],
+    where: str,
+    rows: list[tuple[int, Any]],
+    split: str,
+    fields: dict[str, Any] | None,
+    holdout: bool = False,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """The rows that pass the malformed-record policy and cleaning, mapped and counted."""
+    from ftsweep.data.clean import clean_records
+
     family, good, malformed = data["family"], [], 0
     for line, rec in rows:
-        reason = _problem(rec, family, evaluated=split != "train")
+        reason = _problem(rec, family, split != "train", fields)
         if reason is None:
-            good.append(rec)
+            good.append(apply_fields(rec, family, fields))
         elif data["on_bad_record"] == "drop":
             malformed += 1
         else:
@@ -252,7 +296,22 @@ def load_split_records(
         "drop_duplicates": data["clean"]["drop_duplicates"] and (holdout or split == "train"),
     }
     records, stats = clean_records(good, family, opts)
-    if holdout:
-        train, held = split_holdout(records, data["eval_fraction"], data["split_seed"])
-        records = train if split == "train" else held
     return records, {**stats.as_dict(), "malformed": malformed, "kept": len(records)}
+
+
+def _mixture_records(
+    data: dict[str, Any], paths: dict[str, str]
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    from ftsweep.data.mixture import mix, path_key
+
+    per_source = []
+    totals: dict[str, int] = {}
+    for source in data["train"]:
+        path = Path(paths[path_key(source)])
+        fields = source.get("fields") or data.get("fields")
+        records, counts = _usable(data, str(path), _raw_rows(path), "train", fields)
+        for key, n in counts.items():
+            totals[key] = totals.get(key, 0) + n
+        per_source.append((source, records))
+    records, drawn = mix(per_source, data["split_seed"])
+    return records, {**totals, **drawn, "kept": len(records)}

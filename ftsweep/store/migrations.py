@@ -122,6 +122,11 @@ ALTER TABLE runs ADD COLUMN attempts INTEGER;
 """
 
 
+# result.json data_counts: records kept and dropped per split, and for a training
+# mixture how many records of each source the run saw ("source:<name>").
+_ADD_DATA_COUNTS = "ALTER TABLE runs ADD COLUMN data_counts JSON;"
+
+
 class StoreError(FtsweepError):
     """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
 
@@ -146,6 +151,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0004_trials", _sql(_CREATE_TRIALS)),
     Migration("0005_ingest_state", _sql(_CREATE_INGEST_STATE)),
     Migration("0006_runs_setup_time_attempts", _sql(_ADD_SETUP_TIME)),
+    Migration("0007_runs_data_counts", _sql(_ADD_DATA_COUNTS)),
 )
 
 

@@ -53,6 +53,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("process_wall_s", pa.float64()),
             ("setup_time_s", pa.float64()),
             ("attempts", pa.int32()),
+            ("data_counts", pa.string()),
         ]
     ),
     "evals": pa.schema(
@@ -136,6 +137,7 @@ def run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> dic
         "ingested_at": now,
         "provenance": clean_json(read_json(prov_path)) if prov_path.exists() else None,
         "process_wall_s": finite_or_none(launch.get("process_wall_s")),
+        "data_counts": clean_json(result.get("data_counts")),
     }
     for key in _RESULT_FLOATS:
         value = result.get(key)

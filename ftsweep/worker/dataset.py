@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ftsweep.data import formats
+from ftsweep.data import formats, templates
 
 IGNORE = -100
 
@@ -28,25 +28,39 @@ class Example:
     record: dict[str, Any]
 
 
-def segments(
-    record: dict[str, Any], family: str, template: str, tok: Any
-) -> list[tuple[str, bool]]:
-    """The example as text segments, each flagged True where it carries loss."""
-    if family == "instruction":
-        prompt, completion = formats.render_instruction(record, template)
-        return [(prompt, False), (completion, True)]
-    if family == "code":
-        prompt, completion = formats.render_code(record)
-        return [(prompt, False), (completion, True)]
-    return formats.render_dialogue(record, tok)
-
-
-def eval_pair(record: dict[str, Any], family: str, template: str, tok: Any) -> tuple[str, str]:
-    if family == "instruction":
-        return formats.render_instruction(record, template)
+def _pair(record: dict[str, Any], family: str, template: Any, tok: Any) -> tuple[str, str]:
+    """(prompt, completion) of an instruction or code record under ``template``."""
+    if isinstance(template, dict):  # a Jinja {prompt, completion} pair
+        return templates.render_jinja(record, template, family)
+    if template == "chat":
+        return templates.chat_segments(record, tok)
     if family == "code":
         return formats.render_code(record)
-    return formats.dialogue_prompt(record, tok)
+    return formats.render_instruction(record, template)
+
+
+def segments(
+    record: dict[str, Any], family: str, template: Any, tok: Any
+) -> list[tuple[str, bool]]:
+    """The example as text segments, each flagged True where it carries loss."""
+    if family == "dialogue":
+        return formats.render_dialogue(record, tok)
+    prompt, completion = _pair(record, family, template, tok)
+    return [(prompt, False), (completion, True)]
+
+
+def eval_pair(record: dict[str, Any], family: str, template: Any, tok: Any) -> tuple[str, str]:
+    """(generation prompt, reference answer)."""
+    if family == "dialogue":
+        return formats.dialogue_prompt(record, tok)
+    if template == "chat":  # the reference is the answer, not the template's end marker
+        return templates.chat_segments(record, tok)[0], str(record["output"])
+    return _pair(record, family, template, tok)
+
+
+def closes_itself(family: str, template: Any) -> bool:
+    """Whether the rendering already ends the reply (a chat template's end-of-turn)."""
+    return family == "dialogue" or template == "chat"
 
 
 def encode(record: dict[str, Any], idx: int, split: str, data: dict[str, Any], tok: Any) -> Example:
@@ -61,7 +75,7 @@ def encode(record: dict[str, Any], idx: int, split: str, data: dict[str, Any], t
         ids += piece
         keep = trained or not data["completion_only_loss"]
         labels += piece if keep else [IGNORE] * len(piece)
-    if family != "dialogue":  # the chat template already closes each assistant turn
+    if not closes_itself(family, template):  # a chat template closes each assistant turn
         ids.append(tok.eos_token_id)
         labels.append(tok.eos_token_id)
     max_length = data["max_length"]

@@ -52,9 +52,11 @@ def load_model_and_tokenizer(
     tok = AutoTokenizer.from_pretrained(model_path, **common)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token  # padding positions are masked; any id works
+    if m.get("attn_implementation"):
+        common["attn_implementation"] = m["attn_implementation"]
     model = AutoModelForCausalLM.from_pretrained(
         model_path,
-        dtype=load_dtype(cfg["training"]["precision"]),
+        dtype=load_dtype(cfg["training"]["precision"], m.get("dtype", "auto")),
         # True: safetensors or fail. None (opted in): safetensors first, pickle if need be.
         use_safetensors=None if m["allow_pickle"] else True,
         **common,
@@ -63,12 +65,17 @@ def load_model_and_tokenizer(
     return model, tok
 
 
-def load_dtype(precision: str) -> torch.dtype:
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def load_dtype(precision: str, dtype: str = "auto") -> torch.dtype:
     """The dtype a run's base weights are loaded in (and rebuilt in, to evaluate it again).
 
-    bf16 runs hold their weights in bf16; fp16 runs keep fp32 weights and compute in fp16
-    under the Trainer's loss scaler.
+    ``model.dtype`` when set; with auto, bf16 runs hold their weights in bf16 and fp16
+    runs keep fp32 weights and compute in fp16 under the Trainer's loss scaler.
     """
+    if dtype != "auto":
+        return DTYPES[dtype]
     return torch.bfloat16 if precision == "bf16" else torch.float32
 
 

@@ -36,7 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ftsweep.fingerprint import content_hash
+from ftsweep.fingerprint import content_hash, path_free
 from ftsweep.rundir import RunDir
 from ftsweep.worker.dataset import Example
 
@@ -44,16 +44,15 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 DISABLE_ENV = "FTSWEEP_NO_TOKEN_CACHE"
-SPLIT_FILES = ("train", "eval", "test")  # data block keys that hold file paths
 Built = tuple[list[Example], dict[str, int]]
 
 
 def _code_hash() -> str:
-    from ftsweep.data import clean, formats, records
+    from ftsweep.data import clean, fields, formats, records, templates
     from ftsweep.worker import dataset
 
     h = hashlib.sha256()
-    for module in (clean, formats, records, dataset):
+    for module in (clean, fields, formats, records, templates, dataset):
         h.update(Path(module.__file__ or "").read_bytes())
     return h.hexdigest()[:16]
 
@@ -95,8 +94,8 @@ class TokenCache:
         if not all(pinned(v) for v in inputs.values()):
             return None
         # Files enter the key by content (``inputs``), never by how their path is spelt.
-        model = {k: v for k, v in cfg["model"].items() if k != "path"}
-        data = {k: v for k, v in cfg["data"].items() if k not in SPLIT_FILES}
+        free = path_free({"model": cfg["model"], "data": cfg["data"]})
+        model, data = free["model"], free["data"]
         return cls(
             root,
             {
