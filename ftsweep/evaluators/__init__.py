@@ -11,7 +11,7 @@ Importing this package registers every built-in evaluator. To add one:
 
 # Each built-in registers itself on import; plugins import ``registry`` directly, so
 # the order of these imports does not matter.
-from ftsweep.evaluators import bleu, chrf, exact_match, loss, pass_at_1, token_f1
+from ftsweep.evaluators import bleu, chrf, exact_match, forgetting, loss, pass_at_1, token_f1
 from ftsweep.evaluators.base import (
     EvalExample,
     EvalScores,
@@ -42,6 +42,7 @@ __all__ = [
     "chrf",
     "corpus_evaluator",
     "exact_match",
+    "forgetting",
     "get_evaluator",
     "loss",
     "mean_scores",

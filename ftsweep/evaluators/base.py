@@ -87,6 +87,9 @@ class Evaluator(ABC):
     needs_generation: ClassVar[bool] = True
     metrics: ClassVar[dict[str, bool]]
     aggregate: ClassVar[Literal["mean", "corpus", "weighted"]] = "mean"
+    # True for an evaluator that scores the model on its own text file before and after
+    # training (forgetting), not the eval split: the worker then computes probe losses.
+    reads_probe: ClassVar[bool] = False
 
     class Params(BaseModel):
         """Parameters shared by all evaluators: none. Subclasses add theirs."""
@@ -106,6 +109,15 @@ class Evaluator(ABC):
                 f"got {type(params).__qualname__}"
             )
         self.params = params
+
+    @classmethod
+    def input_files(cls, params: Mapping[str, Any]) -> dict[str, str]:
+        """Files the evaluator reads, by name, from its raw ``params``: none by default.
+
+        Paths are relative to the experiment file; the loader resolves them and puts
+        their content fingerprints into the run id (``eval.<evaluator>.<name>``).
+        """
+        return {}
 
     @abstractmethod
     def score(self, examples: Sequence[EvalExample]) -> EvalScores:

@@ -20,6 +20,7 @@ import numpy as np
 from ftsweep.report.cards import Card, decision_cards
 from ftsweep.report.compare import PairRow, compare, per_example
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.forgetting import ForgettingRow, forgetting_rows
 from ftsweep.report.search_view import SearchView
 from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, corpus_bootstrap, summarize
 
@@ -138,6 +139,7 @@ class ReportView:
     primary_aggregate: str = "mean"  # Evaluator.aggregate of the primary metric
     test_name: str = TEST_NAME
     search: SearchView | None = None  # the search sections; None for an experiment without trials
+    forgetting: tuple[ForgettingRow, ...] = ()  # report/forgetting.py; () without the evaluator
 
 
 def fmt_params(params: dict[str, Any] | None) -> str:
@@ -367,4 +369,5 @@ def build_view(
         inputs=tuple(input_sets(complete)),
         cards=tuple(decision_cards(leaders, primary, higher)),
         primary_aggregate=aggregation(primary),
+        forgetting=tuple(forgetting_rows(leaders, primary, higher)),
     )
