@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,13 @@ from duckdb import DuckDBPyConnection
 
 from ftsweep.report import queries, search_queries
 from ftsweep.report.corpus import CorpusStats, corpus_stats
+from ftsweep.report.export import (
+    DOCUMENT_FORMATS,
+    TABLE_FORMATS,
+    leaderboard_records,
+    run_records,
+    write_tables,
+)
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
@@ -78,13 +86,30 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
         con.close()
 
 
+def _tables(workspace: Workspace, view: ReportView) -> dict[str, list[dict[str, Any]]]:
+    """The leaderboard and per-run tables of one experiment (``--format csv|parquet|json``)."""
+    con = open_reader(workspace)
+    try:
+        rows = queries.run_table(con, view.experiment)
+    finally:
+        con.close()
+    return {
+        "leaderboard": leaderboard_records(view),
+        "runs": run_records(rows, view.metric_names),
+    }
+
+
 def render_report(
     workspace: Workspace,
     experiment: str | None = None,
     out_dir: Path | None = None,
     template_dir: Path | None = None,
+    formats: Sequence[str] = DOCUMENT_FORMATS,
 ) -> list[Path]:
     """Write ``index.html`` and ``report.md`` per experiment; return the paths written.
+
+    ``formats`` picks what is written (``export.FORMATS``): html, md, and the tables
+    for notebooks (csv, parquet, json: ``leaderboard.*`` and ``runs.*``, report/export.py).
 
     Files go to ``<workspace.reports_dir>/<safe experiment>/``. With ``experiment``
     given, ``out_dir`` replaces that directory; with ``experiment=None`` (every
@@ -104,10 +129,16 @@ def render_report(
         svgs = {c.metric: curve_svg(c, f"fig{i}") for i, c in enumerate(view.curves)}
         if view.search is not None:  # figure names ("search-...") never equal a metric's
             svgs.update(search_svgs(view.search))
-        html = _render(env, HTML_TEMPLATE, view=view, svgs=svgs)
-        md = _render(env, MD_TEMPLATE, view=view)
+        documents = []
+        if "html" in formats:
+            documents.append((HTML_TEMPLATE, _render(env, HTML_TEMPLATE, view=view, svgs=svgs)))
+        if "md" in formats:
+            documents.append((MD_TEMPLATE, _render(env, MD_TEMPLATE, view=view)))
         dest.mkdir(parents=True, exist_ok=True)
-        for name, text in ((HTML_TEMPLATE, html), (MD_TEMPLATE, md)):
+        tables = [f for f in formats if f in TABLE_FORMATS]
+        if tables:
+            written += write_tables(_tables(workspace, view), dest, tables)
+        for name, text in documents:
             path = dest / name
             tmp = path.with_name(f".{name}.tmp")
             tmp.write_text(text, encoding="utf-8")

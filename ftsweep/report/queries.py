@@ -96,3 +96,31 @@ def example_texts(
             [experiment, metric, split, split],
         )
     )
+
+
+RUN_TABLE_COLUMNS = (
+    "run_id, experiment, method, status, seed, params, trainable_params, total_params, "
+    "trainable_pct, peak_memory_mb, wall_time_s, train_time_s, tokens_seen, tokens_per_s, "
+    "steps, artifact_size_mb, failure_cause"
+)
+
+
+def run_table(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]]:
+    """Every run of an experiment with its result columns and final-eval metrics.
+
+    One row per run; ``params`` decoded; ``metrics`` maps metric name → value (from
+    ``evals``, complete runs only, as the report reads them).
+    """
+    rows = _dicts(
+        con.execute(
+            f"SELECT {RUN_TABLE_COLUMNS} FROM runs WHERE experiment = ? ORDER BY method, run_id",
+            [experiment],
+        )
+    )
+    metrics: dict[str, dict[str, float | None]] = {r["run_id"]: {} for r in rows}
+    for e in eval_metrics(con, experiment):
+        metrics.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
+    for row in rows:
+        row["params"] = json.loads(row["params"]) if row["params"] is not None else {}
+        row["metrics"] = metrics.get(row["run_id"], {})
+    return rows
