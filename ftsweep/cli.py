@@ -413,6 +413,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         Path(args.out) if args.out else None,
         Path(args.templates) if args.templates else None,
         formats,
+        args.against,
     )
     for p in paths:
         console.print(f"wrote {escape(str(p))}")
@@ -618,6 +619,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FORMATS",
         help="what to write: html, md (the default: both), csv, parquet, json (leaderboard "
         "and per-run tables); repeat or separate with commas",
+    )
+    sp.add_argument(
+        "--against",
+        metavar="EXPERIMENT",
+        help="compare with another experiment that shares methods (e.g. before a data change)",
     )
     sp = add("ingest", cmd_ingest)
     sp.add_argument(

@@ -14,6 +14,7 @@ from duckdb import DuckDBPyConnection
 
 from ftsweep.report import queries, search_queries
 from ftsweep.report.corpus import CorpusStats, corpus_stats
+from ftsweep.report.diff import DiffError, DiffView, build_diff
 from ftsweep.report.export import (
     DOCUMENT_FORMATS,
     TABLE_FORMATS,
@@ -62,7 +63,39 @@ def _corpus(
     )
 
 
-def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView]:
+def _diff(
+    con: DuckDBPyConnection, view: ReportView, runs: list[dict[str, Any]], other: str
+) -> DiffView:
+    """``view`` compared with experiment ``other`` (``report --against``)."""
+    other_runs = queries.runs(con, other)
+    if not other_runs:
+        known = ", ".join(queries.experiments(con)) or "none"
+        raise ReportError(f"--against: no runs of experiment {other!r} in the store ({known})")
+    metric, split = eval_spec(runs)
+    other_examples = queries.example_scores(con, other, metric, split)
+    other_view = build_view(
+        other,
+        other_runs,
+        queries.eval_metrics(con, other),
+        [],
+        other_examples,
+        _corpus(con, other, other_runs, metric, split),
+    )
+    examples = queries.example_scores(con, view.experiment, metric, split) + other_examples
+    corpus = None
+    if _corpus(con, view.experiment, runs, metric, split) is not None:  # both sides' texts
+        texts = queries.example_texts(con, view.experiment, metric, split)
+        texts += queries.example_texts(con, other, metric, split)
+        corpus = corpus_stats(metric, evaluator_params(runs), texts)
+    try:
+        return build_diff(view, runs, other_view, other_runs, split, examples, corpus)
+    except DiffError as exc:
+        raise ReportError(f"--against: {exc}") from None
+
+
+def _load_views(
+    workspace: Workspace, experiment: str | None, against: str | None = None
+) -> list[ReportView]:
     con = open_reader(workspace)
     try:
         names = [experiment] if experiment is not None else queries.experiments(con)
@@ -80,7 +113,10 @@ def _load_views(workspace: Workspace, experiment: str | None) -> list[ReportView
                 queries.example_scores(con, name, metric, split),
                 _corpus(con, name, runs, metric, split),
             )
-            views.append(replace(view, search=_search_view(workspace, con, name, runs)))
+            view = replace(view, search=_search_view(workspace, con, name, runs))
+            if against is not None and against != name:
+                view = replace(view, diff=_diff(con, view, runs, against))
+            views.append(view)
         return views
     finally:
         con.close()
@@ -105,11 +141,13 @@ def render_report(
     out_dir: Path | None = None,
     template_dir: Path | None = None,
     formats: Sequence[str] = DOCUMENT_FORMATS,
+    against: str | None = None,
 ) -> list[Path]:
     """Write ``index.html`` and ``report.md`` per experiment; return the paths written.
 
     ``formats`` picks what is written (``export.FORMATS``): html, md, and the tables
     for notebooks (csv, parquet, json: ``leaderboard.*`` and ``runs.*``, report/export.py).
+    ``against`` names another experiment to compare each report with (report/diff.py).
 
     Files go to ``<workspace.reports_dir>/<safe experiment>/``. With ``experiment``
     given, ``out_dir`` replaces that directory; with ``experiment=None`` (every
@@ -121,7 +159,7 @@ def render_report(
 
     env = make_env(template_dir)
     written: list[Path] = []
-    for view in _load_views(workspace, experiment):
+    for view in _load_views(workspace, experiment, against):
         if out_dir is not None and experiment is not None:
             dest = Path(out_dir)
         else:

@@ -20,6 +20,7 @@ import numpy as np
 from ftsweep.report.cards import Card, decision_cards
 from ftsweep.report.compare import PairRow, compare, per_example
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.diff import DiffView
 from ftsweep.report.forgetting import ForgettingRow, forgetting_rows
 from ftsweep.report.search_view import SearchView
 from ftsweep.report.stats import TEST_NAME, Stat, bootstrap_mean, corpus_bootstrap, summarize
@@ -140,6 +141,7 @@ class ReportView:
     test_name: str = TEST_NAME
     search: SearchView | None = None  # the search sections; None for an experiment without trials
     forgetting: tuple[ForgettingRow, ...] = ()  # report/forgetting.py; () without the evaluator
+    diff: DiffView | None = None  # report --against OTHER (report/diff.py); None without it
 
 
 def fmt_params(params: dict[str, Any] | None) -> str:
