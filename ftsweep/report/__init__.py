@@ -29,6 +29,7 @@ from ftsweep.report.viewmodel import (
     CURVE_METRICS,
     ReportView,
     build_view,
+    curves_from_means,
     eval_spec,
     evaluator_params,
 )
@@ -109,10 +110,13 @@ def _load_views(
                 name,
                 runs,
                 queries.eval_metrics(con, name),
-                queries.curves(con, name, CURVE_METRICS),
+                [],  # curves come averaged and downsampled from DuckDB, for the leaders only
                 queries.example_scores(con, name, metric, split),
                 _corpus(con, name, runs, metric, split),
             )
+            owners = {rid: row.label for row in view.leaderboard for rid in row.run_ids}
+            means = queries.curve_means(con, owners, CURVE_METRICS)
+            view = replace(view, curves=tuple(curves_from_means(list(view.leaderboard), means)))
             view = replace(view, search=_search_view(workspace, con, name, runs))
             if against is not None and against != name:
                 view = replace(view, diff=_diff(con, view, runs, against))

@@ -124,3 +124,48 @@ def run_table(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str,
         row["params"] = json.loads(row["params"]) if row["params"] is not None else {}
         row["metrics"] = metrics.get(row["run_id"], {})
     return rows
+
+
+MAX_CURVE_POINTS = 400  # per series: more than a 700-pixel-wide plot can show
+
+
+def curve_means(
+    con: duckdb.DuckDBPyConnection,
+    owners: dict[str, str],
+    names: tuple[str, ...],
+    max_points: int = MAX_CURVE_POINTS,
+) -> list[dict[str, Any]]:
+    """Logged metrics averaged over each series' runs, downsampled in DuckDB.
+
+    ``owners`` maps run_id → series label (a leaderboard row: its seeds). Returns label,
+    name, step, value (mean over the series' runs at that step), sd (their sample std,
+    None for one run), n. A series longer than ``max_points`` steps is cut into that
+    many consecutive bins of steps; each bin gives its last step and the mean of its
+    values, so a 2,000-step curve of a 1,000-run report costs 400 points, not 2 million
+    Python rows.
+    """
+    if not owners:
+        return []
+    return _dicts(
+        con.execute(
+            """WITH owners AS (
+                 SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::VARCHAR[]) AS label),
+               per_step AS (
+                 SELECT o.label, m.name, m.step, avg(m.value) AS value,
+                        stddev_samp(m.value) AS sd, count(*) AS n
+                 FROM metrics m JOIN owners o USING (run_id)
+                 WHERE list_contains(?, m.name) AND m.value IS NOT NULL
+                 GROUP BY o.label, m.name, m.step),
+               ranked AS (
+                 SELECT *, row_number() OVER w - 1 AS i, count(*) OVER w AS total
+                 FROM per_step
+                 WINDOW w AS (PARTITION BY label, name ORDER BY step
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+             SELECT label, name, max(step) AS step, avg(value) AS value, avg(sd) AS sd,
+                    min(n) AS n
+             FROM ranked
+             GROUP BY label, name, i * ? // total
+             ORDER BY label, name, step""",
+            [list(owners), list(owners.values()), list(names), max_points],
+        )
+    )

@@ -299,6 +299,31 @@ def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[
     return sets
 
 
+def curves_from_means(leaders: list[LeaderRow], rows: list[dict[str, Any]]) -> list[CurveSet]:
+    """CurveSets from ``queries.curve_means`` rows (already averaged over each row's seeds).
+
+    The same curves as ``_curves`` computes from raw logged rows, with the averaging and
+    downsampling done in DuckDB (a 1,000-run report would otherwise move millions of
+    rows through Python).
+    """
+    series: dict[tuple[str, str], tuple[list[int], list[float]]] = {}
+    for r in rows:
+        steps, values = series.setdefault((r["name"], r["label"]), ([], []))
+        steps.append(int(r["step"]))
+        values.append(float(r["value"]))
+    return [
+        CurveSet(
+            metric,
+            tuple(
+                CurveSeries(row.label, tuple(series[key][0]), tuple(series[key][1]))
+                for row in leaders
+                if (key := (metric, row.label)) in series
+            ),
+        )
+        for metric in CURVE_METRICS
+    ]
+
+
 def _flatten(prefix: str, value: Any, depth: int, out: dict[str, str]) -> None:
     if isinstance(value, dict) and depth < _PROVENANCE_DEPTH:
         for k, v in value.items():
