@@ -52,7 +52,12 @@ def _search_view(
 
 
 def _corpus(
-    con: DuckDBPyConnection, name: str, runs: list[dict[str, Any]], metric: str, split: str | None
+    con: DuckDBPyConnection,
+    name: str,
+    runs: list[dict[str, Any]],
+    metric: str,
+    split: str | None,
+    run_ids: list[str] | None = None,
 ) -> CorpusStats | None:
     """Corpus statistics of the primary metric, if its evaluator aggregates by corpus."""
     from ftsweep.evaluators import corpus_evaluator  # lazy: only to ask how it aggregates
@@ -60,8 +65,33 @@ def _corpus(
     if corpus_evaluator(metric, evaluator_params(runs)) is None:
         return None  # no need to read the texts
     return corpus_stats(
-        metric, evaluator_params(runs), queries.example_texts(con, name, metric, split)
+        metric, evaluator_params(runs), queries.example_texts(con, name, metric, split, run_ids)
     )
+
+
+def _view(con: DuckDBPyConnection, name: str, runs: list[dict[str, Any]]) -> ReportView:
+    """One experiment's view, reading per-example rows and curves of its leaders only.
+
+    The leaderboard is chosen from the runs' aggregate metrics alone, so it is built
+    first without per-example rows; then only its runs' examples (every statistic over
+    examples compares leaderboard rows) and curves are read. A 1,000-run sweep would
+    otherwise pull every run's examples and every logged step into Python.
+    """
+    metric, split = eval_spec(runs)
+    evals = queries.eval_metrics(con, name)
+    leaders = build_view(name, runs, evals, [], []).leaderboard
+    keep = sorted(rid for row in leaders for rid in row.run_ids)
+    view = build_view(
+        name,
+        runs,
+        evals,
+        [],  # curves come averaged and downsampled from DuckDB
+        queries.example_scores(con, name, metric, split, keep),
+        _corpus(con, name, runs, metric, split, keep),
+    )
+    owners = {rid: row.label for row in view.leaderboard for rid in row.run_ids}
+    means = queries.curve_means(con, owners, CURVE_METRICS)
+    return replace(view, curves=tuple(curves_from_means(list(view.leaderboard), means)))
 
 
 def _diff(
@@ -73,20 +103,15 @@ def _diff(
         known = ", ".join(queries.experiments(con)) or "none"
         raise ReportError(f"--against: no runs of experiment {other!r} in the store ({known})")
     metric, split = eval_spec(runs)
-    other_examples = queries.example_scores(con, other, metric, split)
-    other_view = build_view(
-        other,
-        other_runs,
-        queries.eval_metrics(con, other),
-        [],
-        other_examples,
-        _corpus(con, other, other_runs, metric, split),
-    )
-    examples = queries.example_scores(con, view.experiment, metric, split) + other_examples
+    other_view = _view(con, other, other_runs)
+    here = sorted(rid for row in view.leaderboard for rid in row.run_ids)
+    there = sorted(rid for row in other_view.leaderboard for rid in row.run_ids)
+    examples = queries.example_scores(con, view.experiment, metric, split, here)
+    examples += queries.example_scores(con, other, metric, split, there)
     corpus = None
-    if _corpus(con, view.experiment, runs, metric, split) is not None:  # both sides' texts
-        texts = queries.example_texts(con, view.experiment, metric, split)
-        texts += queries.example_texts(con, other, metric, split)
+    if _corpus(con, view.experiment, runs, metric, split, []) is not None:  # both sides' texts
+        texts = queries.example_texts(con, view.experiment, metric, split, here)
+        texts += queries.example_texts(con, other, metric, split, there)
         corpus = corpus_stats(metric, evaluator_params(runs), texts)
     try:
         return build_diff(view, runs, other_view, other_runs, split, examples, corpus)
@@ -105,19 +130,7 @@ def _load_views(
             runs = queries.runs(con, name)
             if not runs:
                 raise ReportError(f"no runs of experiment {name!r} in the store")
-            metric, split = eval_spec(runs)
-            view = build_view(
-                name,
-                runs,
-                queries.eval_metrics(con, name),
-                [],  # curves come averaged and downsampled from DuckDB, for the leaders only
-                queries.example_scores(con, name, metric, split),
-                _corpus(con, name, runs, metric, split),
-            )
-            owners = {rid: row.label for row in view.leaderboard for rid in row.run_ids}
-            means = queries.curve_means(con, owners, CURVE_METRICS)
-            view = replace(view, curves=tuple(curves_from_means(list(view.leaderboard), means)))
-            view = replace(view, search=_search_view(workspace, con, name, runs))
+            view = replace(_view(con, name, runs), search=_search_view(workspace, con, name, runs))
             if against is not None and against != name:
                 view = replace(view, diff=_diff(con, view, runs, against))
             views.append(view)

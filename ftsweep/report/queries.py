@@ -68,22 +68,34 @@ def curves(
 
 
 def example_scores(
-    con: duckdb.DuckDBPyConnection, experiment: str, metric: str, split: str | None
+    con: duckdb.DuckDBPyConnection,
+    experiment: str,
+    metric: str,
+    split: str | None,
+    run_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-example scores of one metric (and split, if known): run_id, example_id, value."""
+    """Per-example scores of one metric (and split, if known): run_id, example_id, value.
+
+    ``run_ids`` (if given) keeps only those runs: the report reads the leaderboard's.
+    """
     return _dicts(
         con.execute(
             """SELECT e.run_id, e.example_id, e.value FROM eval_examples e JOIN runs r USING (run_id)
            WHERE r.experiment = ? AND r.status = 'complete' AND e.metric = ?
              AND (? IS NULL OR e.split = ?) AND e.value IS NOT NULL
+             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.run_id))
            ORDER BY 1, 2""",
-            [experiment, metric, split, split],
+            [experiment, metric, split, split, run_ids, run_ids],
         )
     )
 
 
 def example_texts(
-    con: duckdb.DuckDBPyConnection, experiment: str, metric: str, split: str | None
+    con: duckdb.DuckDBPyConnection,
+    experiment: str,
+    metric: str,
+    split: str | None,
+    run_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Predictions and references behind one metric's per-example rows (corpus metrics)."""
     return _dicts(
@@ -92,8 +104,9 @@ def example_texts(
            FROM eval_examples e JOIN runs r USING (run_id)
            WHERE r.experiment = ? AND r.status = 'complete' AND e.metric = ?
              AND (? IS NULL OR e.split = ?)
+             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.run_id))
            ORDER BY 1, 2""",
-            [experiment, metric, split, split],
+            [experiment, metric, split, split, run_ids, run_ids],
         )
     )
 
