@@ -112,13 +112,16 @@ class ProbeSet:
 
 
 def _device(model: Any) -> torch.device:
-    """Where to run the probe: the model's device, or this rank's GPU for a model still on CPU.
+    """Where to run the probe: the model's device, or the GPU for a model still on CPU.
 
-    The Trainer moves the model to the GPU only later; moving it first does the same
-    move sooner, instead of a slow CPU pass over a large model.
+    In a single-process run the Trainer moves the model to the GPU only later; moving it
+    first does the same move sooner, instead of a slow CPU pass over a large model. In a
+    multi-process run the model stays where it is: FSDP and DeepSpeed shard it from the
+    CPU copy, and one rank holding a whole large model on its GPU could run out of memory.
     """
     device = next(model.parameters()).device
-    if device.type == "cpu" and torch.cuda.is_available():
+    single = int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if device.type == "cpu" and torch.cuda.is_available() and single:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         model.to(device)
     return device
