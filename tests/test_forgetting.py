@@ -198,3 +198,44 @@ def test_section_for_lower_is_better_and_without_base_or_probe():
     two_seeds = forgetting_rows([_Row("lora", [1.0, 1.2], [0.5, 0.7])], "eval_loss", False)
     assert two_seeds[0].verdict == "no detectable loss of general ability"  # t(1) is wide
     assert forgetting_rows([_Row("lora", [1.0], None)], "eval_loss", False) == []
+
+
+# --- through the worker ----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_launched_run_stores_forgetting_against_the_base_model(write_exp, tmp_path):
+    """One tiny LoRA run and the untrained base, through `ftsweep launch` and the store."""
+    from ftsweep.cli import main
+    from ftsweep.store import run_query
+    from ftsweep.workspace import Workspace
+
+    text = experiment_yaml(max_steps=6).replace(
+        "  evaluators: [loss, exact_match]\n",
+        f"  evaluators: [loss, exact_match, forgetting]\n"
+        f"  evaluator_params:\n    forgetting: {{probe: {PROBE}, max_examples: 8}}\n",
+    )
+    ws = tmp_path / "ws"
+    assert main(["--workspace", str(ws), "launch", str(write_exp(text))]) == 0
+    _, rows = run_query(
+        Workspace(ws),
+        "select r.method, e.metric, e.value from evals e join runs r using (run_id) "
+        "where e.metric like 'probe%' or e.metric = 'forgetting' order by 1, 2",
+    )
+    got = {(m, metric): v for m, metric, v in rows}
+    tok = AutoTokenizer.from_pretrained(MODEL)
+    base = AutoModelForCausalLM.from_pretrained(MODEL)
+    direct = ProbeSet.before_training(
+        base, tok, _cfg(max_examples=8), {"eval.forgetting.probe": str(PROBE)}
+    )
+    before = direct.before["forgetting"]
+    expected = sum(nll for nll, _ in before.values()) / sum(n for _, n in before.values())
+    for method in ("base", "lora"):
+        assert got[(method, "probe_loss_before")] == pytest.approx(expected, rel=1e-5)
+    assert got[("base", "forgetting")] == 0.0
+    assert got[("lora", "probe_loss_after")] != got[("lora", "probe_loss_before")]
+    _, split_rows = run_query(
+        Workspace(ws),
+        "select split, count(*) from eval_examples where metric = 'forgetting' group by 1",
+    )
+    assert split_rows == [("probe", 16)]  # 8 paragraphs x 2 runs, apart from the test split
