@@ -200,6 +200,17 @@ def test_section_for_lower_is_better_and_without_base_or_probe():
     assert forgetting_rows([_Row("lora", [1.0], None)], "eval_loss", False) == []
 
 
+def test_section_figure_is_safe_inline_svg():
+    from ftsweep.report.forgetting_plot import forgetting_svg
+
+    leaders = [_Row("<script>x</script>", [0.8, 0.9], [2.0, 2.5]), _Row("base", [0.1], [0.0])]
+    svg = str(forgetting_svg(forgetting_rows(leaders, "exact_match", True), "exact_match", "fg"))
+    assert svg.startswith("<svg") and 'id="fg-' in svg
+    assert "<script" not in svg and "<!--" not in svg  # names are drawn as glyph paths
+    no_base = forgetting_rows([_Row("lora", [0.5, 0.6], [0.1, 0.2])], "exact_match", True)
+    assert "<svg" in str(forgetting_svg(no_base, "exact_match", "nb"))
+
+
 # --- through the worker ----------------------------------------------------------------
 
 

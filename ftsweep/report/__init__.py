@@ -182,6 +182,10 @@ def render_report(
         else:
             dest = Path(out_dir or workspace.reports_dir) / safe_name(view.experiment)
         svgs = {c.metric: curve_svg(c, f"fig{i}") for i, c in enumerate(view.curves)}
+        if view.forgetting:
+            from ftsweep.report.forgetting_plot import FIGURE_KEY, forgetting_svg
+
+            svgs[FIGURE_KEY] = forgetting_svg(view.forgetting, view.primary_metric, "forget")
         if view.search is not None:  # figure names ("search-...") never equal a metric's
             svgs.update(search_svgs(view.search))
         documents = []
