@@ -69,6 +69,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _report_formats(text: str) -> str:
+    """argparse type of ``report --format``: a bad name is a usage error (exit 2)."""
+    from ftsweep.report.export import parse_formats
+
+    try:
+        parse_formats([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _print_json(data: Any) -> None:
     # Indented only when short: an indent makes json use its pure-Python encoder, 10x
     # slower (seconds for a 100,000-run plan). Either way one valid JSON document.
@@ -408,12 +419,16 @@ def cmd_query(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     """Render reports/<experiment>/index.html and report.md."""
     from ftsweep.report import render_report
+    from ftsweep.report.export import parse_formats
 
+    formats = parse_formats(args.format)  # each value was checked by _report_formats
     paths = render_report(
         _workspace(args),
         args.experiment,
         Path(args.out) if args.out else None,
         Path(args.templates) if args.templates else None,
+        formats,
+        args.against,
         memory_budget_mb=args.memory_budget_mb,
     )
     for p in paths:
@@ -627,6 +642,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="MB",
         help="peak memory budget of the 'best under a memory budget' card "
         "(default: the experiment file's report.memory_budget_mb; none: the card says so)",
+    )
+    sp.add_argument(
+        "--format",
+        action="append",
+        type=_report_formats,
+        metavar="FORMATS",
+        help="what to write: html, md (the default: both), csv, parquet, json (leaderboard "
+        "and per-run tables); repeat or separate with commas",
+    )
+    sp.add_argument(
+        "--against",
+        metavar="EXPERIMENT",
+        help="compare with another experiment that shares methods (e.g. before a data change)",
     )
     sp = add("ingest", cmd_ingest)
     sp.add_argument(

@@ -35,8 +35,24 @@ def reevaluate(run_dir: Path) -> dict[str, Any]:
     split = cfg["eval"]["split"]
     examples, _ = setup.load_split(cfg, paths, split, tok, cfg["eval"]["max_examples"])
     device = next(model.parameters()).device
+    probes = _probes_before(cfg, paths)
     with tempfile.TemporaryDirectory() as scratch:  # evaluate() logs per-example rows
         outcome = evaluate(
-            model, tok, examples, cfg, split, RunDir(Path(scratch)), torch.device(device)
+            model, tok, examples, cfg, split, RunDir(Path(scratch)), torch.device(device), probes
         )
     return {"recorded": result["final_eval"], "now": outcome.aggregate}
+
+
+def _probes_before(cfg: dict[str, Any], paths: dict[str, str]) -> Any:
+    """The forgetting probe's losses on the base model as the run loaded it (None: no probe)."""
+    from ftsweep import evaluators as ev
+    from ftsweep.methods import get_method
+    from ftsweep.worker import setup
+    from ftsweep.worker.probe import ProbeSet
+
+    if not any(ev.get_evaluator(n).reads_probe for n in cfg["eval"]["evaluators"]):
+        return None
+    method = get_method(cfg["method"]["name"])()
+    params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
+    base, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
+    return ProbeSet.before_training(base, tok, cfg, paths)

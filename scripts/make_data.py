@@ -512,6 +512,75 @@ def write_jsonl(path: Path, records: list[Record]) -> None:
             f.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
+# --- general-text probe (the forgetting evaluator) -----------------------------------
+
+PROBE_SIZE = 64  # paragraphs, half English, half Chinese: a forward pass of well under 1 s
+PROBE_SEED_OFFSET = 1000  # its own random stream: the task splits never shift it
+
+
+def _probe_sentence_en(rng: random.Random) -> str:
+    """A plain statement of a fact the tiny model learned in pretraining, not a task."""
+    kind = rng.randrange(5)
+    if kind == 0:
+        w = rng.choice(sorted(EN_ZH))
+        return f"The Chinese word for {w} is {EN_ZH[w]}."
+    if kind == 1:
+        a, b = rng.choice(ANTONYMS_EN)
+        return f"The opposite of {a} is {b}."
+    if kind == 2:
+        a, b = rng.randrange(10), rng.randrange(10)
+        return f"{a} plus {b} is {a + b}."
+    if kind == 3:
+        cat = rng.choice(sorted(CATEGORY_EN))
+        w = rng.choice(sorted(CATEGORY_EN[cat]))
+        return f"{w} is {'an' if w[0] in 'aeiou' else 'a'} {cat}."
+    c, an, fr = (rng.choice(sorted(t)) for t in (COLORS, ANIMALS, FRUITS))
+    return f"The {c} {an} eats {'an' if fr[0] in 'aeiou' else 'a'} {fr}."
+
+
+def _probe_sentence_zh(rng: random.Random) -> str:
+    kind = rng.randrange(5)
+    if kind == 0:
+        w = rng.choice(sorted(EN_ZH))
+        return f"{w}的中文是{EN_ZH[w]}。"
+    if kind == 1:
+        a, b = rng.choice(ANTONYMS_ZH)
+        return f"{a}的反义词是{b}。"
+    if kind == 2:
+        a, b = rng.randrange(10), rng.randrange(10)
+        return f"{a}加{b}等于{a + b}。"
+    if kind == 3:
+        cat = rng.choice(sorted(CATEGORY_EN))
+        w = rng.choice(sorted(CATEGORY_EN[cat].values()))
+        return f"{w}是一种{CATEGORY_ZH[cat]}。"
+    c, an, fr = (rng.choice(sorted(t.values())) for t in (COLORS, ANIMALS, FRUITS))
+    return f"小{an}喜欢{c}的{fr}。"
+
+
+def general_probe(seed: int) -> list[Record]:
+    """Held-out general text: prose of the kind tiny-base was pretrained on.
+
+    No fine-tuning format (no instruction, no chat turns), so its loss measures what a
+    fine-tune does to the model's general language ability, not the task.
+    """
+    rng = random.Random(seed + PROBE_SEED_OFFSET)
+    records = []
+    for i in range(PROBE_SIZE):
+        lang = "en" if i % 2 == 0 else "zh"
+        sentence = _probe_sentence_en if lang == "en" else _probe_sentence_zh
+        sentences = [sentence(rng) for _ in range(rng.randint(2, 4))]
+        text = (" " if lang == "en" else "").join(sentences)
+        records.append({"id": f"general-{i:03d}", "text": text, "lang": lang})
+    return records
+
+
+def write_probe(out: Path, seed: int) -> Path:
+    """Write the general-text probe to ``out/probe/general.jsonl``; returns its path."""
+    path = out / "probe" / "general.jsonl"
+    write_jsonl(path, general_probe(seed))
+    return path
+
+
 def write_all(out: Path, seed: int) -> list[Path]:
     """Write every family and split under ``out``; returns the written paths."""
     paths = []
@@ -665,7 +734,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     args = parser.parse_args()
     paths = write_all(args.out, args.seed) + write_math(args.out, args.seed)
-    for path in paths + write_external(args.out, args.seed):
+    paths += write_external(args.out, args.seed)
+    for path in [*paths, write_probe(args.out, args.seed)]:
         print(f"{path}  {sum(1 for _ in path.open(encoding='utf-8'))} records")
 
 

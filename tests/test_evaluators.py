@@ -138,13 +138,14 @@ def test_register_refuses_an_abstract_evaluator(scratch_registry):
 
 # --- conformance: every generation evaluator ------------------------------------
 
+REQUIRED_PARAMS = {"forgetting": {"probe": "probe.jsonl"}}  # params without a default
 GENERATION_EVALUATORS = sorted(n for n, c in EVALUATORS.items() if c.needs_generation)
 
 
 @pytest.mark.parametrize("name", sorted(EVALUATORS))
 def test_declared_aggregation(name):
     """Every evaluator says how its corpus value relates to its per-example rows."""
-    evaluator = build_evaluator(name, {})
+    evaluator = build_evaluator(name, REQUIRED_PARAMS.get(name, {}))
     assert evaluator.aggregate in ("mean", "corpus", "weighted")
     if evaluator.aggregate == "corpus":  # its statistics must rebuild the corpus score
         hyps, refs = ["a b c d", "e f"], ["a b c d", "e g"]

@@ -40,6 +40,7 @@ def deep_checks(
         problems += template_checks(variant, base_dir, local, pos)
         problems += untested_code_checks(variant, base_dir, pos)
         problems += _eval_checks(variant, pos)
+        problems += _evaluator_file_checks(variant, base_dir, pos)
     problems += _hardware_checks(spec, [c for _, c in points], base_dir, pos)
     problems += model_load_checks(spec, [c for _, c in points], local, pos)
     problems += _fsdp_checks(spec, points, pos)
@@ -47,6 +48,39 @@ def deep_checks(
     problems += model_problems
     if info is not None:
         problems += _method_checks(points, info, pos, spec)
+    return problems
+
+
+def evaluator_files(spec: ExperimentFile) -> list[tuple[str, str]]:
+    """("eval.<evaluator>.<name>", path as written) of every file an evaluator reads."""
+    if spec.eval.evaluators == ["loss"]:
+        return []  # the default: no need to import the evaluator plugins
+    from ftsweep import evaluators as ev
+
+    out = []
+    for name in spec.eval.evaluators:
+        cls = ev.EVALUATORS.get(name)  # an unknown name is reported by the deep checks
+        if cls is not None:
+            files = cls.input_files(spec.eval.evaluator_params.get(name, {}))
+            out += [(f"eval.{name}.{key}", rel) for key, rel in sorted(files.items())]
+    return out
+
+
+def _evaluator_file_checks(spec: ExperimentFile, base_dir: Path, pos: Positions) -> list[Problem]:
+    """Every file an evaluator reads (the forgetting probe) must exist."""
+    problems = []
+    for key, rel in evaluator_files(spec):
+        if not (base_dir / rel).is_file():
+            _, name, param = key.split(".", 2)
+            problems.append(
+                pos.problem(
+                    ("eval", "evaluator_params", name, param),
+                    f"file not found: {(base_dir / rel).resolve()}",
+                    value=rel,
+                    has_value=True,
+                    valid="a path relative to the experiment file",
+                )
+            )
     return problems
 
 

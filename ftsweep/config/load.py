@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ftsweep.config.checks import deep_checks, resolve_model_path
+from ftsweep.config.checks import deep_checks, evaluator_files, resolve_model_path
 from ftsweep.config.inputs import inline_prompt_files
 from ftsweep.config.partial import valid_block_checks
 from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, ExperimentFile
@@ -405,6 +405,10 @@ def _fingerprints(spec: ExperimentFile, base_dir: Path) -> tuple[dict[str, str],
     local = resolve_model_path(spec.model.path, base_dir)
     paths["model"] = str(local) if local else spec.model.path
     fps["model"] = model_fingerprint(local, spec.model.path, spec.model.revision)
+    for key, rel in evaluator_files(spec):  # e.g. the forgetting probe
+        p = (base_dir / rel).resolve()
+        paths[key] = str(p)
+        fps[key] = file_fingerprint(p)
     if spec.data.hub is not None:
         h = spec.data.hub
         # Unpinned hub data can change upstream; pin `revision` for reproducible run ids.

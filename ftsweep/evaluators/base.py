@@ -105,6 +105,9 @@ class Evaluator(ABC):
     metrics: ClassVar[dict[str, bool]]
     aggregate: ClassVar[Literal["mean", "corpus", "weighted"]] = "mean"
     bounds: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+    # True for an evaluator that scores the model on its own text file before and after
+    # training (forgetting), not the eval split: the worker then computes probe losses.
+    reads_probe: ClassVar[bool] = False
 
     class Params(BaseModel):
         """Parameters shared by all evaluators: none. Subclasses add theirs."""
@@ -134,6 +137,15 @@ class Evaluator(ABC):
         the number of samples, narrows it here.
         """
         return dict(cls.metrics)
+
+    @classmethod
+    def input_files(cls, params: Mapping[str, Any]) -> dict[str, str]:
+        """Files the evaluator reads, by name, from its raw ``params``: none by default.
+
+        Paths are relative to the experiment file; the loader resolves them and puts
+        their content fingerprints into the run id (``eval.<evaluator>.<name>``).
+        """
+        return {}
 
     @abstractmethod
     def score(self, examples: Sequence[EvalExample]) -> EvalScores:

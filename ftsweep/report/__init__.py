@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,14 @@ from duckdb import DuckDBPyConnection
 
 from ftsweep.report import queries, search_queries
 from ftsweep.report.corpus import CorpusStats, corpus_stats
+from ftsweep.report.diff import DiffError, DiffView, build_diff
+from ftsweep.report.export import (
+    DOCUMENT_FORMATS,
+    TABLE_FORMATS,
+    leaderboard_records,
+    run_records,
+    write_tables,
+)
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
@@ -22,6 +31,7 @@ from ftsweep.report.viewmodel import (
     PARETO_FIGURE,
     ReportView,
     build_view,
+    curves_from_means,
     eval_spec,
     evaluator_params,
 )
@@ -45,7 +55,12 @@ def _search_view(
 
 
 def _corpus(
-    con: DuckDBPyConnection, name: str, runs: list[dict[str, Any]], metric: str, split: str | None
+    con: DuckDBPyConnection,
+    name: str,
+    runs: list[dict[str, Any]],
+    metric: str,
+    split: str | None,
+    run_ids: list[str] | None = None,
 ) -> CorpusStats | None:
     """Corpus statistics of the primary metric, if its evaluator aggregates by corpus."""
     from ftsweep.evaluators import corpus_evaluator  # lazy: only to ask how it aggregates
@@ -53,12 +68,71 @@ def _corpus(
     if corpus_evaluator(metric, evaluator_params(runs)) is None:
         return None  # no need to read the texts
     return corpus_stats(
-        metric, evaluator_params(runs), queries.example_texts(con, name, metric, split)
+        metric, evaluator_params(runs), queries.example_texts(con, name, metric, split, run_ids)
     )
 
 
+def _view(
+    con: DuckDBPyConnection,
+    name: str,
+    runs: list[dict[str, Any]],
+    memory_budget_mb: float | None = None,
+) -> ReportView:
+    """One experiment's view, reading per-example rows and curves of its leaders only.
+
+    The leaderboard is chosen from the runs' aggregate metrics alone, so it is built
+    first without per-example rows; then only its runs' examples (every statistic over
+    examples compares leaderboard rows) and curves are read. A 1,000-run sweep would
+    otherwise pull every run's examples and every logged step into Python.
+    """
+    metric, split = eval_spec(runs)
+    evals = queries.eval_metrics(con, name)
+    leaders = build_view(name, runs, evals, [], [], memory_budget_mb=memory_budget_mb).leaderboard
+    keep = sorted(rid for row in leaders for rid in row.run_ids)
+    view = build_view(
+        name,
+        runs,
+        evals,
+        [],  # curves come averaged and downsampled from DuckDB
+        queries.example_scores(con, name, metric, split, keep),
+        _corpus(con, name, runs, metric, split, keep),
+        memory_budget_mb=memory_budget_mb,
+    )
+    owners = {rid: row.label for row in view.leaderboard for rid in row.run_ids}
+    means = queries.curve_means(con, owners, CURVE_METRICS)
+    return replace(view, curves=tuple(curves_from_means(list(view.leaderboard), means)))
+
+
+def _diff(
+    con: DuckDBPyConnection, view: ReportView, runs: list[dict[str, Any]], other: str
+) -> DiffView:
+    """``view`` compared with experiment ``other`` (``report --against``)."""
+    other_runs = queries.runs(con, other)
+    if not other_runs:
+        known = ", ".join(queries.experiments(con)) or "none"
+        raise ReportError(f"--against: no runs of experiment {other!r} in the store ({known})")
+    metric, split = eval_spec(runs)
+    other_view = _view(con, other, other_runs)
+    here = sorted(rid for row in view.leaderboard for rid in row.run_ids)
+    there = sorted(rid for row in other_view.leaderboard for rid in row.run_ids)
+    examples = queries.example_scores(con, view.experiment, metric, split, here)
+    examples += queries.example_scores(con, other, metric, split, there)
+    corpus = None
+    if _corpus(con, view.experiment, runs, metric, split, []) is not None:  # both sides' texts
+        texts = queries.example_texts(con, view.experiment, metric, split, here)
+        texts += queries.example_texts(con, other, metric, split, there)
+        corpus = corpus_stats(metric, evaluator_params(runs), texts)
+    try:
+        return build_diff(view, runs, other_view, other_runs, split, examples, corpus)
+    except DiffError as exc:
+        raise ReportError(f"--against: {exc}") from None
+
+
 def _load_views(
-    workspace: Workspace, experiment: str | None, memory_budget_mb: float | None = None
+    workspace: Workspace,
+    experiment: str | None,
+    memory_budget_mb: float | None = None,
+    against: str | None = None,
 ) -> list[ReportView]:
     con = open_reader(workspace)
     try:
@@ -68,23 +142,30 @@ def _load_views(
             runs = queries.runs(con, name)
             if not runs:
                 raise ReportError(f"no runs of experiment {name!r} in the store")
-            metric, split = eval_spec(runs)
             budget = memory_budget_mb
             if budget is None:
                 budget = load_settings(workspace, name).get("memory_budget_mb")
-            view = build_view(
-                name,
-                runs,
-                queries.eval_metrics(con, name),
-                queries.curves(con, name, CURVE_METRICS),
-                queries.example_scores(con, name, metric, split),
-                _corpus(con, name, runs, metric, split),
-                memory_budget_mb=budget,
-            )
-            views.append(replace(view, search=_search_view(workspace, con, name, runs)))
+            view = _view(con, name, runs, budget)
+            view = replace(view, search=_search_view(workspace, con, name, runs))
+            if against is not None and against != name:
+                view = replace(view, diff=_diff(con, view, runs, against))
+            views.append(view)
         return views
     finally:
         con.close()
+
+
+def _tables(workspace: Workspace, view: ReportView) -> dict[str, list[dict[str, Any]]]:
+    """The leaderboard and per-run tables of one experiment (``--format csv|parquet|json``)."""
+    con = open_reader(workspace)
+    try:
+        rows = queries.run_table(con, view.experiment)
+    finally:
+        con.close()
+    return {
+        "leaderboard": leaderboard_records(view),
+        "runs": run_records(rows, view.metric_names),
+    }
 
 
 def render_report(
@@ -92,9 +173,15 @@ def render_report(
     experiment: str | None = None,
     out_dir: Path | None = None,
     template_dir: Path | None = None,
+    formats: Sequence[str] = DOCUMENT_FORMATS,
+    against: str | None = None,
     memory_budget_mb: float | None = None,
 ) -> list[Path]:
     """Write ``index.html`` and ``report.md`` per experiment; return the paths written.
+
+    ``formats`` picks what is written (``export.FORMATS``): html, md, and the tables
+    for notebooks (csv, parquet, json: ``leaderboard.*`` and ``runs.*``, report/export.py).
+    ``against`` names another experiment to compare each report with (report/diff.py).
 
     Files go to ``<workspace.reports_dir>/<safe experiment>/``. With ``experiment``
     given, ``out_dir`` replaces that directory; with ``experiment=None`` (every
@@ -107,7 +194,7 @@ def render_report(
 
     env = make_env(template_dir)
     written: list[Path] = []
-    for view in _load_views(workspace, experiment, memory_budget_mb):
+    for view in _load_views(workspace, experiment, memory_budget_mb, against):
         if out_dir is not None and experiment is not None:
             dest = Path(out_dir)
         else:
@@ -118,12 +205,22 @@ def render_report(
             svgs[PARETO_FIGURE] = pareto_svg(view.pareto, view.primary_metric, "pareto")
         if view.lr_curves:
             svgs[LR_FIGURE] = lr_svg(view.lr_curves, view.primary_metric, "lr")
+        if view.forgetting:
+            from ftsweep.report.forgetting_plot import FIGURE_KEY, forgetting_svg
+
+            svgs[FIGURE_KEY] = forgetting_svg(view.forgetting, view.primary_metric, "forget")
         if view.search is not None:  # figure names ("search-...") never equal a metric's
             svgs.update(search_svgs(view.search))
-        html = _render(env, HTML_TEMPLATE, view=view, svgs=svgs)
-        md = _render(env, MD_TEMPLATE, view=view)
+        documents = []
+        if "html" in formats:
+            documents.append((HTML_TEMPLATE, _render(env, HTML_TEMPLATE, view=view, svgs=svgs)))
+        if "md" in formats:
+            documents.append((MD_TEMPLATE, _render(env, MD_TEMPLATE, view=view)))
         dest.mkdir(parents=True, exist_ok=True)
-        for name, text in ((HTML_TEMPLATE, html), (MD_TEMPLATE, md)):
+        tables = [f for f in formats if f in TABLE_FORMATS]
+        if tables:
+            written += write_tables(_tables(workspace, view), dest, tables)
+        for name, text in documents:
             path = dest / name
             tmp = path.with_name(f".{name}.tmp")
             tmp.write_text(text, encoding="utf-8")

@@ -69,22 +69,34 @@ def curves(
 
 
 def example_scores(
-    con: duckdb.DuckDBPyConnection, experiment: str, metric: str, split: str | None
+    con: duckdb.DuckDBPyConnection,
+    experiment: str,
+    metric: str,
+    split: str | None,
+    run_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per-example scores of one metric (and split, if known): run_id, example_id, value."""
+    """Per-example scores of one metric (and split, if known): run_id, example_id, value.
+
+    ``run_ids`` (if given) keeps only those runs: the report reads the leaderboard's.
+    """
     return _dicts(
         con.execute(
             """SELECT e.run_id, e.example_id, e.value FROM eval_examples e JOIN runs r USING (run_id)
            WHERE r.experiment = ? AND r.status = 'complete' AND e.metric = ?
              AND (? IS NULL OR e.split = ?) AND e.value IS NOT NULL
+             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.run_id))
            ORDER BY 1, 2""",
-            [experiment, metric, split, split],
+            [experiment, metric, split, split, run_ids, run_ids],
         )
     )
 
 
 def example_texts(
-    con: duckdb.DuckDBPyConnection, experiment: str, metric: str, split: str | None
+    con: duckdb.DuckDBPyConnection,
+    experiment: str,
+    metric: str,
+    split: str | None,
+    run_ids: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Predictions and references behind one metric's per-example rows (corpus metrics)."""
     return _dicts(
@@ -93,7 +105,83 @@ def example_texts(
            FROM eval_examples e JOIN runs r USING (run_id)
            WHERE r.experiment = ? AND r.status = 'complete' AND e.metric = ?
              AND (? IS NULL OR e.split = ?)
+             AND (?::VARCHAR[] IS NULL OR list_contains(?::VARCHAR[], e.run_id))
            ORDER BY 1, 2""",
-            [experiment, metric, split, split],
+            [experiment, metric, split, split, run_ids, run_ids],
+        )
+    )
+
+
+RUN_TABLE_COLUMNS = (
+    "run_id, experiment, method, status, seed, params, trainable_params, total_params, "
+    "trainable_pct, peak_memory_mb, wall_time_s, train_time_s, tokens_seen, tokens_per_s, "
+    "steps, artifact_size_mb, failure_cause"
+)
+
+
+def run_table(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]]:
+    """Every run of an experiment with its result columns and final-eval metrics.
+
+    One row per run; ``params`` decoded; ``metrics`` maps metric name → value (from
+    ``evals``, complete runs only, as the report reads them).
+    """
+    rows = _dicts(
+        con.execute(
+            f"SELECT {RUN_TABLE_COLUMNS} FROM runs WHERE experiment = ? ORDER BY method, run_id",
+            [experiment],
+        )
+    )
+    metrics: dict[str, dict[str, float | None]] = {r["run_id"]: {} for r in rows}
+    for e in eval_metrics(con, experiment):
+        metrics.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
+    for row in rows:
+        row["params"] = json.loads(row["params"]) if row["params"] is not None else {}
+        row["metrics"] = metrics.get(row["run_id"], {})
+    return rows
+
+
+MAX_CURVE_POINTS = 400  # per series: more than a 700-pixel-wide plot can show
+
+
+def curve_means(
+    con: duckdb.DuckDBPyConnection,
+    owners: dict[str, str],
+    names: tuple[str, ...],
+    max_points: int = MAX_CURVE_POINTS,
+) -> list[dict[str, Any]]:
+    """Logged metrics averaged over each series' runs, downsampled in DuckDB.
+
+    ``owners`` maps run_id → series label (a leaderboard row: its seeds). Returns label,
+    name, step, value (mean over the series' runs at that step), sd (their sample std,
+    None for one run), low and high (the lowest and highest run at that step: the seed
+    band), n. A series longer than ``max_points`` steps is cut into that
+    many consecutive bins of steps; each bin gives its last step and the mean of its
+    values, so a 2,000-step curve of a 1,000-run report costs 400 points, not 2 million
+    Python rows.
+    """
+    if not owners:
+        return []
+    return _dicts(
+        con.execute(
+            """WITH owners AS (
+                 SELECT unnest(?::VARCHAR[]) AS run_id, unnest(?::VARCHAR[]) AS label),
+               per_step AS (
+                 SELECT o.label, m.name, m.step, avg(m.value) AS value,
+                        stddev_samp(m.value) AS sd, min(m.value) AS low,
+                        max(m.value) AS high, count(*) AS n
+                 FROM metrics m JOIN owners o USING (run_id)
+                 WHERE list_contains(?, m.name) AND m.value IS NOT NULL
+                 GROUP BY o.label, m.name, m.step),
+               ranked AS (
+                 SELECT *, row_number() OVER w - 1 AS i, count(*) OVER w AS total
+                 FROM per_step
+                 WINDOW w AS (PARTITION BY label, name ORDER BY step
+                              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))
+             SELECT label, name, max(step) AS step, avg(value) AS value, avg(sd) AS sd,
+                    avg(low) AS low, avg(high) AS high, min(n) AS n
+             FROM ranked
+             GROUP BY label, name, i * ? // total
+             ORDER BY label, name, step""",
+            [list(owners), list(owners.values()), list(names), max_points],
         )
     )

@@ -17,7 +17,9 @@ from typing import Any
 from ftsweep.report.cards import Card, decision_cards
 from ftsweep.report.compare import PairRow, compare
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.diff import DiffView
 from ftsweep.report.fairness import FairnessWarning, fairness_warnings
+from ftsweep.report.forgetting import ForgettingRow, forgetting_rows
 from ftsweep.report.pareto import ParetoAxis, pareto_axes
 from ftsweep.report.rows import (
     InputSet,
@@ -130,6 +132,8 @@ class ReportView:
     heat_maps: tuple[HeatMap, ...] = ()
     warnings: tuple[FairnessWarning, ...] = ()
     memory_budget_mb: float | None = None
+    forgetting: tuple[ForgettingRow, ...] = ()  # report/forgetting.py; () without the evaluator
+    diff: DiffView | None = None  # report --against OTHER (report/diff.py); None without it
 
 
 def eval_spec(runs: list[dict[str, Any]]) -> tuple[str, str | None]:
@@ -199,6 +203,43 @@ def _curves(leaders: list[LeaderRow], curve_rows: list[dict[str, Any]]) -> list[
                 series.append(CurveSeries(row.label, steps, means, low, high))
         sets.append(CurveSet(metric, tuple(series)))
     return sets
+
+
+def curves_from_means(leaders: list[LeaderRow], rows: list[dict[str, Any]]) -> list[CurveSet]:
+    """CurveSets from ``queries.curve_means`` rows (already averaged over each row's seeds).
+
+    The same curves as ``_curves`` computes from raw logged rows, seed band included
+    (lowest to highest seed, for a row with more than one seed), with the averaging and
+    downsampling done in DuckDB (a 1,000-run report would otherwise move millions of
+    rows through Python). In a downsampled bin the band's ends are the bin's means of
+    the per-step lowest and highest seed.
+    """
+    series: dict[tuple[str, str], tuple[list[int], list[float], list[float], list[float]]] = {}
+    for r in rows:
+        steps, values, low, high = series.setdefault((r["name"], r["label"]), ([], [], [], []))
+        steps.append(int(r["step"]))
+        values.append(float(r["value"]))
+        low.append(float(r["low"]))
+        high.append(float(r["high"]))
+    out = []
+    for metric in CURVE_METRICS:
+        sets = []
+        for row in leaders:
+            key = (metric, row.label)
+            if key in series:
+                steps, values, low, high = series[key]
+                banded = len(row.run_ids) > 1
+                sets.append(
+                    CurveSeries(
+                        row.label,
+                        tuple(steps),
+                        tuple(values),
+                        tuple(low) if banded else (),
+                        tuple(high) if banded else (),
+                    )
+                )
+        out.append(CurveSet(metric, tuple(sets)))
+    return out
 
 
 def _flatten(prefix: str, value: Any, depth: int, out: dict[str, str]) -> None:
@@ -282,4 +323,5 @@ def build_view(
         heat_maps=tuple(heat_maps(complete, per_run, primary, higher)),
         warnings=tuple(fairness_warnings(complete, leaders)),
         memory_budget_mb=memory_budget_mb,
+        forgetting=tuple(forgetting_rows(leaders, primary, higher)),
     )

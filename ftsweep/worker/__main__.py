@@ -33,6 +33,7 @@ from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, 
 from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
 from ftsweep.worker.preempt import PreemptionCallback
+from ftsweep.worker.probe import ProbeSet
 from ftsweep.worker.pruning import PruneHandshake
 from ftsweep.worker.tokcache import TokenCache
 from ftsweep.worker.trainer import (
@@ -88,6 +89,8 @@ def _train_and_evaluate(
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
     model, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
+    # The forgetting evaluator's "before": the model as loaded, before the method changes it.
+    probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
     model = method.apply(model, params)
     trainable, total = setup.count_params(model)
 
@@ -175,7 +178,7 @@ def _train_and_evaluate(
     t_eval = time.time()
     if attempt.record["setup_s"] is None:  # nothing trained: set-up ends here
         attempt.update(setup_s=t_eval - started)
-    outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device)
+    outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device, probes)
     t_save = time.time()
     art = run.file(ARTIFACTS)
     _save(method, model, tok, cfg, art)

@@ -9,7 +9,7 @@ directory (result.json and evals.jsonl) so the report can run paired statistics.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -20,6 +20,11 @@ from ftsweep.rundir import EVALS, GENERATIONS, JsonlAppender, RunDir
 from ftsweep.worker import faults
 from ftsweep.worker.dataset import IGNORE, Example, PadCollator
 from ftsweep.worker.sampling import sample
+
+PROBE_SPLIT = "probe"  # the split of the forgetting probe's per-example rows
+
+if TYPE_CHECKING:
+    from ftsweep.worker.probe import ProbeSet
 
 
 @dataclass
@@ -188,6 +193,7 @@ def evaluate(
     split: str,
     run: RunDir,
     device: torch.device,
+    probes: ProbeSet | None = None,
 ) -> EvalOutcome:
     ecfg = cfg["eval"]
     model.eval()
@@ -195,13 +201,19 @@ def evaluate(
     names = ecfg["evaluators"]
     built = {n: ev.build_evaluator(n, ecfg.get("evaluator_params", {}).get(n, {})) for n in names}
     scores = []
-    if any(not b.needs_generation for b in built.values()):
+    probe_scores = []  # rows of the general-text probe, not the eval split
+    for n, b in built.items():
+        if b.reads_probe:
+            if probes is None:
+                raise RuntimeError(f"evaluator {n!r} needs the probe losses before training")
+            probe_scores.append(probes.score(n, model, tok, ecfg["batch_size"]))
+    lossy = {n: b for n, b in built.items() if not b.needs_generation and not b.reads_probe}
+    if lossy:
         losses = per_example_loss(model, examples, tok.pad_token_id, ecfg["batch_size"], device)
         # Loss-based evaluators score the per-example NLL, not generated text.
         scores += [
             type(b).from_losses(losses)  # type: ignore[attr-defined]
-            for b in built.values()
-            if not b.needs_generation
+            for b in lossy.values()
         ]
     faults.at("evaluate")
     predictions: dict[str, str] = {}
@@ -221,12 +233,12 @@ def evaluate(
         scores += list(gen_scores.values())
         outcome.notes.update({n: dict(g.notes) for n, g in gen_scores.items() if g.notes})
         _write(run, GENERATIONS, [{"split": split, **r} for r in records])
-    for s in scores:
+    for s, row_split in [(s, split) for s in scores] + [(s, PROBE_SPLIT) for s in probe_scores]:
         outcome.aggregate.update(s.aggregate)
         for example_id, metric, value in s.per_example:
             outcome.rows.append(
                 {
-                    "split": split,
+                    "split": row_split,
                     "example_id": example_id,
                     "metric": metric,
                     "value": value,
