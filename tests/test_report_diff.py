@@ -37,6 +37,7 @@ class _Row:
     primary: Stat
     run_ids: tuple[str, ...]
     label: str = ""
+    fixed: bool = False  # as rows.LeaderRow: a method that trains nothing
 
 
 @dataclass(frozen=True)
