@@ -110,7 +110,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Report every problem in an experiment file at once; write nothing."""
     exp = _load(args)
     for note in exp.notes:  # not problems: the file is valid, but read these
-        console.print(f"[yellow]warning[/] {_show(note.format())}")
+        console.print(f"[yellow]warning[/] {_show(note.format())}", soft_wrap=True)  # whole paths
     methods = sorted({r.method for r in exp.runs})
     if exp.runs or exp.search is None:
         console.print(
