@@ -109,11 +109,12 @@ def _params(p: dict[str, Any]) -> str:
 def cmd_validate(args: argparse.Namespace) -> int:
     """Report every problem in an experiment file at once; write nothing."""
     exp = _load(args)
+    out = Console(soft_wrap=True)  # a path in a line stays whole, whatever the width
     for note in exp.notes:  # not problems: the file is valid, but read these
-        console.print(f"[yellow]warning[/] {_show(note.format())}", soft_wrap=True)  # whole paths
+        out.print(f"[yellow]warning[/] {_show(note.format())}")
     methods = sorted({r.method for r in exp.runs})
     if exp.runs or exp.search is None:
-        console.print(
+        out.print(
             f"[green]ok[/] {escape(args.file)}: experiment "
             f"{_show(repr(exp.spec.experiment))}, {len(exp.runs)} runs "
             f"({_show(', '.join(methods))}) × seeds {exp.spec.seeds}"
@@ -121,7 +122,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if exp.search is not None:
         from ftsweep.search.show import budget_line
 
-        console.print(
+        out.print(
             f"[green]ok[/] {escape(args.file)}: search over "
             f"{', '.join(exp.search.names)}; {escape(budget_line(exp))}"
         )
