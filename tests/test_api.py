@@ -31,10 +31,21 @@ eval:
 """
 
 
-# The three tests on the launched run share its one training run (module fixture),
-# so they are grouped on one xdist worker.
+# The three tests on the launched run share its one training run, so they are grouped on
+# one xdist worker. The run is memoised in the module, not only held by a module
+# fixture: an xdist worker tears fixtures down whenever its queue runs short, and the
+# fixture would then train again.
+_LAUNCHED: dict[str, tuple] = {}
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
+    if "run" not in _LAUNCHED:
+        _LAUNCHED["run"] = _launch(tmp_path_factory)
+    return _LAUNCHED["run"]
+
+
+def _launch(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     text = experiment_yaml("api", matrix="matrix:\n  method:\n    - {name: lora, r: 4}\n")
     # 32 examples x batch 8: 4 steps an epoch, 2 epochs

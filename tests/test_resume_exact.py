@@ -78,8 +78,20 @@ def _outcome(rd: RunDir) -> dict[str, Any]:
     }
 
 
+# The uninterrupted run is memoised in the module, not only held by a module fixture:
+# an xdist worker tears fixtures down whenever its queue runs short, and the fixture
+# would then train it again. (Each xdist worker still trains its own.)
+_REFERENCE: dict[str, dict[str, Any]] = {}
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    if "outcome" not in _REFERENCE:
+        _REFERENCE["outcome"] = _uninterrupted(tmp_path_factory)
+    return _REFERENCE["outcome"]
+
+
+def _uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     tmp = tmp_path_factory.mktemp("reference")
     exp = _experiment(tmp)
     assert main(["--workspace", str(tmp / "ws"), "launch", str(exp)]) == 0
