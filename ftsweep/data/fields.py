@@ -32,7 +32,7 @@ def missing_fields(rec: Mapping[str, Any], family: str, fields: Mapping[str, Any
     if not missing:
         return None
     need = ", ".join(str(fields.get(c, c)) for c, req in FAMILY_FIELDS[family].items() if req)
-    return f"missing {', '.join(missing)} (a {family} record needs {need})"
+    return f"missing {', '.join(missing)} ({family} records need {need})"
 
 
 def apply_fields(

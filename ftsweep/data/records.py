@@ -152,9 +152,7 @@ def _problem(
             return str(exc)
     missing = [k for k in REQUIRED[family] if k not in rec or rec[k] in (None, "")]
     if missing:
-        return (
-            f"missing {', '.join(missing)} (a {family} record needs {', '.join(REQUIRED[family])})"
-        )
+        return f"missing {', '.join(missing)} ({family} records need {', '.join(REQUIRED[family])})"
     text_keys = {
         "instruction": ("instruction", "input", "output"),
         "code": ("problem", "solution", "entry_point"),
