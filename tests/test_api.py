@@ -31,18 +31,15 @@ eval:
 """
 
 
-# The three tests on the launched run share its one training run, so they are grouped on
-# one xdist worker. The run is memoised in the module, not only held by a module
-# fixture: an xdist worker tears fixtures down whenever its queue runs short, and the
-# fixture would then train again.
-_LAUNCHED: dict[str, tuple] = {}
-
-
-@pytest.fixture(scope="module")
-def launched(tmp_path_factory):
-    if "run" not in _LAUNCHED:
-        _LAUNCHED["run"] = _launch(tmp_path_factory)
-    return _LAUNCHED["run"]
+# One test trains one run through the API and checks it three ways (one test, not three
+# sharing a fixture: xdist may put tests on different workers, each training again).
+@pytest.mark.slow
+def test_a_run_launched_through_the_api(tmp_path_factory, capsys):
+    launched = _launch(tmp_path_factory)
+    _launch_through_the_api_trains_the_run(launched)
+    _evals_by_epoch_and_raw_samples_reach_the_run_directory(launched)
+    capsys.readouterr()  # what launch printed
+    _runs_matches_ftsweep_query(launched, capsys)
 
 
 def _launch(tmp_path_factory):
@@ -61,9 +58,7 @@ def _launch(tmp_path_factory):
     return path, ws, before, summary
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("api")
-def test_launch_through_the_api_trains_the_run(launched):
+def _launch_through_the_api_trains_the_run(launched):
     path, ws, before, summary = launched
     assert list(before["action"]) == ["train"] and list(before["state"]) == ["new"]
     assert summary.exit_code == 0 and len(summary.complete) == 1
@@ -72,9 +67,7 @@ def test_launch_through_the_api_trains_the_run(launched):
     assert list(after["run_id"]) == list(before["run_id"])
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("api")
-def test_evals_by_epoch_and_raw_samples_reach_the_run_directory(launched):
+def _evals_by_epoch_and_raw_samples_reach_the_run_directory(launched):
     path, ws, before, _ = launched
     (run_id,) = before["run_id"]
     run = RunDir(ws / "runs" / "api" / run_id)
@@ -87,9 +80,7 @@ def test_evals_by_epoch_and_raw_samples_reach_the_run_directory(launched):
     assert len(records) == 8 and all(len(r["samples"]) == 2 for r in records)
 
 
-@pytest.mark.slow
-@pytest.mark.xdist_group("api")
-def test_runs_matches_ftsweep_query(launched, capsys):
+def _runs_matches_ftsweep_query(launched, capsys):
     path, ws, before, _ = launched
     (run_id,) = before["run_id"]
     df = ftsweep.runs(ws, experiment="api")
