@@ -423,3 +423,12 @@ def test_two_fixed_references_are_decided_by_the_paired_test_alone() -> None:
     assert pair.seed_check == "both fixed references (no seed noise)"
     assert pair.better == "base (inputs 1)"
     assert pair.verdict.endswith("(both fixed references (no seed noise))")
+
+
+def test_t_quantile_table_matches_scipy_bit_for_bit() -> None:
+    from scipy import stats as sps
+
+    from ftsweep.report.stats import _T_975, t_quantile
+
+    for df in range(1, len(_T_975) + 5):  # the table, and a few computed past its end
+        assert t_quantile(df) == float(sps.t.ppf(0.975, df)), df
