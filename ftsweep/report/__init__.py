@@ -34,6 +34,7 @@ from ftsweep.report.viewmodel import (
     curves_from_means,
     eval_spec,
     evaluator_params,
+    leader_run_ids,
 )
 from ftsweep.report_settings import load_settings
 from ftsweep.search.summary import journal_path
@@ -87,8 +88,7 @@ def _view(
     """
     metric, split = eval_spec(runs)
     evals = queries.eval_metrics(con, name)
-    leaders = build_view(name, runs, evals, [], [], memory_budget_mb=memory_budget_mb).leaderboard
-    keep = sorted(rid for row in leaders for rid in row.run_ids)
+    keep = leader_run_ids(runs, evals)
     view = build_view(
         name,
         runs,

@@ -270,6 +270,37 @@ def _provenance(runs: list[dict[str, Any]]) -> list[ProvenanceRow]:
     ]
 
 
+def _configs(
+    runs: list[dict[str, Any]], evals: list[dict[str, Any]]
+) -> tuple[
+    str,
+    bool,
+    list[dict[str, Any]],
+    dict[str, dict[str, float | None]],
+    tuple[str, ...],
+    list[LeaderRow],
+]:
+    """Primary metric, its direction, complete runs, metrics per run, metric names and
+    one row per configuration: what the leaderboard is chosen from."""
+    primary, _ = eval_spec(runs)
+    higher = higher_is_better(primary)
+    complete = [r for r in runs if r["status"] == "complete"]
+    per_run: dict[str, dict[str, float | None]] = {r["run_id"]: {} for r in complete}
+    for e in evals:
+        per_run.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
+    names = {m for metrics in per_run.values() for m in metrics} | {primary}
+    metric_names = (primary, *sorted(names - {primary}))
+    configs = config_rows(complete, per_run, metric_names, higher)
+    return primary, higher, complete, per_run, metric_names, configs
+
+
+def leader_run_ids(runs: list[dict[str, Any]], evals: list[dict[str, Any]]) -> list[str]:
+    """The runs behind the leaderboard's rows, chosen from aggregate metrics alone: the
+    report then reads per-example rows and curves of these runs only."""
+    configs = _configs(runs, evals)[-1]
+    return sorted(rid for row in leader_rows(configs, [], None) for rid in row.run_ids)
+
+
 def build_view(
     experiment: str,
     runs: list[dict[str, Any]],
@@ -280,15 +311,7 @@ def build_view(
     memory_budget_mb: float | None = None,
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
-    primary, _ = eval_spec(runs)
-    higher = higher_is_better(primary)
-    complete = [r for r in runs if r["status"] == "complete"]
-    per_run: dict[str, dict[str, float | None]] = {r["run_id"]: {} for r in complete}
-    for e in evals:
-        per_run.setdefault(e["run_id"], {})[e["metric"]] = e["value"]
-    names = {m for metrics in per_run.values() for m in metrics} | {primary}
-    metric_names = (primary, *sorted(names - {primary}))
-    configs = config_rows(complete, per_run, metric_names, higher)
+    primary, higher, complete, per_run, metric_names, configs = _configs(runs, evals)
     leaders = leader_rows(configs, examples, corpus)
     pairs = compare(leaders, examples, higher, corpus)
     return ReportView(
