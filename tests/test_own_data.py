@@ -53,7 +53,7 @@ def test_missing_mapped_field_is_reported_with_its_line_and_name(tmp_path):
     assert sorted(found) == [2, 3]
     assert "missing response (data.fields.output)" in found[2]
     assert "missing query (data.fields.instruction)" in found[3]
-    assert "needs query, response" in found[3]
+    assert "instruction records need query, response" in found[3]
 
 
 def test_dialogue_fields_map_openai_messages_and_role_names(tmp_path):
