@@ -17,6 +17,10 @@ def preference_yaml(name: str = "pref", matrix: str = "matrix:\n  method: [full]
     for split in ("train", "eval", "test"):
         text = text.replace(f"{DATA}/instruction/{split}", f"{DATA}/preference/{split}")
     text = text.replace("family: instruction", "family: preference")
+    text = text.replace(
+        "evaluators: [loss, exact_match]", "evaluators: [loss, preference_accuracy]"
+    )
+    text = text.replace("primary_metric: exact_match", "primary_metric: preference_accuracy")
     return text.replace("training:\n", "training:\n  objective: dpo\n  dpo: {beta: 0.5}\n")
 
 
@@ -127,6 +131,28 @@ def test_make_data_writes_the_same_pairs(tmp_path):
         assert path.read_bytes() == shipped.read_bytes(), f"{shipped} is stale: rerun make_data"
 
 
+# --- the evaluator -------------------------------------------------------------------
+
+
+def test_preference_accuracy_from_margins():
+    from ftsweep.evaluators import get_evaluator
+
+    cls = get_evaluator("preference_accuracy")
+    scores = cls.from_margins({"a": 1.5, "b": -0.5, "c": 0.0, "d": 2.0})
+    assert scores.aggregate == {"preference_accuracy": 0.5, "preference_margin": 0.75}
+    assert [v for _, m, v in scores.per_example if m == "preference_accuracy"] == [1, 0, 0, 1]
+    with pytest.raises(ValueError, match="no preference margins"):
+        cls.from_margins({})
+
+
+def test_preference_accuracy_on_instruction_data_is_refused(write_exp):
+    text = experiment_yaml(matrix="matrix:\n  method: [full]\n").replace(
+        "evaluators: [loss, exact_match]", "evaluators: [loss, exact_match, preference_accuracy]"
+    )
+    found = problems_of(write_exp(text))
+    assert any("preference_accuracy compares chosen and rejected" in p for p in found)
+
+
 # --- training ------------------------------------------------------------------------
 
 METHODS = {"full": "method: [full]", "lora": "method:\n    - {name: lora, r: [8]}"}
@@ -169,6 +195,14 @@ def test_dpo_trains_with_a_falling_loss(dpo_run):
     assert rd.file("result.json").is_file() and rd.file("heartbeat.json").exists()
     saved = json.loads((rd.file("artifacts") / "training_config.json").read_text())
     assert saved["training"]["objective"] == "dpo" and saved["training"]["dpo"]["beta"] == 0.5
+    final = result["final_eval"]
+    assert 0.0 <= final["preference_accuracy"] <= 1.0 and final["eval_loss"] > 0
+    rows = [json.loads(x) for x in rd.file("evals.jsonl").read_text().splitlines()]
+    accuracy = [r["value"] for r in rows if r["metric"] == "preference_accuracy"]
+    margins = [r["value"] for r in rows if r["metric"] == "preference_margin"]
+    assert len(accuracy) == len(margins) == 16
+    assert final["preference_accuracy"] == pytest.approx(sum(accuracy) / 16)
+    assert accuracy == [1.0 if m > 0 else 0.0 for m in margins]
     if method == "lora":  # TRL's frozen reference adapter is not part of the artefact
         assert not (rd.file("artifacts") / "ref").exists()
         assert (rd.file("artifacts") / "adapter_model.safetensors").is_file()

@@ -63,6 +63,17 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
                 valid="dpo",
             )
         )
+    if "preference_accuracy" in cfg["eval"]["evaluators"] and family != "preference":
+        problems.append(
+            pos.problem(
+                _at(pos, ("eval", "evaluators"), where),
+                f"preference_accuracy compares chosen and rejected answers, which only "
+                f"preference records have; this is {family} data",
+                value="preference_accuracy",
+                has_value=True,
+                valid="data.family: preference",
+            )
+        )
     if objective == "dpo" and method in DPO_REFUSED:
         problems.append(
             pos.problem(

@@ -20,6 +20,7 @@ from ftsweep.data import formats
 from ftsweep.data.records import load_split_records
 from ftsweep.rundir import RunDir
 from ftsweep.worker.callbacks import NonFiniteLossError
+from ftsweep.worker.dataset import IGNORE, Example
 from ftsweep.worker.trainer import training_arguments
 
 
@@ -106,3 +107,37 @@ def drop_reference_adapter(model: Any) -> None:
     if isinstance(peft_config, dict) and "ref" in peft_config:
         model.delete_adapter("ref")
         model.set_adapter("default")
+
+
+def pair_margins(
+    model: Any, tok: Any, examples: list[Example], batch_size: int, device: torch.device
+) -> dict[str, float]:
+    """``log p(chosen) - log p(rejected)`` per eval example, after the example's prompt.
+
+    Each answer is scored as DPO trains it: the prompt's tokens, then the answer's and
+    eos, the loss on the answer and eos only.
+    """
+    from ftsweep.worker.evaluate import per_example_loss
+
+    scored = []
+    for e in examples:
+        if "rejected" not in e.record:
+            raise ValueError(
+                f"preference_accuracy needs preference records; {e.example_id!r} has no rejected"
+            )
+        for side in ("chosen", "rejected"):
+            scored.append(_answer_example(tok, e, side))
+    nll = per_example_loss(model, scored, tok.pad_token_id, batch_size, device)
+    return {
+        e.example_id: nll[f"{e.example_id}\x00rejected"][0] - nll[f"{e.example_id}\x00chosen"][0]
+        for e in examples
+    }
+
+
+def _answer_example(tok: Any, e: Example, side: str) -> Example:
+    prompt = tok(e.prompt, add_special_tokens=False)["input_ids"]
+    answer = tok(str(e.record[side]), add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    head = [tok.bos_token_id] if tok.bos_token_id is not None else []
+    ids = head + prompt + answer
+    labels = [IGNORE] * (len(head) + len(prompt)) + answer
+    return Example(f"{e.example_id}\x00{side}", ids, labels, e.prompt, "", e.record)
