@@ -56,6 +56,8 @@ def content_hash(obj: Any, length: int = 12) -> str:
 
 
 SPLIT_FILES = ("train", "eval", "test")  # data block keys that hold file paths
+# training keys that say nothing while the objective is sft (the schema refuses a set dpo)
+SFT_IMPLIED = ("objective", "dpo")
 
 
 def path_free(config: dict[str, Any]) -> dict[str, Any]:
@@ -68,8 +70,14 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
     (each mixture source keeps its name, weight and field map), and
     ``data.template.prompt_file`` / ``completion_file`` (their texts were read into
     ``prompt`` / ``completion`` at load time).
+
+    Also removed: ``training.objective`` and ``training.dpo`` while the objective is the
+    default sft, so the runs of files written before the objective existed keep their ids.
     """
     out = dict(config)
+    training = out.get("training")
+    if isinstance(training, dict) and training.get("objective", "sft") == "sft":
+        out["training"] = {k: v for k, v in training.items() if k not in SFT_IMPLIED}
     if isinstance(out.get("model"), dict):
         out["model"] = {k: v for k, v in out["model"].items() if k != "path"}
     data = out.get("data")

@@ -581,6 +581,58 @@ def write_probe(out: Path, seed: int) -> Path:
     return path
 
 
+# --- preference pairs (training.objective: dpo) -------------------------------------
+
+PREFERENCE_SIZES = {"train": 1000, "eval": 200, "test": 200}
+PREFERENCE_SEED_OFFSET = 2000  # its own random stream, like the probe's
+
+
+def preference_pairs(seed: int) -> dict[str, list[Record]]:
+    """Preference pairs built from the instruction records, split for split.
+
+    chosen is the record's own (correct) answer; rejected is a plausible wrong one: the
+    answer of another record of the same task (a colour for a colour, a digit for a
+    digit, Chinese for Chinese), never equal to chosen. The first PREFERENCE_SIZES records
+    of each split are used, so held-out prompts stay held out.
+    """
+    rng = random.Random(f"preference:{seed + PREFERENCE_SEED_OFFSET}")
+    family = generate_family("instruction", seed)
+    answers: dict[str, list[str]] = {}
+    for records in family.values():
+        for rec in records:
+            answers.setdefault(rec["task"], [])
+            if rec["output"] not in answers[rec["task"]]:
+                answers[rec["task"]].append(rec["output"])
+    out: dict[str, list[Record]] = {}
+    for split in SPLITS:
+        pairs: list[Record] = []
+        for i, rec in enumerate(family[split][: PREFERENCE_SIZES[split]]):
+            wrong = sorted(a for a in answers[rec["task"]] if a != rec["output"])
+            pairs.append(
+                {
+                    "id": f"preference-{split}-{i:05d}",
+                    "prompt": rec["instruction"],
+                    "input": rec["input"],
+                    "chosen": rec["output"],
+                    "rejected": rng.choice(wrong),
+                    "lang": rec["lang"],
+                    "task": rec["task"],
+                }
+            )
+        out[split] = pairs
+    return out
+
+
+def write_preference(out: Path, seed: int) -> list[Path]:
+    """Write ``out/preference/{train,eval,test}.jsonl``; returns the written paths."""
+    paths = []
+    for split, records in preference_pairs(seed).items():
+        path = out / "preference" / f"{split}.jsonl"
+        write_jsonl(path, records)
+        paths.append(path)
+    return paths
+
+
 def write_all(out: Path, seed: int) -> list[Path]:
     """Write every family and split under ``out``; returns the written paths."""
     paths = []
@@ -735,6 +787,7 @@ def main() -> None:
     args = parser.parse_args()
     paths = write_all(args.out, args.seed) + write_math(args.out, args.seed)
     paths += write_external(args.out, args.seed)
+    paths += write_preference(args.out, args.seed)
     for path in [*paths, write_probe(args.out, args.seed)]:
         print(f"{path}  {sum(1 for _ in path.open(encoding='utf-8'))} records")
 

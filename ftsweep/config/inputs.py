@@ -92,6 +92,7 @@ def template_checks(
             "instruction": (*TEMPLATES, "chat"),
             "code": ("auto",),
             "dialogue": ("auto", "chat"),
+            "preference": TEMPLATES,  # the prompt in the instruction family's headers
         }[family]
         if template not in valid:
             problems.append(
@@ -109,6 +110,15 @@ def template_checks(
                 where,
                 "dialogue data is always rendered by the tokenizer's chat template",
                 valid="auto, chat",
+            )
+        )
+    elif family == "preference":
+        problems.append(
+            pos.problem(
+                where,
+                "preference prompts are rendered by a built-in template; Jinja templates "
+                "are not supported for them yet",
+                valid=", ".join(TEMPLATES),
             )
         )
     else:

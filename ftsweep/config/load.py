@@ -24,6 +24,7 @@ from pydantic import ValidationError
 
 from ftsweep.config.checks import deep_checks, evaluator_files, resolve_model_path
 from ftsweep.config.inputs import inline_prompt_files
+from ftsweep.config.objective import objective_problems
 from ftsweep.config.partial import valid_block_checks
 from ftsweep.config.schema import DEFAULT_MAX_RUNS, OVERRIDABLE_BLOCKS, ExperimentFile
 from ftsweep.config.yamlpos import Positions, load_yaml
@@ -377,6 +378,10 @@ def _resolve_points(
         except ValidationError as exc:
             ok = False
             problems += _pydantic_problems(exc, pos, where, cls.Params)
+        if ok:  # what is optimised must suit the data and the method (config/objective.py)
+            found = objective_problems(cfg, where, pos)
+            problems += found
+            ok = not found
         cfg["num_processes"] = spec.launch.num_processes
         if spec.launch.num_machines > 1:
             cfg["num_machines"] = spec.launch.num_machines

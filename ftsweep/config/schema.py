@@ -62,7 +62,8 @@ class HubSource(Strict):
 
 
 class DataBlock(Strict):
-    family: Literal["instruction", "dialogue", "code"] = "instruction"
+    # preference: {prompt, chosen, rejected} pairs, for training.objective: dpo.
+    family: Literal["instruction", "dialogue", "code", "preference"] = "instruction"
     # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file; train
     # may also be a mixture: a list of {path, weight, name, fields} sources...
     train: str | list[DataSource] | None = Field(None, union_mode="left_to_right")
@@ -121,7 +122,23 @@ class EarlyStopping(Strict):
     threshold: float = Field(0.0, ge=0.0)
 
 
+class DpoParams(Strict):
+    """Direct Preference Optimization (TRL's DPOTrainer); used when training.objective is dpo."""
+
+    # How far the policy may move from the reference (the model as loaded): small beta
+    # lets it drift further. 0.1 is the DPO paper's and TRL's default.
+    beta: float = Field(0.1, gt=0.0)
+    # sigmoid: the DPO paper's loss; ipo: IPO's squared loss (robust to deterministic
+    # preferences); hinge: SLiC's; robust: cDPO-style, tolerant of flipped labels.
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+
+
 class TrainingBlock(Strict):
+    # What is optimised: sft (next-token loss on the answer) or dpo (preference pairs,
+    # data.family: preference). Not part of the run id while it is sft, so runs from before
+    # the objective existed keep their ids.
+    objective: Literal["sft", "dpo"] = "sft"
+    dpo: DpoParams = DpoParams()
     lr: float = Field(1e-4, gt=0.0)
     epochs: float = Field(1.0, gt=0.0)
     # When set, overrides epochs: short fixed budgets make methods comparable in compute.
@@ -158,6 +175,11 @@ class TrainingBlock(Strict):
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainingBlock:
+        if self.objective != "dpo" and self.dpo != DpoParams():
+            raise ValueError(
+                f"training.dpo is set but training.objective is {self.objective!r}; "
+                "set training.objective: dpo or remove training.dpo"
+            )
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("set warmup_steps or warmup_ratio, not both")
         if self.eval_strategy == "epoch" and self.eval_every:

@@ -19,6 +19,7 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "instruction": ("instruction", "input", "output"),
     "code": ("problem", "solution"),
     "dialogue": (),  # the turns' "value" fields, handled below
+    "preference": ("prompt", "input", "chosen", "rejected"),
 }
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 

@@ -19,6 +19,7 @@ FAMILY_FIELDS: dict[str, dict[str, bool]] = {
     "instruction": {"instruction": True, "input": False, "output": True},
     "code": {"problem": True, "entry_point": True, "solution": True, "tests": False},
     "dialogue": {"messages": True},
+    "preference": {"prompt": True, "input": False, "chosen": True, "rejected": True},
 }
 
 

@@ -26,6 +26,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     # Unit tests are optional: a record without them trains, but pass_at_1 cannot score
     # it (config/inputs.py refuses pass_at_1 on an eval split with such records).
     "code": ("problem", "solution", "entry_point"),
+    # A prompt with a preferred and a dispreferred answer (training.objective: dpo).
+    "preference": ("prompt", "chosen", "rejected"),
 }
 
 
@@ -156,10 +158,13 @@ def _problem(
     text_keys = {
         "instruction": ("instruction", "input", "output"),
         "code": ("problem", "solution", "entry_point"),
+        "preference": ("prompt", "input", "chosen", "rejected"),
     }.get(family, ())
     for key in text_keys:
         if key in rec and rec[key] is not None and not isinstance(rec[key], str):
             return f"{key} must be text, got {type(rec[key]).__name__}"
+    if family == "preference" and rec["chosen"].strip() == rec["rejected"].strip():
+        return "chosen and rejected are the same answer; a pair must prefer one of two"
     if family == "dialogue":
         try:  # the same check the worker's renderer applies (roles, turn shape)
             messages = _messages(rec)

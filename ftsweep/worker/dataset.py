@@ -36,6 +36,10 @@ def _pair(record: dict[str, Any], family: str, template: Any, tok: Any) -> tuple
         return templates.chat_segments(record, tok)
     if family == "code":
         return formats.render_code(record)
+    if family == "preference":  # as sft and eval see it: the prompt and its chosen answer
+        from ftsweep.worker.preference import as_instruction
+
+        return formats.render_instruction(as_instruction(record), template)
     return formats.render_instruction(record, template)
 
 

@@ -207,7 +207,17 @@ def evaluate(
             if probes is None:
                 raise RuntimeError(f"evaluator {n!r} needs the probe losses before training")
             probe_scores.append(probes.score(n, model, tok, ecfg["batch_size"]))
-    lossy = {n: b for n, b in built.items() if not b.needs_generation and not b.reads_probe}
+    paired = {n: b for n, b in built.items() if getattr(b, "reads_pairs", False)}
+    if paired:  # log-prob margins of (chosen, rejected) pairs (worker/preference.py)
+        from ftsweep.worker.preference import pair_margins
+
+        margins = pair_margins(model, tok, examples, ecfg["batch_size"], device)
+        scores += [type(b).from_margins(margins) for b in paired.values()]  # type: ignore[attr-defined]
+    lossy = {
+        n: b
+        for n, b in built.items()
+        if not b.needs_generation and not b.reads_probe and n not in paired
+    }
     if lossy:
         losses = per_example_loss(model, examples, tok.pad_token_id, ecfg["batch_size"], device)
         # Loss-based evaluators score the per-example NLL, not generated text.

@@ -26,13 +26,21 @@ def evaluates_during_training(t: dict[str, Any]) -> bool:
     return bool(t.get("eval_every")) or t.get("eval_strategy") == "epoch"
 
 
-def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> TrainingArguments:
+def training_arguments(
+    cfg: dict[str, Any],
+    run: RunDir,
+    has_eval: bool,
+    cls: type[TrainingArguments] = TrainingArguments,
+    **extra: Any,
+) -> TrainingArguments:
+    """The run's TrainingArguments; ``cls`` and ``extra``: a subclass (TRL's DPOConfig)
+    and its own fields."""
     t = cfg["training"]
     ckpt = t["checkpoint_every"]
     by_epoch = t.get("eval_strategy") == "epoch"
     save_by_epoch = t.get("checkpoint_strategy") == "epoch"
     warmup: float | int = t["warmup_ratio"] or t["warmup_steps"]
-    return TrainingArguments(
+    return cls(
         output_dir=str(run.file("checkpoints")),
         learning_rate=t["lr"],
         num_train_epochs=t["epochs"],
@@ -70,6 +78,7 @@ def training_arguments(cfg: dict[str, Any], run: RunDir, has_eval: bool) -> Trai
         # gloo is the only CPU backend; setting it for a single process makes accelerate
         # expect a process group that `--cpu` never creates.
         ddp_backend="gloo" if not _cuda() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
+        **extra,
     )
 
 
