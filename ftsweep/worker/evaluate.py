@@ -19,7 +19,7 @@ from ftsweep.evaluators import extract as extraction
 from ftsweep.rundir import EVALS, GENERATIONS, JsonlAppender, RunDir
 from ftsweep.worker import faults
 from ftsweep.worker.dataset import IGNORE, Example, PadCollator
-from ftsweep.worker.sampling import sample
+from ftsweep.worker.sampling import decode_without_cache, sample
 
 PROBE_SPLIT = "probe"  # the split of the forgetting probe's per-example rows
 
@@ -86,29 +86,9 @@ def greedy_without_cache(
     forward pass uses it. Re-running the whole sequence each step costs more, but only
     these methods pay it, and it scores what the model actually learned.
     """
-    outputs: list[str] = []
-    for chunk in _batches(prompts, batch_size):
-        rows = [tok(p, add_special_tokens=True)["input_ids"] for p in chunk]
-        new: list[list[int]] = [[] for _ in rows]
-        done = [False] * len(rows)
-        for _ in range(max_new_tokens):
-            seqs = [r + n for r, n in zip(rows, new, strict=True)]
-            batch = PadCollator(tok.pad_token_id)([{"input_ids": q, "labels": q} for q in seqs])
-            logits = model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-            ).logits
-            offset = logits.shape[1] - batch["input_ids"].shape[1]  # virtual tokens first
-            for i, q in enumerate(seqs):
-                if not done[i]:
-                    token = int(logits[i, offset + len(q) - 1].argmax())
-                    done[i] = token == tok.eos_token_id
-                    if not done[i]:
-                        new[i].append(token)
-            if all(done):
-                break
-        outputs += tok.batch_decode(new, skip_special_tokens=True)
-    return outputs
+    return decode_without_cache(
+        model, tok, prompts, max_new_tokens, batch_size, device, lambda s: int(s.argmax())
+    )
 
 
 @torch.no_grad()

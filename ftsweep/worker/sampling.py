@@ -8,6 +8,7 @@ experiment file does not show.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -35,23 +36,20 @@ def filter_top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_without_cache(
+def decode_without_cache(
     model: Any,
     tok: Any,
     prompts: list[str],
-    gen: dict[str, Any],
     max_new_tokens: int,
     batch_size: int,
     device: torch.device,
-    seed: int,
-) -> list[list[str]]:
-    """Sampling by full forward passes, for prompt-learning models (see
-    ``evaluate.greedy_without_cache`` for why generate() cannot be used for them)."""
-    n = int(gen["num_samples"])
-    rng = torch.Generator().manual_seed(seed)
-    repeated = [p for p in prompts for _ in range(n)]
+    pick: Callable[[torch.Tensor], int],
+) -> list[str]:
+    """Decoding by full forward passes, one continuation per prompt, cut at EOS: ``pick``
+    chooses each next token from its logits (greedy or sampled). For prompt-learning
+    models, whose virtual tokens ``generate()`` drops (``evaluate.greedy_without_cache``)."""
     texts: list[str] = []
-    for _, chunk in _batches(repeated, batch_size):
+    for _, chunk in _batches(prompts, batch_size):
         rows = [tok(p, add_special_tokens=True)["input_ids"] for p in chunk]
         new: list[list[int]] = [[] for _ in rows]
         done = [False] * len(rows)
@@ -66,15 +64,38 @@ def sample_without_cache(
             for i, q in enumerate(seqs):
                 if done[i]:
                     continue
-                step = logits[i, offset + len(q) - 1].float().cpu() / float(gen["temperature"])
-                probs = filter_top_p(step, float(gen["top_p"])).softmax(dim=-1)
-                token = int(torch.multinomial(probs, 1, generator=rng))
+                token = pick(logits[i, offset + len(q) - 1])
                 done[i] = token == tok.eos_token_id
                 if not done[i]:
                     new[i].append(token)
             if all(done):
                 break
         texts += tok.batch_decode(new, skip_special_tokens=True)
+    return texts
+
+
+def sample_without_cache(
+    model: Any,
+    tok: Any,
+    prompts: list[str],
+    gen: dict[str, Any],
+    max_new_tokens: int,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+) -> list[list[str]]:
+    """Sampling by full forward passes, for prompt-learning models (see
+    ``evaluate.greedy_without_cache`` for why generate() cannot be used for them)."""
+    n = int(gen["num_samples"])
+    rng = torch.Generator().manual_seed(seed)
+
+    def pick(step_logits: torch.Tensor) -> int:
+        step = step_logits.float().cpu() / float(gen["temperature"])
+        probs = filter_top_p(step, float(gen["top_p"])).softmax(dim=-1)
+        return int(torch.multinomial(probs, 1, generator=rng))
+
+    repeated = [p for p in prompts for _ in range(n)]
+    texts = decode_without_cache(model, tok, repeated, max_new_tokens, batch_size, device, pick)
     return [texts[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
