@@ -56,8 +56,9 @@ def content_hash(obj: Any, length: int = 12) -> str:
 
 
 SPLIT_FILES = ("train", "eval", "test")  # data block keys that hold file paths
-# training keys that say nothing while the objective is sft (the schema refuses a set dpo)
-SFT_IMPLIED = ("objective", "dpo")
+# training keys holding one objective's parameters: only the chosen objective's is hashed
+# (the schema refuses another's that is set), none while it is sft
+OBJECTIVE_BLOCKS = ("dpo", "orpo", "kto", "reward", "grpo")
 
 
 def path_free(config: dict[str, Any]) -> dict[str, Any]:
@@ -71,13 +72,20 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
     ``data.template.prompt_file`` / ``completion_file`` (their texts were read into
     ``prompt`` / ``completion`` at load time).
 
-    Also removed: ``training.objective`` and ``training.dpo`` while the objective is the
-    default sft, so the runs of files written before the objective existed keep their ids.
+    Also removed: ``training.objective`` while it is the default sft, and the parameter
+    blocks of the objectives a run does not train (all of them under sft), so the runs of
+    files written before an objective existed keep their ids.
     """
     out = dict(config)
     training = out.get("training")
-    if isinstance(training, dict) and training.get("objective", "sft") == "sft":
-        out["training"] = {k: v for k, v in training.items() if k not in SFT_IMPLIED}
+    if isinstance(training, dict):
+        objective = training.get("objective", "sft")
+        out["training"] = {
+            k: v
+            for k, v in training.items()
+            if not (k == "objective" and objective == "sft")
+            and not (k in OBJECTIVE_BLOCKS and k != objective)
+        }
     if isinstance(out.get("model"), dict):
         out["model"] = {k: v for k, v in out["model"].items() if k != "path"}
     data = out.get("data")

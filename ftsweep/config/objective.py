@@ -1,6 +1,6 @@
 """Which training objectives go with which data families and methods (issue 11).
 
-``training.objective`` says *what* is optimised (sft, dpo); the method says *how* the
+``training.objective`` says *what* is optimised (sft, dpo, ...); the method says *how* the
 model is parameterised (full, LoRA, ...). Most pairs combine; the ones that cannot are
 refused here, per resolved run config, with the reason — before anything trains.
 """
@@ -11,56 +11,37 @@ from typing import Any
 
 from ftsweep.config.yamlpos import Path_, Positions
 from ftsweep.errors import Problem
+from ftsweep.objectives import get_objective, objectives_for
 
-# The data family each objective reads; sft reads every family but preference pairs.
-FAMILY_OF: dict[str, str] = {"dpo": "preference"}
-
-# Methods the dpo objective refuses, and why. Everything else that trains combines with
-# it: full and freeze train a copy of the weights against a frozen reference copy; the
-# LoRA family trains an adapter against a frozen copy of it (TRL's "ref" adapter).
-DPO_REFUSED: dict[str, str] = {
-    "base": "the base method trains nothing, so there is no policy to optimise",
-    "prompt": "prompt tuning's virtual tokens add positions to the logits, which TRL's "
-    "DPO loss does not skip",
-    "ptuning": "p-tuning's virtual tokens add positions to the logits, which TRL's DPO "
-    "loss does not skip",
-    "prefix": "ftsweep does not yet run prefix tuning under DPO (TRL copies the adapter "
-    "as its reference; not verified for prefix key/values)",
-    "llama_adapter": "ftsweep does not yet run llama_adapter under DPO (adaption prompts "
-    "are not verified with TRL's reference adapter)",
-    "adalora": "AdaLoRA reallocates ranks during training, which TRL's frozen copy of the "
-    "adapter (the DPO reference) cannot follow",
-    "progressive": "progressive unfreezing is not verified with TRL's DPO trainer yet",
+# What each data family holds, for the messages.
+SHAPE = {
+    "preference": "preference pairs (prompt, chosen, rejected)",
+    "unpaired": "answers labelled desirable or not (prompt, completion, label)",
 }
 
 
 def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> list[Problem]:
-    """Why the objective of a resolved run config cannot train it (empty when it can)."""
-    objective = cfg["training"].get("objective", "sft")
+    """Why the objective of a resolved run config cannot train it (empty when it can).
+
+    Everything is read from the objective's plugin (ftsweep/objectives): the data
+    families it learns from and the methods it refuses, with the reason.
+    """
+    name = cfg["training"].get("objective", "sft")
+    objective = get_objective(name)
     family = cfg["data"]["family"]
     method = cfg["method"]["name"]
     problems = []
-    need = FAMILY_OF.get(objective)
-    if need is not None and family != need:
+    if family not in objective.families:
+        takes = " or ".join(SHAPE.get(f, f"{f} records") for f in objective.families)
         problems.append(
             pos.problem(
                 _at(pos, ("data", "family"), where),
-                f"training.objective {objective} learns from {need} pairs (prompt, chosen, "
-                f"rejected); this is {family} data",
+                f"training.objective {name} learns from {takes}; this is {family} data"
+                + ("; sft would ignore the rejected answers" if family == "preference" else ""),
                 value=family,
                 has_value=True,
-                valid=f"data.family: {need}, or training.objective: sft",
-            )
-        )
-    if need is None and family == "preference":
-        problems.append(
-            pos.problem(
-                _at(pos, ("training", "objective"), where),
-                "preference pairs train a preference objective; sft would ignore the "
-                "rejected answers",
-                value=objective,
-                has_value=True,
-                valid="dpo",
+                valid=f"data.family: {' / '.join(objective.families)}, or training.objective: "
+                f"{' / '.join(objectives_for(family)) or 'none takes this family'}",
             )
         )
     if "preference_accuracy" in cfg["eval"]["evaluators"] and family != "preference":
@@ -74,14 +55,17 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
                 valid="data.family: preference",
             )
         )
-    if objective == "dpo" and method in DPO_REFUSED:
+    if method in objective.refused:
+        from ftsweep.methods import METHODS
+
         problems.append(
             pos.problem(
                 where if where != ("matrix",) else ("matrix", "method"),
-                f"method {method} cannot train with training.objective dpo: {DPO_REFUSED[method]}",
+                f"method {method} cannot train with training.objective {name}: "
+                f"{objective.refused[method]}",
                 value=method,
                 has_value=True,
-                valid="full, freeze, lora, rslora, dora, qlora, loha, lokr, vera, ia3",
+                valid=", ".join(m for m in METHODS if m not in objective.refused),
             )
         )
     return problems

@@ -18,6 +18,14 @@ from pydantic import (
 # Your own data's shape: field names, mixture sources, Jinja templates (data_schema.py).
 from ftsweep.config.data_schema import DataSource, FieldMap, PromptTemplate
 from ftsweep.config.generation import AnswerRegex, Generation, resolved_max_new_tokens
+from ftsweep.config.objective_params import (
+    PARAMS_OF,
+    DpoParams,
+    GrpoParams,
+    KtoParams,
+    OrpoParams,
+    RewardParams,
+)
 from ftsweep.config.strict import Strict
 
 
@@ -122,23 +130,18 @@ class EarlyStopping(Strict):
     threshold: float = Field(0.0, ge=0.0)
 
 
-class DpoParams(Strict):
-    """Direct Preference Optimization (TRL's DPOTrainer); used when training.objective is dpo."""
-
-    # How far the policy may move from the reference (the model as loaded): small beta
-    # lets it drift further. 0.1 is the DPO paper's and TRL's default.
-    beta: float = Field(0.1, gt=0.0)
-    # sigmoid: the DPO paper's loss; ipo: IPO's squared loss (robust to deterministic
-    # preferences); hinge: SLiC's; robust: cDPO-style, tolerant of flipped labels.
-    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
-
-
 class TrainingBlock(Strict):
-    # What is optimised: sft (next-token loss on the answer) or dpo (preference pairs,
-    # data.family: preference). Not part of the run id while it is sft, so runs from before
-    # the objective existed keep their ids.
-    objective: Literal["sft", "dpo"] = "sft"
+    # What is optimised (ftsweep/objectives): sft (next-token loss on the answer), dpo /
+    # orpo / reward (preference pairs), kto (desirable / undesirable answers), grpo
+    # (sampled answers scored by the task's checker). Not part of the run id while it is
+    # sft, so runs from before the objective existed keep their ids; only the block of
+    # the chosen objective is (config/objective_params.py).
+    objective: Literal["sft", "dpo", "orpo", "kto", "reward", "grpo"] = "sft"
     dpo: DpoParams = DpoParams()
+    orpo: OrpoParams = OrpoParams()
+    kto: KtoParams = KtoParams()
+    reward: RewardParams = RewardParams()
+    grpo: GrpoParams = GrpoParams()
     lr: float = Field(1e-4, gt=0.0)
     epochs: float = Field(1.0, gt=0.0)
     # When set, overrides epochs: short fixed budgets make methods comparable in compute.
@@ -175,11 +178,12 @@ class TrainingBlock(Strict):
 
     @model_validator(mode="after")
     def _one_warmup(self) -> TrainingBlock:
-        if self.objective != "dpo" and self.dpo != DpoParams():
-            raise ValueError(
-                f"training.dpo is set but training.objective is {self.objective!r}; "
-                "set training.objective: dpo or remove training.dpo"
-            )
+        for name, params in PARAMS_OF.items():
+            if self.objective != name and getattr(self, name) != params():
+                raise ValueError(
+                    f"training.{name} is set but training.objective is {self.objective!r}; "
+                    f"set training.objective: {name} or remove training.{name}"
+                )
         if self.warmup_steps and self.warmup_ratio:
             raise ValueError("set warmup_steps or warmup_ratio, not both")
         if self.eval_strategy == "epoch" and self.eval_every:

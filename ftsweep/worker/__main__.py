@@ -26,6 +26,7 @@ import torch
 
 from ftsweep.data.records import has_split
 from ftsweep.methods import get_method
+from ftsweep.objectives import TrainContext, get_objective
 from ftsweep.rundir import ARTIFACTS, PROVENANCE, RESULT, RunDir, atomic_write_json, finite_or_none
 from ftsweep.worker import faults, setup, sharded
 from ftsweep.worker.attempts import Attempt, LoopClock, totals
@@ -33,14 +34,12 @@ from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, 
 from ftsweep.worker.dataset import TokenDataset, pack
 from ftsweep.worker.evaluate import evaluate
 from ftsweep.worker.preempt import PreemptionCallback
-from ftsweep.worker.preference import build_dpo_trainer, drop_reference_adapter, preference_rows
 from ftsweep.worker.probe import ProbeSet
 from ftsweep.worker.pruning import PruneHandshake
 from ftsweep.worker.tokcache import TokenCache
 from ftsweep.worker.trainer import (
     SkipFinishedTraining,
     TrainingAlreadyFinished,
-    build_trainer,
     evaluates_during_training,
     latest_checkpoint,
     training_finished_at,
@@ -141,29 +140,17 @@ def _train_and_evaluate(
                 run, float(trial.get("decision_timeout_s", 300)), is_main, progress
             )
             callbacks.append(handshake)
-        if cfg["training"].get("objective", "sft") == "dpo":  # TRL's trainer (preference.py)
-            trainer = build_dpo_trainer(
-                model,
-                tok,
-                cfg,
-                run,
-                preference_rows(cfg, paths, "train", cfg["data"]["max_train_samples"]),
-                preference_rows(cfg, paths, "eval", cfg["data"]["max_eval_samples"])
-                if eval_ds is not None
-                else None,
-                callbacks,
-            )
-        else:
-            groups = method.param_groups(params, model, cfg["training"]["lr"])
-            trainer = build_trainer(
-                model, tok, cfg, run, TokenDataset(train_ex), eval_ds, callbacks, groups
-            )
+        # What is optimised (sft, dpo, ...) builds the trainer (ftsweep/objectives).
+        objective = get_objective(cfg["training"].get("objective", "sft"))()
+        trainer = objective.build_trainer(
+            TrainContext(model, tok, cfg, paths, run, callbacks, method, params, train_ex, eval_ds)
+        )
         try:
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         except TrainingAlreadyFinished:
             pass  # the checkpoint is the trained model; its state is loaded
         faults.at("trained")
-        drop_reference_adapter(trainer.model)
+        objective.finish(trainer.model)
         steps = trainer.state.global_step
         tokens_seen = int(trainer.state.num_input_tokens_seen or 0)
         # Sharded (FSDP) weights are gathered into a fresh, plain copy on rank 0.
