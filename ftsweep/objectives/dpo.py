@@ -7,10 +7,11 @@ from typing import Any
 from ftsweep.objectives import register
 from ftsweep.objectives.base import Objective, TrainContext
 
-# Methods whose virtual tokens or moving ranks TRL's preference trainers cannot follow, and
-# the untrained baseline; shared by the objectives that read pairs against a reference.
+# Methods whose virtual tokens or moving ranks TRL's preference trainers cannot follow;
+# shared by the objectives that read pairs against a reference. The untrained baseline
+# (base) is welcome under every objective: it evaluates the starting point on this
+# experiment's data and evaluators (a stage's parent, scored on preference pairs).
 PREFERENCE_REFUSED: dict[str, str] = {
-    "base": "the base method trains nothing, so there is no policy to optimise",
     "prompt": "prompt tuning's virtual tokens add positions to the logits, which TRL's "
     "preference losses do not skip",
     "ptuning": "p-tuning's virtual tokens add positions to the logits, which TRL's "
