@@ -54,6 +54,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("setup_time_s", pa.float64()),
             ("attempts", pa.int32()),
             ("data_counts", pa.string()),
+            ("objective", pa.string()),
+            ("parent_run_id", pa.string()),
         ]
     ),
     "evals": pa.schema(
@@ -112,6 +114,22 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def run_objective(config: Any) -> str:
+    """What a resolved run config optimises (training.objective); "sft" when it does not
+    say, as for every run from before the objective existed (migration 0008 agrees)."""
+    training = config.get("training") if isinstance(config, dict) else None
+    objective = training.get("objective") if isinstance(training, dict) else None
+    return objective if isinstance(objective, str) and objective else "sft"
+
+
+def parent_run_id(config: Any) -> str | None:
+    """The run a resolved run config starts from (model.from_run.run_id), else None."""
+    model = config.get("model") if isinstance(config, dict) else None
+    from_run = model.get("from_run") if isinstance(model, dict) else None
+    run_id = from_run.get("run_id") if isinstance(from_run, dict) else None
+    return run_id if isinstance(run_id, str) and run_id else None
+
+
 def run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> dict[str, Any]:
     result = rd.result() or {}
     failure = rd.failure() or {}
@@ -138,6 +156,8 @@ def run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> dic
         "provenance": clean_json(read_json(prov_path)) if prov_path.exists() else None,
         "process_wall_s": finite_or_none(launch.get("process_wall_s")),
         "data_counts": clean_json(result.get("data_counts")),
+        "objective": run_objective(spec.get("config")),
+        "parent_run_id": parent_run_id(spec.get("config")),
     }
     for key in _RESULT_FLOATS:
         value = result.get(key)
