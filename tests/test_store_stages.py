@@ -11,7 +11,7 @@ from test_store import make_run
 
 from ftsweep.rundir import SPEC, atomic_write_json, read_json
 from ftsweep.store import MIGRATIONS, Store
-from ftsweep.store.rows import parent_run_id, run_objective
+from ftsweep.store.stage import parent_run_id, run_objective
 from ftsweep.workspace import Workspace
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from ftsweep.rundir import LAUNCH, PROVENANCE, RunDir, finite_or_none, read_json
+from ftsweep.store.stage import parent_run_id, run_objective
 
 _TS = pa.timestamp("us")
 SCHEMAS: dict[str, pa.Schema] = {
@@ -112,22 +113,6 @@ def _int(value: Any) -> int | None:
     if isinstance(value, float) and math.isfinite(value):
         return int(value)
     return None
-
-
-def run_objective(config: Any) -> str:
-    """What a resolved run config optimises (training.objective); "sft" when it does not
-    say, as for every run from before the objective existed (migration 0008 agrees)."""
-    training = config.get("training") if isinstance(config, dict) else None
-    objective = training.get("objective") if isinstance(training, dict) else None
-    return objective if isinstance(objective, str) and objective else "sft"
-
-
-def parent_run_id(config: Any) -> str | None:
-    """The run a resolved run config starts from (model.from_run.run_id), else None."""
-    model = config.get("model") if isinstance(config, dict) else None
-    from_run = model.get("from_run") if isinstance(model, dict) else None
-    run_id = from_run.get("run_id") if isinstance(from_run, dict) else None
-    return run_id if isinstance(run_id, str) and run_id else None
 
 
 def run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> dict[str, Any]:
