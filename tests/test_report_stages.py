@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 import pytest
+from test_report_gfm import check_gfm
 
 from ftsweep.report import render_report
 from ftsweep.report.stages import BETTER, NOT_COMPARED, SAME, WORSE, build_stages
@@ -184,6 +185,7 @@ def test_stages_section_renders_escaped(reports: dict[str, Any]) -> None:
     assert "<b>grid" not in html and "<i>stages" not in html
     assert "sft &lt;b&gt;grid&lt;/b&gt; / parent0" in md and "<b>grid" not in md
     assert '<span class="yes">better</span>' in html and '<span class="no">worse</span>' in html
+    check_gfm(md)  # the Stages and objective columns keep report.md clean GFM
 
 
 def test_no_parent_no_stages_section(reports: dict[str, Any]) -> None:
