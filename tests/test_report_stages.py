@@ -175,6 +175,11 @@ def test_grouping_by_objective_and_method(reports: dict[str, Any]) -> None:
     html = reports["html"]
     assert "<th>objective</th>" in html and "best config per method and objective" in html
     assert "| # | objective | method |" in reports["md"]
+    # the objective and the parent are shown (grouping, Stages): not "hidden settings"
+    assert (
+        "from\\_run" not in reports["md"].split("## Stages")[0]
+        and "from_run" not in html.split("<h2>Stages")[0]
+    )
 
 
 def test_stages_section_renders_escaped(reports: dict[str, Any]) -> None:
