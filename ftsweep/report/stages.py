@@ -135,6 +135,21 @@ def _gain_examples(
     return bootstrap_mean([sa[e] - sb[e] for e in shared])
 
 
+def _unpaired(metric: str, paired: bool, rows: Sequence[dict[str, Any]]) -> str:
+    """Why a metric gets no paired test ("" when it gets one)."""
+    if not paired:
+        return "the two scored different eval files"
+    if aggregation(metric) == "corpus":
+        return "a corpus metric is not a mean of per-example scores"
+    return "" if rows else "no per-example scores"
+
+
+def _parent_label(parents: Sequence[dict[str, Any]]) -> str:
+    if len(parents) == 1:
+        return f"parent {parents[0]['experiment']}/{parents[0]['run_id']}"
+    return f"its {len(parents)} parents"
+
+
 def _metric_gain(
     row: LeaderRow,
     metric: str,
@@ -145,58 +160,36 @@ def _metric_gain(
     paired: bool,
 ) -> MetricGain | None:
     """One metric's gain of a stage row over its parents; None if a side lacks it."""
-    bounds = metric_range(metric)
-    higher = higher_is_better(metric)
-    parent_value = {p["run_id"]: per_run.get(p["run_id"], {}).get(metric) for p in parents}
-    child = summarize([per_run.get(r["run_id"], {}).get(metric) for r in children], bounds)
-    parent = summarize(list(parent_value.values()), bounds)
+    bounds, higher = metric_range(metric), higher_is_better(metric)
+    theirs = {p["run_id"]: per_run.get(p["run_id"], {}).get(metric) for p in parents}
+    mine = {r["run_id"]: per_run.get(r["run_id"], {}).get(metric) for r in children}
+    child = summarize(list(mine.values()), bounds)
+    parent = summarize(list(theirs.values()), bounds)
     if child.n == 0 or parent.n == 0:
         return None
     diffs = []
-    for run in children:
-        mine, theirs = (
-            per_run.get(run["run_id"], {}).get(metric),
-            parent_value.get(_parent_id(run) or ""),
-        )
-        if mine is not None and theirs is not None:
-            diffs.append(mine - theirs)
-    gain = summarize(diffs, UNBOUNDED)
+    for run in children:  # each child against its own parent
+        a, b = mine[run["run_id"]], theirs.get(_parent_id(run) or "")
+        if a is not None and b is not None:
+            diffs.append(a - b)
+    base = MetricGain(
+        metric, higher, child, parent, summarize(diffs, UNBOUNDED), _NO_STAT, None, NOT_COMPARED, ""
+    )
     rows = [e for e in examples if e["metric"] == metric]
-    why = (
-        "the two scored different eval files"
-        if not paired
-        else "a corpus metric is not a mean of per-example scores"
-        if aggregation(metric) == "corpus"
-        else "no per-example scores"
-        if not rows
-        else ""
-    )
+    why = _unpaired(metric, paired, rows)
     if why:
-        return MetricGain(metric, higher, child, parent, gain, _NO_STAT, None, NOT_COMPARED, why)
-    child_ids = tuple(r["run_id"] for r in children)
-    parent_ids = tuple(
-        sorted(p["run_id"] for p in parents if parent_value[p["run_id"]] is not None)
-    )
-    if len(parents) == 1:
-        p = parents[0]
-        parent_label = f"parent {p['experiment']}/{p['run_id']}"
-    else:
-        parent_label = f"its {len(parents)} parents"
+        return replace(base, verdict=why)
+    child_ids = tuple(sorted(mine))
+    parent_ids = tuple(sorted(rid for rid, v in theirs.items() if v is not None))
     sides = [
         _Side(row.label, child, child_ids, row.fixed),
-        _Side(parent_label, parent, parent_ids, len(parent_ids) == 1),
+        _Side(_parent_label(parents), parent, parent_ids, len(parent_ids) == 1),
     ]
-    pair = compare(sides, rows, higher)[0]
-    return MetricGain(
-        metric,
-        higher,
-        child,
-        parent,
-        gain,
-        _gain_examples(rows, child_ids, parent_ids),
-        pair,
-        "",
-        "",
+    return replace(
+        base,
+        gain_examples=_gain_examples(rows, child_ids, parent_ids),
+        pair=compare(sides, rows, higher)[0],
+        outcome="",  # set with the verdict, once the table's p-values are corrected
     )
 
 
@@ -212,6 +205,43 @@ def _settle(gains: list[MetricGain]) -> list[MetricGain]:
         outcome = SAME if pair.better is None else BETTER if pair.better == pair.a else WORSE
         out.append(replace(g, pair=pair, outcome=outcome, verdict=pair.verdict))
     return out
+
+
+def _stage_row(
+    row: LeaderRow,
+    children: Sequence[dict[str, Any]],
+    known: dict[str, dict[str, Any]],
+    per_run: dict[str, dict[str, float | None]],
+    examples: Sequence[dict[str, Any]],
+    metric_names: Sequence[str],
+    split: str | None,
+) -> StageRow:
+    """A row's gains over its parents, their verdicts not yet given (``_settle``)."""
+    parents = _parents(children, known)
+    found = [known[p.run_id] for p in parents if p.run_id in known]
+    notes = []
+    missing = [p.run_id for p in parents if p.experiment is None]
+    if missing:
+        notes.append(f"parent run {', '.join(missing)} is not in the store: ingest its experiment")
+    if len(children) < len(row.run_ids):
+        notes.append(f"{len(row.run_ids) - len(children)} of the row's runs have no parent")
+    paired = _same_eval_file(children, found, split)
+    if not paired:
+        notes.append(
+            f"the parent scored another {split} file (data.{split} fingerprint): "
+            "gains over seeds only, no paired test"
+        )
+    gains = [_metric_gain(row, m, children, found, per_run, examples, paired) for m in metric_names]
+    return StageRow(
+        label=row.label,
+        objective=row.objective,
+        method=row.method,
+        config=row.config,
+        run_ids=tuple(r["run_id"] for r in children),
+        parents=parents,
+        gains=tuple(g for g in gains if g is not None),
+        note="; ".join(notes),
+    )
 
 
 def build_stages(
@@ -234,48 +264,13 @@ def build_stages(
     per_run: dict[str, dict[str, float | None]] = defaultdict(dict)
     for e in evals:
         per_run[e["run_id"]][e["metric"]] = e["value"]
-    staged: list[
-        tuple[LeaderRow, list[dict[str, Any]], tuple[Parent, ...], str, list[MetricGain]]
-    ] = []
+    rows = []
     for row in leaders:
         children = [by_id[rid] for rid in row.run_ids if rid in by_id and _parent_id(by_id[rid])]
-        if not children:
-            continue
-        parents = _parents(children, known)
-        found = [known[p.run_id] for p in parents if p.run_id in known]
-        notes = []
-        missing = [p.run_id for p in parents if p.experiment is None]
-        if missing:
-            notes.append(
-                f"parent run {', '.join(missing)} is not in the store: ingest its experiment"
-            )
-        if len(children) < len(row.run_ids):
-            notes.append(f"{len(row.run_ids) - len(children)} of the row's runs have no parent")
-        paired = _same_eval_file(children, found, split)
-        if not paired:
-            notes.append(
-                f"the parent scored another {split} file (data.{split} fingerprint): gains over seeds only, no paired test"
-            )
-        gains = [
-            g
-            for m in metric_names
-            if (g := _metric_gain(row, m, children, found, per_run, examples, paired)) is not None
-        ]
-        staged.append((row, children, parents, "; ".join(notes), gains))
-    settled = iter(_settle([g for *_, gains in staged for g in gains]))
-    return tuple(
-        StageRow(
-            label=row.label,
-            objective=row.objective,
-            method=row.method,
-            config=row.config,
-            run_ids=tuple(r["run_id"] for r in children),
-            parents=parents,
-            gains=tuple(next(settled) for _ in gains),
-            note=note,
-        )
-        for row, children, parents, note, gains in staged
-    )
+        if children:
+            rows.append(_stage_row(row, children, known, per_run, examples, metric_names, split))
+    settled = iter(_settle([g for r in rows for g in r.gains]))  # Holm across the section
+    return tuple(replace(r, gains=tuple(next(settled) for _ in r.gains)) for r in rows)
 
 
 def load_stages(
