@@ -110,7 +110,9 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         write_run(ws, CHILD_EXP, f"dpo-full-{seed}", "full", seed, set(), 3.0, "dpo", "parent0")
     for seed in range(2):  # SFT runs of the same experiment, no parent
         write_run(ws, CHILD_EXP, f"sft-lora-{seed}", "lora", seed, set(range(10)), 1.9)
-    paths = render_report(ws, CHILD_EXP, root / "out", None, formats=("html", "md", "json"))
+    paths = render_report(
+        ws, CHILD_EXP, root / "out", None, formats=("html", "md", "json"), against=PARENT_EXP
+    )
     plain = render_report(ws, PARENT_EXP, root / "plain", None, formats=("html", "md"))
     text = {p.name: p.read_text(encoding="utf-8") for p in paths}
     return {
@@ -271,3 +273,16 @@ def test_other_eval_file_or_missing_parent_is_not_paired() -> None:
     assert lost.gains == () and lost.parents[0].experiment is None
     assert "not in the store" in lost.note
     assert SAME == "indistinguishable"  # the outcome name the templates test for
+
+
+def test_against_another_experiment_pairs_objective_with_objective(
+    reports: dict[str, Any],
+) -> None:
+    # --against the parent's experiment (sft lora only): the SFT row is compared with
+    # it; the DPO rows, with the same method, are not set against an SFT run
+    md = reports["md"]
+    diff = md[md.index("## Against") :]
+    diff = diff[: diff.index("\n## ")]  # up to the next section
+    rows = [ln for ln in diff.splitlines() if ln.startswith("| lora") or ln.startswith("| full")]
+    assert len(rows) == 1 and rows[0].startswith("| lora (sft) |")
+    assert "Only in prefs &amp; &lt;i&gt;stages&lt;/i&gt;: full (dpo), lora (dpo)." in diff
