@@ -177,6 +177,8 @@ def test_grouping_by_objective_and_method(reports: dict[str, Any]) -> None:
     html = reports["html"]
     assert "<th>objective</th>" in html and "best config per method and objective" in html
     assert "| # | objective | method |" in reports["md"]
+    # the rows are split by objective, so it gets no heat map of its own
+    assert "No hyperparameter takes more than one value across complete runs." in reports["md"]
     # the objective and the parent are shown (grouping, Stages): not "hidden settings"
     assert (
         "from\\_run" not in reports["md"].split("## Stages")[0]
