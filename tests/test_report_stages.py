@@ -288,3 +288,16 @@ def test_against_another_experiment_pairs_objective_with_objective(
     rows = [ln for ln in diff.splitlines() if ln.startswith("| lora") or ln.startswith("| full")]
     assert len(rows) == 1 and rows[0].startswith("| lora (sft) |")
     assert "Only in prefs &amp; &lt;i&gt;stages&lt;/i&gt;: full (dpo), lora (dpo)." in diff
+
+
+def test_learning_rate_warning_is_per_objective_and_method() -> None:
+    from ftsweep.report.fairness import fairness_warnings
+
+    def run(rid: str, objective: str, lr: float) -> dict[str, Any]:
+        config = {"training": {"objective": objective, "lr": lr}}
+        return {"run_id": rid, "method": "lora", "params": {}, "config": config}
+
+    runs = [run("s1", "sft", 1e-4), run("s2", "sft", 1e-3), run("d1", "dpo", 1e-4)]
+    (warning,) = [w for w in fairness_warnings(runs, []) if w.kind == "learning rate"]
+    assert "lora (dpo) tried at one learning rate only" in warning.message
+    assert "lora (sft) 2" in warning.message

@@ -23,6 +23,7 @@ from typing import Any
 
 from ftsweep.report.compare import PairRow, _verdict, compare
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.rows import objective_method
 from ftsweep.report.stats import CONFIDENCE, Stat, holm
 from ftsweep.store.stage import DEFAULT_OBJECTIVE
 
@@ -93,7 +94,9 @@ def _best_per_method(view: Any, by_objective: bool = False) -> dict[str, Any]:
     method's ("lora (dpo)"), so a DPO row is never set against an SFT one."""
     out: dict[str, Any] = {}
     for row in view.leaderboard:
-        out.setdefault(f"{row.method} ({_objective(row)})" if by_objective else row.method, row)
+        out.setdefault(
+            objective_method(row.method, _objective(row)) if by_objective else row.method, row
+        )
     return out
 
 

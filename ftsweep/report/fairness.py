@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftsweep.report.numbers import fmt_num
-from ftsweep.report.rows import LeaderRow, run_lr, trains_nothing
+from ftsweep.report.rows import LeaderRow, group_name, objective_of, run_lr, trains_nothing
 
 TOKEN_TOLERANCE = 0.05  # 5%: seeds shuffle differently, so token counts wobble a little
 _SHOWN = 4  # values listed per hidden setting
@@ -63,11 +63,12 @@ def _tokens(leaders: Sequence[LeaderRow]) -> list[FairnessWarning]:
 
 def _learning_rates(complete: Sequence[dict[str, Any]]) -> list[FairnessWarning]:
     fixed = {m for m in {r["method"] for r in complete} if trains_nothing(m)}
+    several = len({objective_of(r) for r in complete}) > 1  # then objective × method
     lrs: dict[str, set[float]] = defaultdict(set)
     for run in complete:
         lr = run_lr(run)
         if run["method"] not in fixed and lr is not None:
-            lrs[run["method"]].add(lr)
+            lrs[group_name(run, several)].add(lr)
     tuned = {m: len(v) for m, v in lrs.items() if len(v) > 1}
     once = sorted(m for m, v in lrs.items() if len(v) == 1)
     if not tuned or not once:

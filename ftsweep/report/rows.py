@@ -164,6 +164,19 @@ def objective_of(run: dict[str, Any]) -> str:
     return run.get("objective") or run_objective(run.get("config"))
 
 
+def objective_method(method: str, objective: str) -> str:
+    """The name of an objective × method group: "lora (dpo)", as the leaderboard labels it
+    when an experiment has several objectives (and its inputs never changed)."""
+    return f"{method} ({objective})"
+
+
+def group_name(run: dict[str, Any], several_objectives: bool) -> str:
+    """The group a run belongs to in per-method views: its method, or its objective ×
+    method when the experiment has several objectives."""
+    method = str(run["method"])
+    return objective_method(method, objective_of(run)) if several_objectives else method
+
+
 def _label(method: str, objective: str, inputs: int, objectives: int, sets: int) -> str:
     """The row's name: the method, plus its objective when the experiment has several
     and "inputs k" when its inputs changed, so rows are told apart (and grouped) by both."""

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ftsweep.report.rows import LeaderRow, metric_range, objective_of
+from ftsweep.report.rows import LeaderRow, group_name, metric_range, objective_of
 from ftsweep.report.stats import Stat, summarize
 
 OBJECTIVE_KEY = "training.objective"
@@ -93,7 +93,7 @@ def heat_maps(
     many = len({objective_of(run) for run in complete}) > 1
     for run in complete:
         # with several objectives a row is an objective × method, as on the leaderboard
-        name = f"{run['method']} ({objective_of(run)})" if many else run["method"]
+        name = group_name(run, many)
         for param, value in (run.get("params") or {}).items():
             if param != "seed" and not (many and param == OBJECTIVE_KEY):  # rows split by it
                 key = (name, json.dumps(value, sort_keys=True))
