@@ -108,6 +108,8 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         )
     for seed in range(2):  # right on nothing: worse than the parent
         write_run(ws, CHILD_EXP, f"dpo-full-{seed}", "full", seed, set(), 3.0, "dpo", "parent0")
+    # a parent that was never ingested here: named, no gains
+    write_run(ws, CHILD_EXP, "dpo-freeze-0", "freeze", 0, set(), 2.5, "dpo", "ghost")
     for seed in range(2):  # SFT runs of the same experiment, no parent
         write_run(ws, CHILD_EXP, f"sft-lora-{seed}", "lora", seed, set(range(10)), 1.9)
     paths = render_report(
@@ -150,14 +152,14 @@ def test_gain_over_parent_is_computed_on_the_same_examples(reports: dict[str, An
     assert 0 < rec["gain_examples_low"] < 0.45 < rec["gain_examples_high"] < 1
     # seed-averaged scores are not 0/1, so the sign-flip test; significant after Holm
     assert rec["test"] == "sign-flip permutation" and rec["p_holm"] < 0.05
-    assert rec["outcome"] == BETTER and "beats parent" in rec["verdict"]
+    assert rec["outcome"] == BETTER and rec["verdict"].startswith("lora (dpo) beats its parent")
 
 
 def test_worse_stage_and_metric_without_examples(reports: dict[str, Any]) -> None:
     worse = _stage(reports["stages"], "full (dpo)", "accuracy")
     assert worse["gain_mean"] == pytest.approx(-0.4) and worse["gain_examples_mean"] == -0.4
     assert worse["test"] == "McNemar exact"  # 0/1 on both sides
-    assert worse["outcome"] == WORSE and worse["verdict"].startswith("parent ")
+    assert worse["outcome"] == WORSE and worse["verdict"].startswith("its parent beats full (dpo)")
     loss = _stage(reports["stages"], "lora (dpo)", "eval_loss")  # aggregate only
     assert loss["gain_mean"] == pytest.approx(-0.4)  # 1.5, 1.6, 1.7 against 2.0
     assert loss["gain_low"] < -0.4 < loss["gain_high"] < 0  # a t-interval over 3 seeds
@@ -167,9 +169,10 @@ def test_worse_stage_and_metric_without_examples(reports: dict[str, Any]) -> Non
 
 def test_grouping_by_objective_and_method(reports: dict[str, Any]) -> None:
     board = {r["label"]: r for r in reports["leaderboard"]}
-    assert set(board) == {"lora (dpo)", "full (dpo)", "lora (sft)"}
+    assert set(board) == {"lora (dpo)", "full (dpo)", "freeze (dpo)", "lora (sft)"}
     assert board["lora (sft)"]["objective"] == "sft" and board["full (dpo)"]["objective"] == "dpo"
-    assert {r["label"] for r in reports["stages"]} == {"lora (dpo)", "full (dpo)"}  # sft: no parent
+    # sft: no parent; freeze's parent is not in the store, so it has no gain records
+    assert {r["label"] for r in reports["stages"]} == {"lora (dpo)", "full (dpo)"}
     runs = {r["run_id"]: r for r in reports["runs"]}
     assert runs["dpo-full-1"]["objective"] == "dpo"
     assert runs["dpo-full-1"]["parent_run_id"] == "parent0"
@@ -195,6 +198,8 @@ def test_stages_section_renders_escaped(reports: dict[str, Any]) -> None:
     assert "sft &lt;b&gt;grid&lt;/b&gt; / parent0" in md and "<b>grid" not in md
     assert '<span class="yes">better</span>' in html and '<span class="no">worse</span>' in html
     check_gfm(md)  # the Stages and objective columns keep report.md clean GFM
+    assert "ghost (not in the store)" in html and "ghost (not in the store)" in md
+    assert "freeze (dpo): parent run ghost is not in the store: ingest its experiment" in html
 
 
 def test_no_parent_no_stages_section(reports: dict[str, Any]) -> None:
@@ -287,7 +292,10 @@ def test_against_another_experiment_pairs_objective_with_objective(
     diff = diff[: diff.index("\n## ")]  # up to the next section
     rows = [ln for ln in diff.splitlines() if ln.startswith("| lora") or ln.startswith("| full")]
     assert len(rows) == 1 and rows[0].startswith("| lora (sft) |")
-    assert "Only in prefs &amp; &lt;i&gt;stages&lt;/i&gt;: full (dpo), lora (dpo)." in diff
+    assert (
+        "Only in prefs &amp; &lt;i&gt;stages&lt;/i&gt;: freeze (dpo), full (dpo), lora (dpo)."
+        in diff
+    )
 
 
 def test_learning_rate_warning_is_per_objective_and_method() -> None:

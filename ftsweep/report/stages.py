@@ -145,9 +145,8 @@ def _unpaired(metric: str, paired: bool, rows: Sequence[dict[str, Any]]) -> str:
 
 
 def _parent_label(parents: Sequence[dict[str, Any]]) -> str:
-    if len(parents) == 1:
-        return f"parent {parents[0]['experiment']}/{parents[0]['run_id']}"
-    return f"its {len(parents)} parents"
+    # the section's parent column names them; the verdict needs only the relation
+    return "its parent" if len(parents) == 1 else f"its {len(parents)} parents"
 
 
 def _metric_gain(
