@@ -20,11 +20,13 @@ from ftsweep.report.export import (
     TABLE_FORMATS,
     leaderboard_records,
     run_records,
+    stage_records,
     write_tables,
 )
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
+from ftsweep.report.stages import load_stages
 from ftsweep.report.viewmodel import (
     CURVE_METRICS,
     LR_FIGURE,
@@ -147,6 +149,7 @@ def _load_views(
                 budget = load_settings(workspace, name).get("memory_budget_mb")
             view = _view(con, name, runs, budget)
             view = replace(view, search=_search_view(workspace, con, name, runs))
+            view = replace(view, stages=load_stages(con, view, runs, eval_spec(runs)[1]))
             if against is not None and against != name:
                 view = replace(view, diff=_diff(con, view, runs, against))
             views.append(view)
@@ -162,10 +165,13 @@ def _tables(workspace: Workspace, view: ReportView) -> dict[str, list[dict[str, 
         rows = queries.run_table(con, view.experiment)
     finally:
         con.close()
-    return {
+    tables = {
         "leaderboard": leaderboard_records(view),
         "runs": run_records(rows, view.metric_names),
     }
+    if view.stages:
+        tables["stages"] = stage_records(view)
+    return tables
 
 
 def render_report(

@@ -1,7 +1,8 @@
 """``ftsweep report --against OTHER``: two sweeps that share methods, side by side.
 
 For each method both experiments ran (each one's best config, as its leaderboard has
-it): the primary metric of each with its 95% t-interval over seeds, the difference
+it; each objective × method when the two have more than one objective between them):
+the primary metric of each with its 95% t-interval over seeds, the difference
 (this − other) with a 95% Welch t-interval over seeds, and the paired test of
 ``compare.py`` when the two sweeps scored the same test examples — the same eval
 split file by fingerprint, not just the same example ids, since a data change may
@@ -22,7 +23,9 @@ from typing import Any
 
 from ftsweep.report.compare import PairRow, _verdict, compare
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.rows import objective_method
 from ftsweep.report.stats import CONFIDENCE, Stat, holm
+from ftsweep.store.stage import DEFAULT_OBJECTIVE
 
 
 class DiffError(ValueError):
@@ -86,12 +89,19 @@ def welch_diff(a: Stat, b: Stat) -> Stat:
     return Stat(mean, math.sqrt(var), min(a.n, b.n), mean - half, mean + half)
 
 
-def _best_per_method(view: Any) -> dict[str, Any]:
-    """Each method's first (best) leaderboard row."""
+def _best_per_method(view: Any, by_objective: bool = False) -> dict[str, Any]:
+    """Each method's first (best) leaderboard row; with ``by_objective``, each objective ×
+    method's ("lora (dpo)"), so a DPO row is never set against an SFT one."""
     out: dict[str, Any] = {}
     for row in view.leaderboard:
-        out.setdefault(row.method, row)
+        out.setdefault(
+            objective_method(row.method, _objective(row)) if by_objective else row.method, row
+        )
     return out
+
+
+def _objective(row: Any) -> str:
+    return str(getattr(row, "objective", DEFAULT_OBJECTIVE))  # rows built by hand have none
 
 
 def _eval_fingerprints(runs: Sequence[dict[str, Any]], split: str | None) -> set[str | None]:
@@ -115,7 +125,9 @@ def build_diff(
             f"primary metrics ({this.primary_metric} and {other.primary_metric}): "
             "nothing to compare"
         )
-    here, there = _best_per_method(this), _best_per_method(other)
+    objectives = {_objective(r) for v in (this, other) for r in v.leaderboard}
+    here = _best_per_method(this, len(objectives) > 1)
+    there = _best_per_method(other, len(objectives) > 1)
     shared = sorted(set(here) & set(there))
     if not shared:
         raise DiffError(

@@ -7,9 +7,13 @@ Two tables per experiment, written beside index.html:
   and throughput the mean over seeds, the 95% t-interval ends and n (``<name>_mean``,
   ``<name>_low``, ``<name>_high``, ``<name>_n``), the primary metric over examples
   (``<primary>_examples_*``), and the run ids behind the row;
-* ``runs.<ext>`` — one row per run: its state and result columns from the store, one
-  ``param.<key>`` column per varied value (its config) and one column per final-eval
-  metric (empty for runs that did not complete).
+* ``runs.<ext>`` — one row per run: its state and result columns from the store
+  (``objective`` and ``parent_run_id`` among them), one ``param.<key>`` column per
+  varied value (its config) and one column per final-eval metric (empty for runs that
+  did not complete);
+* ``stages.<ext>`` — only when runs have parents (``model.from_run``): one row per
+  stage row × metric, the child, parent and gain (over seeds and over examples) with
+  their intervals, the paired test, its Holm-corrected p, the outcome and the verdict.
 
 CSV and JSON (a list of records; missing and non-finite values as null) are plain
 text; Parquet keeps the column types. All three go through pyarrow, so one column has
@@ -71,6 +75,7 @@ def leaderboard_records(view: Any) -> list[dict[str, Any]]:
             "rank": row.rank,
             "method": row.method,
             "label": row.label,
+            "objective": row.objective,
             "config": row.config,
             "inputs": row.inputs,
         }
@@ -81,6 +86,32 @@ def leaderboard_records(view: Any) -> list[dict[str, Any]]:
             _stat_columns(name, getattr(row, name), rec)
         rec["run_ids"] = ",".join(row.run_ids)
         records.append(rec)
+    return records
+
+
+def stage_records(view: Any) -> list[dict[str, Any]]:
+    """The Stages section as flat records: one per stage row × metric (report/stages.py)."""
+    records = []
+    for row in view.stages:
+        for g in row.gains:
+            rec: dict[str, Any] = {
+                "label": row.label,
+                "objective": row.objective,
+                "method": row.method,
+                "config": row.config,
+                "run_ids": ",".join(row.run_ids),
+                "parent_run_ids": ",".join(p.run_id for p in row.parents),
+                "parent_experiments": ",".join(sorted({p.experiment or "" for p in row.parents})),
+                "metric": g.metric,
+            }
+            for name in ("child", "parent", "gain", "gain_examples"):
+                _stat_columns(name, getattr(g, name), rec)
+            rec["test"] = g.pair.test if g.pair is not None else None
+            rec["p_value"] = _clean(g.pair.p_value) if g.pair is not None else None
+            rec["p_holm"] = _clean(g.pair.p_holm) if g.pair is not None else None
+            rec["outcome"] = g.outcome
+            rec["verdict"] = g.verdict
+            records.append(rec)
     return records
 
 

@@ -10,7 +10,9 @@ Shown near the top of the report, before any ranking, each with the numbers behi
 * **hidden settings** — complete runs differ in a resolved-config setting that the
   report does not show (not one of the matrix's varied values, nor the seed): two rows
   may differ for a reason no column names. Method settings (``method.*``) are compared
-  only between runs of the same method, since methods differ in them by design.
+  only between runs of the same method, since methods differ in them by design; the
+  objective and a run's parent (``model.from_run.*``) are shown by the leaderboard's
+  grouping and the Stages section.
 
 Pure functions over query rows and view-model rows.
 """
@@ -24,10 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftsweep.report.numbers import fmt_num
-from ftsweep.report.rows import LeaderRow, run_lr, trains_nothing
+from ftsweep.report.rows import LeaderRow, group_name, objective_of, run_lr, trains_nothing
 
 TOKEN_TOLERANCE = 0.05  # 5%: seeds shuffle differently, so token counts wobble a little
 _SHOWN = 4  # values listed per hidden setting
+# a run's parent (model.from_run.*) is named by the Stages section (report/stages.py)
+_STAGE_KEY = "model.from_run."
 
 
 @dataclass(frozen=True)
@@ -59,11 +63,12 @@ def _tokens(leaders: Sequence[LeaderRow]) -> list[FairnessWarning]:
 
 def _learning_rates(complete: Sequence[dict[str, Any]]) -> list[FairnessWarning]:
     fixed = {m for m in {r["method"] for r in complete} if trains_nothing(m)}
+    several = len({objective_of(r) for r in complete}) > 1  # then objective × method
     lrs: dict[str, set[float]] = defaultdict(set)
     for run in complete:
         lr = run_lr(run)
         if run["method"] not in fixed and lr is not None:
-            lrs[run["method"]].add(lr)
+            lrs[group_name(run, several)].add(lr)
     tuned = {m: len(v) for m, v in lrs.items() if len(v) > 1}
     once = sorted(m for m, v in lrs.items() if len(v) == 1)
     if not tuned or not once:
@@ -103,6 +108,7 @@ def _flatten(
 def _shown(run: dict[str, Any]) -> set[str]:
     """Config keys the report shows for a run: its varied values and the seed."""
     keys = {"seed", "method", "method.name"}  # the method is every row's label
+    keys.add("training.objective")  # rows are grouped by it (rows.py) when it differs
     for param in run.get("params") or {}:
         keys |= {param, f"method.{param}"}  # a method's own value ("r") lives in method.*
     return keys
@@ -120,7 +126,7 @@ def _hidden(complete: Sequence[dict[str, Any]]) -> list[FairnessWarning]:
     keys = {(k, m if k.startswith("method.") else "") for m, flat in flats for k in flat}
     out = []
     for key, scope in sorted(keys):
-        if key in shown:
+        if key in shown or key.startswith(_STAGE_KEY):
             continue
         # value → methods using it; a run without the key counts as "(absent)"
         seen: dict[str, set[str]] = defaultdict(set)

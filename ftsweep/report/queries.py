@@ -32,15 +32,69 @@ def runs(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]
             """SELECT run_id, method, status, seed, params, config, final_eval, fingerprints,
                   provenance, trainable_params, total_params, trainable_pct, peak_memory_mb,
                   wall_time_s, tokens_per_s, train_time_s, setup_time_s, attempts, tokens_seen,
-                  artifact_size_mb, failure_cause, failure_log_tail
+                  artifact_size_mb, failure_cause, failure_log_tail, objective, parent_run_id
            FROM runs WHERE experiment = ? ORDER BY method, run_id""",
             [experiment],
         )
     )
+    return _decoded(rows)
+
+
+def _decoded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         for col in _JSON_COLS:
-            row[col] = json.loads(row[col]) if row[col] is not None else None
+            if col in row:
+                row[col] = json.loads(row[col]) if row[col] is not None else None
     return rows
+
+
+def runs_by_id(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Runs named by id, whatever their experiment (a stage's parents usually belong to
+    another one): run_id, experiment, method, objective, status, seed, params, config,
+    fingerprints."""
+    if not run_ids:
+        return []
+    return _decoded(
+        _dicts(
+            con.execute(
+                """SELECT run_id, experiment, method, objective, status, seed, params, config,
+                      fingerprints
+               FROM runs WHERE list_contains(?::VARCHAR[], run_id) ORDER BY run_id""",
+                [run_ids],
+            )
+        )
+    )
+
+
+def eval_metrics_by_id(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> list[dict[str, Any]]:
+    """Aggregate final-eval metrics of the named runs: run_id, metric, value."""
+    if not run_ids:
+        return []
+    return _dicts(
+        con.execute(
+            """SELECT run_id, metric, value FROM evals
+           WHERE list_contains(?::VARCHAR[], run_id) ORDER BY 1, 2""",
+            [run_ids],
+        )
+    )
+
+
+def example_scores_by_id(
+    con: duckdb.DuckDBPyConnection, run_ids: list[str], split: str | None
+) -> list[dict[str, Any]]:
+    """Per-example scores of the named runs, every metric (and the split, if known):
+    run_id, metric, example_id, value."""
+    if not run_ids:
+        return []
+    return _dicts(
+        con.execute(
+            """SELECT run_id, metric, example_id, value FROM eval_examples
+           WHERE list_contains(?::VARCHAR[], run_id) AND (? IS NULL OR split = ?)
+             AND value IS NOT NULL
+           ORDER BY 1, 2, 3""",
+            [run_ids, split, split],
+        )
+    )
 
 
 def eval_metrics(con: duckdb.DuckDBPyConnection, experiment: str) -> list[dict[str, Any]]:
@@ -115,7 +169,7 @@ def example_texts(
 RUN_TABLE_COLUMNS = (
     "run_id, experiment, method, status, seed, params, trainable_params, total_params, "
     "trainable_pct, peak_memory_mb, wall_time_s, train_time_s, tokens_seen, tokens_per_s, "
-    "steps, artifact_size_mb, failure_cause"
+    "steps, artifact_size_mb, failure_cause, objective, parent_run_id"
 )
 
 

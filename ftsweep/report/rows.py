@@ -37,6 +37,7 @@ from ftsweep.report.stats import (
     corpus_bootstrap,
     summarize,
 )
+from ftsweep.store.stage import DEFAULT_OBJECTIVE, run_objective
 
 COSTS = (
     "trainable_params",
@@ -112,6 +113,7 @@ class LeaderRow:
     attempts: Stat = _NO_STAT
     lr: float | None = None  # the learning rate of the config's runs (None if they differ)
     peak_memory_max_mb: float | None = None  # the highest seed's peak: what a budget must fit
+    objective: str = DEFAULT_OBJECTIVE  # what the runs optimised (training.objective)
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,32 @@ def _cost(runs: Iterable[dict[str, Any]], key: str) -> Stat:
     return stat
 
 
+def objective_of(run: dict[str, Any]) -> str:
+    """A run's objective: the store's column, else its config's (rows built by hand)."""
+    return run.get("objective") or run_objective(run.get("config"))
+
+
+def objective_method(method: str, objective: str) -> str:
+    """The name of an objective × method group: "lora (dpo)", as the leaderboard labels it
+    when an experiment has several objectives (and its inputs never changed)."""
+    return f"{method} ({objective})"
+
+
+def group_name(run: dict[str, Any], several_objectives: bool) -> str:
+    """The group a run belongs to in per-method views: its method, or its objective ×
+    method when the experiment has several objectives."""
+    method = str(run["method"])
+    return objective_method(method, objective_of(run)) if several_objectives else method
+
+
+def _label(method: str, objective: str, inputs: int, objectives: int, sets: int) -> str:
+    """The row's name: the method, plus its objective when the experiment has several
+    and "inputs k" when its inputs changed, so rows are told apart (and grouped) by both."""
+    tags = [objective] if objectives > 1 else []
+    tags += [f"inputs {inputs + 1}"] if sets > 1 else []
+    return f"{method} ({', '.join(tags)})" if tags else method
+
+
 def _score(stat: Stat, higher: bool) -> float:
     if stat.mean is None:
         return float("-inf")
@@ -169,15 +197,18 @@ def config_rows(
     metric_names: tuple[str, ...],
     higher: bool,
 ) -> list[LeaderRow]:
-    """Every configuration (method × varied values × input set) over its seeds, best
-    first by the primary metric (``metric_names[0]``); ties by label, then config."""
+    """Every configuration (objective × method × varied values × input set) over its
+    seeds, best first by the primary metric (``metric_names[0]``); ties by label, then
+    config."""
     sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
-    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for run in complete:
-        groups[(run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))].append(run)
+        key = (objective_of(run), run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))
+        groups[key].append(run)
+    n_objectives = len({key[0] for key in groups})
     ranges = {m: metric_range(m) for m in metric_names}
     rows = []
-    for (method, inputs, config), members in groups.items():
+    for (objective, method, inputs, config), members in groups.items():
         metrics = {
             m: summarize([per_run[r["run_id"]].get(m) for r in members], ranges[m])
             for m in metric_names
@@ -189,7 +220,7 @@ def config_rows(
             LeaderRow(
                 rank=0,
                 method=method,
-                label=method if len(sets) == 1 else f"{method} (inputs {inputs + 1})",
+                label=_label(method, objective, inputs, n_objectives, len(sets)),
                 inputs=inputs,
                 config=config,
                 primary=metrics[metric_names[0]],
@@ -199,6 +230,7 @@ def config_rows(
                 fixed=trains_nothing(method),
                 lr=lrs.pop() if len(lrs) == 1 else None,
                 peak_memory_max_mb=max(peaks) if peaks else None,
+                objective=objective,
                 **costs,
             )
         )

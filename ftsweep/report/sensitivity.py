@@ -6,7 +6,8 @@ hyperparameter that varies, per method.
   over its seeds with the 95% seed interval as the band.
 * **Heat maps**: per varied hyperparameter, a method × value grid; each cell is the
   mean over every complete run of the method with that value (all seeds and all other
-  settings), with its interval. The shade ranks the cells of one map from worst (pale)
+  settings), with its interval; with several objectives, an objective × method grid
+  (the objective itself gets no map: the rows are split by it). The shade ranks the cells of one map from worst (pale)
   to best (dark) in the metric's direction. A hyperparameter with more than
   ``MAX_HEAT_VALUES`` values (a search samples a new one per trial) gets a note instead
   of a grid nobody could read; the search sections show it.
@@ -22,8 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ftsweep.report.rows import LeaderRow, metric_range
+from ftsweep.report.rows import LeaderRow, group_name, metric_range, objective_of
 from ftsweep.report.stats import Stat, summarize
+
+OBJECTIVE_KEY = "training.objective"
 
 MAX_HEAT_VALUES = 12
 
@@ -87,10 +90,13 @@ def heat_maps(
     acc: dict[str, dict[tuple[str, str], list[float | None]]] = defaultdict(
         lambda: defaultdict(list)
     )
+    many = len({objective_of(run) for run in complete}) > 1
     for run in complete:
+        # with several objectives a row is an objective × method, as on the leaderboard
+        name = group_name(run, many)
         for param, value in (run.get("params") or {}).items():
-            if param != "seed":
-                key = (run["method"], json.dumps(value, sort_keys=True))
+            if param != "seed" and not (many and param == OBJECTIVE_KEY):  # rows split by it
+                key = (name, json.dumps(value, sort_keys=True))
                 acc[param][key].append(per_run.get(run["run_id"], {}).get(primary))
     bounds = metric_range(primary)
     maps = []

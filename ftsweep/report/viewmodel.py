@@ -12,7 +12,7 @@ import importlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ftsweep.report.cards import Card, decision_cards
 from ftsweep.report.compare import PairRow, compare
@@ -33,6 +33,9 @@ from ftsweep.report.rows import (
 from ftsweep.report.search_view import SearchView
 from ftsweep.report.sensitivity import HeatMap, LrCurve, heat_maps, lr_curves
 from ftsweep.report.stats import TEST_NAME, Stat, summarize
+
+if TYPE_CHECKING:  # stages.py imports this module
+    from ftsweep.report.stages import StageRow
 
 CURVE_METRICS = ("loss", "eval_loss")
 # names of the aggregate figures in the templates' ``svgs`` (never a curve metric's name)
@@ -134,6 +137,7 @@ class ReportView:
     memory_budget_mb: float | None = None
     forgetting: tuple[ForgettingRow, ...] = ()  # report/forgetting.py; () without the evaluator
     diff: DiffView | None = None  # report --against OTHER (report/diff.py); None without it
+    stages: tuple[StageRow, ...] = ()  # report/stages.py; () when no run has a parent
 
 
 def eval_spec(runs: list[dict[str, Any]]) -> tuple[str, str | None]:

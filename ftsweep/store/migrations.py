@@ -127,6 +127,19 @@ ALTER TABLE runs ADD COLUMN attempts INTEGER;
 _ADD_DATA_COUNTS = "ALTER TABLE runs ADD COLUMN data_counts JSON;"
 
 
+# Stages (issue 11): what a run optimised (training.objective; runs from before the
+# objective existed were sft) and the run it started from (model.from_run.run_id; NULL
+# for a run that started from model.path). Rows already in the store are filled from
+# their config JSON, so an old store gains the columns without a re-ingest.
+_ADD_STAGES = """
+ALTER TABLE runs ADD COLUMN objective VARCHAR;
+ALTER TABLE runs ADD COLUMN parent_run_id VARCHAR;
+UPDATE runs SET
+    objective = coalesce(nullif(json_extract_string(config, '$.training.objective'), ''), 'sft'),
+    parent_run_id = nullif(json_extract_string(config, '$.model.from_run.run_id'), '');
+"""
+
+
 class StoreError(FtsweepError):
     """The store cannot be used as it is (written by a newer ftsweep, locked, ...)."""
 
@@ -152,6 +165,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("0005_ingest_state", _sql(_CREATE_INGEST_STATE)),
     Migration("0006_runs_setup_time_attempts", _sql(_ADD_SETUP_TIME)),
     Migration("0007_runs_data_counts", _sql(_ADD_DATA_COUNTS)),
+    Migration("0008_runs_objective_parent", _sql(_ADD_STAGES)),
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from ftsweep.rundir import LAUNCH, PROVENANCE, RunDir, finite_or_none, read_json
+from ftsweep.store.stage import parent_run_id, run_objective
 
 _TS = pa.timestamp("us")
 SCHEMAS: dict[str, pa.Schema] = {
@@ -54,6 +55,8 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("setup_time_s", pa.float64()),
             ("attempts", pa.int32()),
             ("data_counts", pa.string()),
+            ("objective", pa.string()),
+            ("parent_run_id", pa.string()),
         ]
     ),
     "evals": pa.schema(
@@ -138,6 +141,8 @@ def run_row(rd: RunDir, spec: dict[str, Any], run_id: str, now: datetime) -> dic
         "provenance": clean_json(read_json(prov_path)) if prov_path.exists() else None,
         "process_wall_s": finite_or_none(launch.get("process_wall_s")),
         "data_counts": clean_json(result.get("data_counts")),
+        "objective": run_objective(spec.get("config")),
+        "parent_run_id": parent_run_id(spec.get("config")),
     }
     for key in _RESULT_FLOATS:
         value = result.get(key)
