@@ -7,6 +7,8 @@ Contract for implementations:
   validation refuses any other with the objectives that would take it.
 - ``refused`` maps a method name to why this objective cannot train it (validation
   refuses the pair with that reason, before anything trains).
+- ``config_problems`` names other settings the objective cannot train with (KTO needs
+  batches of two or more), with the reason.
 - ``head`` is the model the worker loads: ``causal_lm`` (every objective that
   generates) or ``score`` (a sequence-classification head: a reward model).
 - ``build_trainer`` runs in the worker, in every process, after the method has
@@ -58,6 +60,12 @@ class Objective(ABC):
     @abstractmethod
     def build_trainer(self, ctx: TrainContext) -> Any:
         """The Trainer that optimises this objective for the run."""
+
+    @classmethod
+    def config_problems(cls, cfg: dict[str, Any]) -> list[tuple[tuple[str, ...], str, str]]:
+        """What else in a resolved run config this objective cannot train with, as
+        (key path, why, what would be valid); validation reports each. Default: none."""
+        return []
 
     def finish(self, model: Any) -> None:
         """Drop what only training needed, so the saved artefact is the trained model."""
