@@ -132,3 +132,35 @@ def score_margins(
             seqs.append(answer_ids(tok, e.prompt, pairs.answer_text(e.record[side]), max_length))
     values = scores(model, tok, seqs, batch_size, device)
     return {e.example_id: values[2 * i] - values[2 * i + 1] for i, e in enumerate(examples)}
+
+
+def load_reward_model(run_dir: Any) -> tuple[Any, Any]:
+    """(model, tokenizer) of a complete reward run, rebuilt from its artefact, in eval mode.
+
+    Full weights load as they were saved; a peft adapter (with its score head, saved as
+    modules_to_save) goes onto a freshly loaded score-head base.
+    """
+    from pathlib import Path
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from ftsweep.methods import get_method
+    from ftsweep.rundir import ARTIFACTS, RunDir
+    from ftsweep.worker.setup import load_model_and_tokenizer
+
+    run = RunDir(Path(run_dir))
+    spec = run.spec()
+    art = run.file(ARTIFACTS)
+    cfg = spec["config"]
+    method = get_method(cfg["method"]["name"])()
+    tok = AutoTokenizer.from_pretrained(art)
+    if method.saves_adapter:
+        from peft import PeftModel
+
+        base, _ = load_model_and_tokenizer(cfg, spec["paths"]["model"], head="score")
+        model = PeftModel.from_pretrained(base, art)
+    else:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            art, use_safetensors=True, dtype="auto"
+        )
+    return model.eval(), tok
