@@ -1,7 +1,8 @@
 """Generate the embedded default benchmark: instruction, dialogue and code data.
 
     python scripts/make_data.py              # writes data/<family>/{train,eval,test}.jsonl
-                                             # and data/math/ (GSM8K-style problems)
+                                             # and data/math/ (GSM8K-style problems),
+                                             # data/preference/ and data/unpaired/
     python scripts/make_data.py --seed 0 --out data
 
 Every task is built from small closed vocabularies (colour, animal, fruit and number

@@ -279,6 +279,8 @@ def trained(request, tmp_path_factory):
     else:
         text = objective_yaml(objective, matrix=matrix, max_steps=12)
     # 16 pairs, 8 a batch: each example is seen six times, so the loss has room to fall.
+    # (8 pairs in batches of 4 is faster, but KTO's loss then wanders: its KL estimate
+    # comes from the batch.)
     text = text.replace("max_train_samples: 128", "max_train_samples: 16")
     text = text.replace("lr: 1.0e-3", "lr: 5.0e-3" if method == "lora" else "lr: 1.0e-3")
     exp = tmp / "exp.yaml"
@@ -342,21 +344,18 @@ def test_artefact_is_safetensors_without_training_leftovers(trained):
 @pytest.mark.slow
 def test_reloaded_artefact_gives_identical_outputs(trained):
     objective, method, rd, _, in_memory = trained
-    if objective == "reward":
-        from ftsweep.worker.reward import load_reward_model
+    from ftsweep.export import load_trained  # a reward run: worker.reward.load_reward_model
 
-        reloaded, tok = load_reward_model(rd.path)
-    else:
-        from ftsweep.export import load_trained
-
-        reloaded, tok = load_trained(rd.path)
+    reloaded, tok = load_trained(rd.path)
     enc = tok(["### Instruction:\nName a colour.\n\n### Response:\nred"], return_tensors="pt")
     in_memory.eval()
     with torch.no_grad():
         before = in_memory(**enc).logits
         after = reloaded(**enc).logits
     assert before.shape == after.shape
-    assert torch.equal(before, after), (before - after).abs().max()
+    # The same weights; only the thread count differs from the run's (FTSWEEP_THREADS=1),
+    # which can reorder a float32 sum by an ulp.
+    assert torch.allclose(before, after, rtol=1e-5, atol=1e-6), (before - after).abs().max()
 
 
 @pytest.mark.slow
