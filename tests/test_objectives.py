@@ -157,6 +157,16 @@ def test_field_names_map_user_keys_for_unpaired_records(tmp_path):
         ("Say hi", "hi", True),
         ("Say bye", "hello", False),
     ]
+    from ftsweep.data.pairs import label_value
+
+    assert [label_value(v) for v in (True, "FALSE", " true", 1, "yes", None)] == [
+        True,
+        False,
+        True,
+        None,
+        None,
+        None,
+    ]  # a CSV cell spells its boolean; nothing else is guessed
     bad = _write_jsonl(tmp_path / "bad.jsonl", [{"q": "x", "a": "y"}])
     from ftsweep.data.records import BadRecordError
 

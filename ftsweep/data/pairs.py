@@ -39,7 +39,7 @@ def pair_problem(rec: Mapping[str, Any], family: str) -> str | None:
         problem = _answer_problem(key, rec[key])
         if problem:
             return problem
-    if family == "unpaired" and not isinstance(rec["label"], bool):
+    if family == "unpaired" and label_value(rec["label"]) is None:
         return (
             f"label must be true (a desirable answer) or false (an undesirable one), "
             f"got {rec['label']!r}"
@@ -86,6 +86,20 @@ def _answer_problem(key: str, answer: Any) -> str | None:
         f"{key} must be text or one assistant message [{{role: assistant, content: ...}}], "
         f"got {type(answer).__name__}"
     )
+
+
+def label_value(label: Any) -> bool | None:
+    """An unpaired record's label as a bool; None when it is neither true nor false.
+
+    JSON and Parquet hold booleans; a CSV cell is text, so "true" / "false" (any case)
+    are read as the booleans they spell. Nothing else is: 1, "yes" or "0" are refused
+    rather than guessed.
+    """
+    if isinstance(label, bool):
+        return label
+    if isinstance(label, str) and label.strip().lower() in ("true", "false"):
+        return label.strip().lower() == "true"
+    return None
 
 
 def answer_text(answer: Any) -> str:

@@ -64,7 +64,7 @@ def unpaired_rows(
             {
                 "prompt": pairs.render_prompt(rec, template, tok),
                 "completion": pairs.answer_text(rec["completion"]),
-                "label": bool(rec["label"]),
+                "label": bool(pairs.label_value(rec["label"])),
             }
             for rec in (records[:limit] if limit else records)
         ]
