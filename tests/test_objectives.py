@@ -385,3 +385,25 @@ def test_final_evaluation_reads_the_right_margins(trained):
         assert final["eval_loss"] > 0 and "preference_accuracy" not in final
     else:
         assert 0.0 <= final["preference_accuracy"] <= 1.0 and final["eval_loss"] > 0
+
+
+def test_a_reward_model_trains_its_new_head_under_every_method():
+    """freeze trains the head; a LoRA adapter on a score-head model saves it (SEQ_CLS)."""
+    from ftsweep.methods import get_method
+    from ftsweep.objectives import get_objective
+    from ftsweep.worker.setup import load_model_and_tokenizer
+
+    (spec,) = load_experiment_text(objective_yaml("reward")).runs
+    reward = get_objective("reward")()
+    for name, params in (("freeze", {"train_top_n": 1}), ("lora", {"r": 4})):
+        model, tok = load_model_and_tokenizer(spec.config, spec.paths["model"], head="score")
+        assert type(model).__name__ == "LlamaForSequenceClassification"
+        assert model.config.pad_token_id == tok.pad_token_id
+        method = get_method(name)()
+        model = method.apply(model, method.Params.model_validate(params))
+        reward.prepare(model)
+        trained = {n for n, p in model.named_parameters() if p.requires_grad}
+        assert any("score" in n for n in trained), (name, sorted(trained)[:5])
+        if name == "lora":
+            assert model.peft_config["default"].task_type == "SEQ_CLS"
+            assert any("lora_" in n for n in trained)

@@ -11,6 +11,8 @@ Contract for implementations:
   batches of two or more), with the reason.
 - ``head`` is the model the worker loads: ``causal_lm`` (every objective that
   generates) or ``score`` (a sequence-classification head: a reward model).
+- ``prepare`` runs in the worker after the method, before parameters are counted: an
+  objective that adds modules makes them trainable there.
 - ``build_trainer`` runs in the worker, in every process, after the method has
   parameterised the model; it returns a transformers ``Trainer`` (or subclass, such as
   TRL's) built from ``training_arguments`` so the run directory, checkpoints, metrics
@@ -56,6 +58,11 @@ class Objective(ABC):
     families: ClassVar[tuple[str, ...]]
     refused: ClassVar[dict[str, str]] = {}
     head: ClassVar[Head] = "causal_lm"
+
+    def prepare(self, model: Any) -> None:
+        """Runs right after the method parameterised the model, before its parameters
+        are counted: what the objective itself adds trains here (a new score head)."""
+        return None
 
     @abstractmethod
     def build_trainer(self, ctx: TrainContext) -> Any:

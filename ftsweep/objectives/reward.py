@@ -43,6 +43,11 @@ class Reward(Objective):
     refused = REWARD_REFUSED
     head = "score"
 
+    def prepare(self, model: Any) -> None:
+        from ftsweep.worker.reward import train_score_head
+
+        train_score_head(model)
+
     def build_trainer(self, ctx: TrainContext) -> Any:
         from ftsweep.worker.reward import build_reward_trainer, reward_rows
 

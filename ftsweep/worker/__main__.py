@@ -96,6 +96,7 @@ def _train_and_evaluate(
     # The forgetting evaluator's "before": the model as loaded, before the method changes it.
     probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
     model = method.apply(model, params)
+    objective.prepare(model)
     trainable, total = setup.count_params(model)
 
     eval_split = cfg["eval"]["split"]

@@ -61,6 +61,16 @@ def score_head(model: Any) -> Any:
     return head
 
 
+def train_score_head(model: Any) -> None:
+    """The head is new (randomly initialised): it trains whatever the method freezes, or
+    freeze's top blocks would feed a head that never learns. peft models get the same
+    through the SEQ_CLS task (modules_to_save, methods/peft_common.py)."""
+    from peft import PeftModel
+
+    if not isinstance(model, PeftModel):
+        score_head(model).requires_grad_(True)
+
+
 def build_reward_trainer(
     model: Any,
     tok: Any,
@@ -72,14 +82,8 @@ def build_reward_trainer(
 ) -> Any:
     """TRL's RewardTrainer with the run's training arguments and the NaN guard."""
     from datasets import Dataset
-    from peft import PeftModel
     from trl import RewardConfig, RewardTrainer
 
-    if not isinstance(model, PeftModel):
-        # The head is new (randomly initialised): it trains whatever the method freezes,
-        # or freeze's top blocks would feed a head that never learns. peft models get
-        # the same through the SEQ_CLS task (modules_to_save, methods/peft_common.py).
-        score_head(model).requires_grad_(True)
     args = training_arguments(
         cfg,
         run,
