@@ -1,10 +1,11 @@
 """Preference objectives (training.objective: dpo, orpo, kto) on TRL's trainers.
 
 The worker's story is unchanged: the method has already parameterised the model (full,
-freeze, a LoRA-family adapter); this module only swaps the Trainer. TRL tokenizes the
-pairs itself (prompt, prompt + chosen, prompt + rejected, eos appended) and computes the
-loss against a reference: a frozen copy of the loaded weights for full and freeze, the
-adapter's own frozen copy (TRL's "ref" adapter, dropped after training) for peft models.
+freeze, a LoRA-family adapter); this module only swaps the Trainer. Rows reach TRL as
+text (the prompt already rendered, data/pairs.py); TRL tokenizes them itself (prompt,
+prompt + answer, eos appended). DPO and KTO compute their loss against a reference: a
+frozen copy of the loaded weights for full and freeze, the adapter's own frozen copy
+(TRL's "ref" adapter, dropped after training) for peft models. ORPO has none.
 The run directory, metrics log, heartbeat and checkpoints work as for sft: the same
 callbacks, the same TrainingArguments fields.
 """
