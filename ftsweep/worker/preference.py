@@ -162,6 +162,9 @@ def build_orpo_trainer(
         max_length=cfg["data"]["max_length"],
         disable_dropout=True,
     )
+    # ORPO's batches carry chosen_/rejected_input_ids but no input_ids, so transformers
+    # cannot count tokens (it warns every step): tokens_seen stays 0 for ORPO runs.
+    args.include_num_input_tokens_seen = "no"
     return guarded(ORPOTrainer, "ORPO", "training.orpo.beta")(
         model=model,
         args=args,
