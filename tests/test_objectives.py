@@ -277,10 +277,27 @@ METHODS = {"full": "method: [full]", "lora": "method:\n    - {name: lora, r: [8]
 CASES = [(o, m) for o in ("orpo", "kto", "reward") for m in ("full", "lora")]
 
 
+def _conversational(source, out, n: int = 32):
+    """The first ``n`` shipped pairs in the conversational form (prompt as messages)."""
+    rows = []
+    for line in source.read_text(encoding="utf-8").splitlines()[:n]:
+        pair = json.loads(line)
+        rows.append(
+            {
+                "id": pair["id"],
+                "prompt": [{"role": "user", "content": f"{pair['prompt']}\n{pair['input']}"}],
+                "chosen": [{"role": "assistant", "content": pair["chosen"]}],
+                "rejected": pair["rejected"],
+            }
+        )
+    return _write_jsonl(out, rows)
+
+
 @pytest.fixture(scope="module", params=CASES, ids=[f"{o}-{m}" for o, m in CASES])
 def trained(request, tmp_path_factory):
     """ONE tiny run per objective x method, trained in process; the model as evaluated
-    is kept (``in_memory``) for the round trip. kto-lora reads the unpaired family."""
+    is kept (``in_memory``) for the round trip. kto-lora reads the unpaired family,
+    orpo-lora the conversational form of the shipped pairs."""
     objective, method = request.param
     tmp = tmp_path_factory.mktemp(f"{objective}-{method}")
     matrix = f"matrix:\n  {METHODS[method]}\n"
@@ -293,6 +310,10 @@ def trained(request, tmp_path_factory):
     # comes from the batch.)
     text = text.replace("max_train_samples: 128", "max_train_samples: 16")
     text = text.replace("lr: 1.0e-3", "lr: 5.0e-3" if method == "lora" else "lr: 1.0e-3")
+    if (objective, method) == ("orpo", "lora"):
+        for split in ("train", "eval", "test"):
+            chat = _conversational(DATA / "preference" / f"{split}.jsonl", tmp / f"{split}.jsonl")
+            text = text.replace(f"{DATA}/preference/{split}.jsonl", str(chat))
     exp = tmp / "exp.yaml"
     exp.write_text(text, encoding="utf-8")
     (spec,) = load_experiment(exp).runs
@@ -385,6 +406,13 @@ def test_final_evaluation_reads_the_right_margins(trained):
         assert final["eval_loss"] > 0 and "preference_accuracy" not in final
     else:
         assert 0.0 <= final["preference_accuracy"] <= 1.0 and final["eval_loss"] > 0
+    if (objective, method) == ("orpo", "lora"):  # it trained and scored conversational pairs
+        from pathlib import Path
+
+        paths = rd.spec()["paths"]
+        for split in ("data.train", "data.test"):
+            first = json.loads(Path(paths[split]).read_text(encoding="utf-8").splitlines()[0])
+            assert isinstance(first["prompt"], list) and isinstance(first["chosen"], list)
 
 
 def test_a_reward_model_trains_its_new_head_under_every_method():
