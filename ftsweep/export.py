@@ -43,6 +43,10 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     art = run.file(ARTIFACTS)
     if not art.is_dir():
         raise FtsweepError(f"{run_dir} has no {ARTIFACTS}/ directory: the run is not complete")
+    if spec["config"]["training"].get("objective") == "reward":  # a score head, no LM head
+        from ftsweep.worker.reward import load_reward_model
+
+        return load_reward_model(run_dir)
     method, params = _method_and_params(spec)
     model_cfg = spec["config"].get("model", {})
     extra = method.load_kwargs(params) if quantized else {}

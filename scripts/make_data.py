@@ -1,7 +1,8 @@
 """Generate the embedded default benchmark: instruction, dialogue and code data.
 
     python scripts/make_data.py              # writes data/<family>/{train,eval,test}.jsonl
-                                             # and data/math/ (GSM8K-style problems)
+                                             # and data/math/ (GSM8K-style problems),
+                                             # data/preference/ and data/unpaired/
     python scripts/make_data.py --seed 0 --out data
 
 Every task is built from small closed vocabularies (colour, animal, fruit and number
@@ -633,6 +634,47 @@ def write_preference(out: Path, seed: int) -> list[Path]:
     return paths
 
 
+UNPAIRED_SEED_OFFSET = 3000  # its own random stream: the other files stay byte-identical
+
+
+def unpaired_answers(seed: int) -> dict[str, list[Record]]:
+    """KTO's unpaired data: each preference pair gives ONE labelled answer.
+
+    A seeded coin picks the pair's chosen answer (label true: desirable) or its rejected
+    one (label false), so no prompt appears with both answers: the data is unpaired, as
+    KTO's is in practice, and about half of it is desirable.
+    """
+    rng = random.Random(f"unpaired:{seed + UNPAIRED_SEED_OFFSET}")
+    out: dict[str, list[Record]] = {}
+    for split, pairs in preference_pairs(seed).items():
+        records: list[Record] = []
+        for pair in pairs:
+            desirable = rng.random() < 0.5
+            records.append(
+                {
+                    "id": pair["id"].replace("preference", "unpaired"),
+                    "prompt": pair["prompt"],
+                    "input": pair["input"],
+                    "completion": pair["chosen"] if desirable else pair["rejected"],
+                    "label": desirable,
+                    "lang": pair["lang"],
+                    "task": pair["task"],
+                }
+            )
+        out[split] = records
+    return out
+
+
+def write_unpaired(out: Path, seed: int) -> list[Path]:
+    """Write ``out/unpaired/{train,eval,test}.jsonl``; returns the written paths."""
+    paths = []
+    for split, records in unpaired_answers(seed).items():
+        path = out / "unpaired" / f"{split}.jsonl"
+        write_jsonl(path, records)
+        paths.append(path)
+    return paths
+
+
 def write_all(out: Path, seed: int) -> list[Path]:
     """Write every family and split under ``out``; returns the written paths."""
     paths = []
@@ -788,6 +830,7 @@ def main() -> None:
     paths = write_all(args.out, args.seed) + write_math(args.out, args.seed)
     paths += write_external(args.out, args.seed)
     paths += write_preference(args.out, args.seed)
+    paths += write_unpaired(args.out, args.seed)
     for path in [*paths, write_probe(args.out, args.seed)]:
         print(f"{path}  {sum(1 for _ in path.open(encoding='utf-8'))} records")
 

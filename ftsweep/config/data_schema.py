@@ -37,6 +37,13 @@ class FieldMap(Strict):
     # Your role names -> system / user / assistant. None: the ShareGPT and OpenAI names
     # (system, human, user, gpt, assistant) are understood.
     roles: dict[str, Literal["system", "user", "assistant"]] | None = None
+    # preference family (a prompt with a preferred and a dispreferred answer) and
+    # unpaired family (one answer labelled desirable: true or undesirable: false)
+    prompt: str = "prompt"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    completion: str = "completion"
+    label: str = "label"
     # Keys per-example scores by; None numbers the records instead.
     id: str | None = "id"
 

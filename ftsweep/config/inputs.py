@@ -93,6 +93,7 @@ def template_checks(
             "code": ("auto",),
             "dialogue": ("auto", "chat"),
             "preference": TEMPLATES,  # the prompt in the instruction family's headers
+            "unpaired": TEMPLATES,
         }[family]
         if template not in valid:
             problems.append(
@@ -112,11 +113,11 @@ def template_checks(
                 valid="auto, chat",
             )
         )
-    elif family == "preference":
+    elif family in ("preference", "unpaired"):
         problems.append(
             pos.problem(
                 where,
-                "preference prompts are rendered by a built-in template; Jinja templates "
+                f"{family} prompts are rendered by a built-in template; Jinja templates "
                 "are not supported for them yet",
                 valid=", ".join(TEMPLATES),
             )

@@ -44,15 +44,20 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
                 f"{' / '.join(objectives_for(family)) or 'none takes this family'}",
             )
         )
-    if "preference_accuracy" in cfg["eval"]["evaluators"] and family != "preference":
+    for evaluator, why, valid in _evaluator_problems(cfg, objective):
         problems.append(
             pos.problem(
                 _at(pos, ("eval", "evaluators"), where),
-                f"preference_accuracy compares chosen and rejected answers, which only "
-                f"preference records have; this is {family} data",
-                value="preference_accuracy",
+                why,
+                value=evaluator,
                 has_value=True,
-                valid="data.family: preference",
+                valid=valid,
+            )
+        )
+    for key, why, valid in objective.config_problems(cfg):
+        problems.append(
+            pos.problem(
+                _at(pos, key, where), why, value=_get(cfg, key), has_value=True, valid=valid
             )
         )
     if method in objective.refused:
@@ -69,6 +74,61 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
             )
         )
     return problems
+
+
+def _evaluator_problems(cfg: dict[str, Any], objective: Any) -> list[tuple[str, str, str]]:
+    """(evaluator, why, what would be valid) for each evaluator the run cannot score.
+
+    Read from the evaluator (``reads_pairs``: the pair margin it scores) and the
+    objective (``head``): a reward model has a score head and no language-model head,
+    so it is scored by its margins only, and score margins need a reward model.
+    """
+    from ftsweep.evaluators import EVALUATORS
+
+    family, out = cfg["data"]["family"], []
+    for name in cfg["eval"]["evaluators"]:
+        cls = EVALUATORS.get(name)
+        if cls is None:
+            continue  # unknown names are reported by the evaluator checks
+        reads = getattr(cls, "reads_pairs", None)
+        if reads and family != "preference":
+            out.append(
+                (
+                    name,
+                    f"{name} compares chosen and rejected answers, which only preference "
+                    f"records have; this is {family} data",
+                    "data.family: preference",
+                )
+            )
+        elif objective.head == "score" and reads != "score":
+            needs = "generated text" if cls.needs_generation else "a language model's loss"
+            out.append(
+                (
+                    name,
+                    f"{name} needs {needs}, and training.objective {objective.name} trains a "
+                    "reward model (a score head, no language-model head)",
+                    ", ".join(
+                        n for n, c in EVALUATORS.items() if getattr(c, "reads_pairs", 0) == "score"
+                    ),
+                )
+            )
+        elif objective.head != "score" and reads == "score":
+            out.append(
+                (
+                    name,
+                    f"{name} reads a reward model's scores; training.objective "
+                    f"{objective.name} trains a language model",
+                    "training.objective: reward, or preference_accuracy",
+                )
+            )
+    return out
+
+
+def _get(cfg: dict[str, Any], key: Path_) -> Any:
+    value: Any = cfg
+    for part in key:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _at(pos: Positions, key: Path_, where: Path_) -> Path_:

@@ -70,8 +70,9 @@ class HubSource(Strict):
 
 
 class DataBlock(Strict):
-    # preference: {prompt, chosen, rejected} pairs, for training.objective: dpo.
-    family: Literal["instruction", "dialogue", "code", "preference"] = "instruction"
+    # preference: {prompt, chosen, rejected} pairs (dpo, orpo, kto, reward); unpaired:
+    # {prompt, completion, label: true/false} answers, for training.objective: kto.
+    family: Literal["instruction", "dialogue", "code", "preference", "unpaired"] = "instruction"
     # Local files (.jsonl, .json, .csv, .parquet), relative to the experiment file; train
     # may also be a mixture: a list of {path, weight, name, fields} sources...
     train: str | list[DataSource] | None = Field(None, union_mode="left_to_right")

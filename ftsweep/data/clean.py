@@ -20,6 +20,7 @@ TEXT_FIELDS: dict[str, tuple[str, ...]] = {
     "code": ("problem", "solution"),
     "dialogue": (),  # the turns' "value" fields, handled below
     "preference": ("prompt", "input", "chosen", "rejected"),
+    "unpaired": ("prompt", "input", "completion"),
 }
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 

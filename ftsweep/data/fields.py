@@ -20,6 +20,7 @@ FAMILY_FIELDS: dict[str, dict[str, bool]] = {
     "code": {"problem": True, "entry_point": True, "solution": True, "tests": False},
     "dialogue": {"messages": True},
     "preference": {"prompt": True, "input": False, "chosen": True, "rejected": True},
+    "unpaired": {"prompt": True, "input": False, "completion": True, "label": True},
 }
 
 

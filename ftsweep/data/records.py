@@ -18,6 +18,7 @@ from typing import Any
 
 from ftsweep.data.fields import apply_fields, missing_fields
 from ftsweep.data.formats import _messages
+from ftsweep.data.pairs import pair_problem
 from ftsweep.errors import FtsweepError
 
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -28,6 +29,8 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "code": ("problem", "solution", "entry_point"),
     # A prompt with a preferred and a dispreferred answer (training.objective: dpo).
     "preference": ("prompt", "chosen", "rejected"),
+    # One answer, labelled desirable (true) or not (false): training.objective kto.
+    "unpaired": ("prompt", "completion", "label"),
 }
 
 
@@ -155,16 +158,15 @@ def _problem(
     missing = [k for k in REQUIRED[family] if k not in rec or rec[k] in (None, "")]
     if missing:
         return f"missing {', '.join(missing)} ({family} records need {', '.join(REQUIRED[family])})"
+    if family in ("preference", "unpaired"):
+        return pair_problem(rec, family)
     text_keys = {
         "instruction": ("instruction", "input", "output"),
         "code": ("problem", "solution", "entry_point"),
-        "preference": ("prompt", "input", "chosen", "rejected"),
     }.get(family, ())
     for key in text_keys:
         if key in rec and rec[key] is not None and not isinstance(rec[key], str):
             return f"{key} must be text, got {type(rec[key]).__name__}"
-    if family == "preference" and rec["chosen"].strip() == rec["rejected"].strip():
-        return "chosen and rejected are the same answer; a pair must prefer one of two"
     if family == "dialogue":
         try:  # the same check the worker's renderer applies (roles, turn shape)
             messages = _messages(rec)

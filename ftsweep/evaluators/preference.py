@@ -24,8 +24,8 @@ class PreferenceAccuracy(Evaluator):
 
     name = "preference_accuracy"
     needs_generation = False
-    # The worker computes log-prob margins of (chosen, rejected) pairs for it.
-    reads_pairs: ClassVar[bool] = True
+    # What the worker computes for it: the policy's log-prob margins of (chosen, rejected).
+    reads_pairs: ClassVar[str] = "log_prob"
     metrics = {"preference_accuracy": True, "preference_margin": True}
     bounds = {"preference_accuracy": (0.0, 1.0), "preference_margin": (None, None)}
 

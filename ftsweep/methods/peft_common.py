@@ -36,9 +36,14 @@ class PeftMethod(Method):
         return problems
 
     def apply(self, model: Any, params: MethodParams) -> Any:
-        from peft import get_peft_model
+        from peft import TaskType, get_peft_model
 
-        return get_peft_model(model, self.peft_config(params))
+        config = self.peft_config(params)
+        if type(model).__name__.endswith("ForSequenceClassification"):
+            # A reward model (objectives/reward.py): peft's SEQ_CLS task also trains and
+            # saves the new score head (modules_to_save), which the adapter alone would not.
+            config.task_type = TaskType.SEQ_CLS
+        return get_peft_model(model, config)
 
 
 def check_targets(

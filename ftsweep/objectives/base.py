@@ -7,8 +7,12 @@ Contract for implementations:
   validation refuses any other with the objectives that would take it.
 - ``refused`` maps a method name to why this objective cannot train it (validation
   refuses the pair with that reason, before anything trains).
+- ``config_problems`` names other settings the objective cannot train with (KTO needs
+  batches of two or more), with the reason.
 - ``head`` is the model the worker loads: ``causal_lm`` (every objective that
   generates) or ``score`` (a sequence-classification head: a reward model).
+- ``prepare`` runs in the worker after the method, before parameters are counted: an
+  objective that adds modules makes them trainable there.
 - ``build_trainer`` runs in the worker, in every process, after the method has
   parameterised the model; it returns a transformers ``Trainer`` (or subclass, such as
   TRL's) built from ``training_arguments`` so the run directory, checkpoints, metrics
@@ -55,9 +59,20 @@ class Objective(ABC):
     refused: ClassVar[dict[str, str]] = {}
     head: ClassVar[Head] = "causal_lm"
 
+    def prepare(self, model: Any) -> None:
+        """Runs right after the method parameterised the model, before its parameters
+        are counted: what the objective itself adds trains here (a new score head)."""
+        return None
+
     @abstractmethod
     def build_trainer(self, ctx: TrainContext) -> Any:
         """The Trainer that optimises this objective for the run."""
+
+    @classmethod
+    def config_problems(cls, cfg: dict[str, Any]) -> list[tuple[tuple[str, ...], str, str]]:
+        """What else in a resolved run config this objective cannot train with, as
+        (key path, why, what would be valid); validation reports each. Default: none."""
+        return []
 
     def finish(self, model: Any) -> None:
         """Drop what only training needed, so the saved artefact is the trained model."""

@@ -43,8 +43,8 @@ class Dpo(Objective):
             ctx.tok,
             ctx.cfg,
             ctx.run,
-            preference_rows(ctx.cfg, ctx.paths, "train", limit["max_train_samples"]),
-            preference_rows(ctx.cfg, ctx.paths, "eval", limit["max_eval_samples"])
+            preference_rows(ctx.cfg, ctx.paths, "train", limit["max_train_samples"], ctx.tok),
+            preference_rows(ctx.cfg, ctx.paths, "eval", limit["max_eval_samples"], ctx.tok)
             if ctx.evaluates
             else None,
             ctx.callbacks,

@@ -88,10 +88,15 @@ def _train_and_evaluate(
     is_main = attempt is not None
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
-    model, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
+    # What is optimised (sft, dpo, ...) picks the model's head and builds the trainer.
+    objective = get_objective(cfg["training"].get("objective", "sft"))()
+    model, tok = setup.load_model_and_tokenizer(
+        cfg, paths["model"], method.load_kwargs(params), objective.head
+    )
     # The forgetting evaluator's "before": the model as loaded, before the method changes it.
     probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
     model = method.apply(model, params)
+    objective.prepare(model)
     trainable, total = setup.count_params(model)
 
     eval_split = cfg["eval"]["split"]
@@ -140,8 +145,6 @@ def _train_and_evaluate(
                 run, float(trial.get("decision_timeout_s", 300)), is_main, progress
             )
             callbacks.append(handshake)
-        # What is optimised (sft, dpo, ...) builds the trainer (ftsweep/objectives).
-        objective = get_objective(cfg["training"].get("objective", "sft"))()
         trainer = objective.build_trainer(
             TrainContext(model, tok, cfg, paths, run, callbacks, method, params, train_ex, eval_ds)
         )
@@ -157,7 +160,9 @@ def _train_and_evaluate(
         model = sharded.trained_model(
             trainer,
             lambda: method.apply(
-                setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))[0],
+                setup.load_model_and_tokenizer(
+                    cfg, paths["model"], method.load_kwargs(params), objective.head
+                )[0],
                 params,
             ),
             is_main,

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from ftsweep.data import formats, templates
+from ftsweep.data import formats, pairs, templates
 
 IGNORE = -100
 
@@ -36,10 +36,8 @@ def _pair(record: dict[str, Any], family: str, template: Any, tok: Any) -> tuple
         return templates.chat_segments(record, tok)
     if family == "code":
         return formats.render_code(record)
-    if family == "preference":  # as sft and eval see it: the prompt and its chosen answer
-        from ftsweep.worker.preference import as_instruction
-
-        return formats.render_instruction(as_instruction(record), template)
+    if family in ("preference", "unpaired"):  # the prompt and its chosen (or only) answer
+        return pairs.prompt_and_answer(record, template, tok)
     return formats.render_instruction(record, template)
 
 

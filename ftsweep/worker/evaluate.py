@@ -187,12 +187,16 @@ def evaluate(
             if probes is None:
                 raise RuntimeError(f"evaluator {n!r} needs the probe losses before training")
             probe_scores.append(probes.score(n, model, tok, ecfg["batch_size"]))
-    paired = {n: b for n, b in built.items() if getattr(b, "reads_pairs", False)}
-    if paired:  # log-prob margins of (chosen, rejected) pairs (worker/preference.py)
-        from ftsweep.worker.preference import pair_margins
-
-        margins = pair_margins(model, tok, examples, ecfg["batch_size"], device)
-        scores += [type(b).from_margins(margins) for b in paired.values()]  # type: ignore[attr-defined]
+    # Pair evaluators name the margin they read (``reads_pairs``); each kind is computed once.
+    reads: dict[str, str] = {n: getattr(b, "reads_pairs", "") for n, b in built.items()}
+    paired = {n: b for n, b in built.items() if reads[n]}
+    for kind in sorted({reads[n] for n in paired}):
+        margins = _pair_margins(kind, model, tok, examples, cfg, device)
+        scores += [
+            type(b).from_margins(margins)  # type: ignore[attr-defined]
+            for n, b in paired.items()
+            if reads[n] == kind
+        ]
     lossy = {
         n: b
         for n, b in built.items()
@@ -238,6 +242,23 @@ def evaluate(
             )
     _write(run, EVALS, outcome.rows)
     return outcome
+
+
+def _pair_margins(
+    kind: str, model: Any, tok: Any, examples: list[Example], cfg: dict[str, Any], device: Any
+) -> dict[str, float]:
+    """chosen-minus-rejected margins per example: the policy's summed log-probabilities
+    (``log_prob``, worker/preference.py) or a reward model's scores (``score``)."""
+    batch_size = cfg["eval"]["batch_size"]
+    if kind == "log_prob":
+        from ftsweep.worker.preference import pair_margins
+
+        return pair_margins(model, tok, examples, batch_size, device)
+    if kind == "score":
+        from ftsweep.worker.reward import score_margins
+
+        return score_margins(model, tok, examples, batch_size, device, cfg["data"]["max_length"])
+    raise ValueError(f"unknown pair margin {kind!r}; valid: log_prob, score")
 
 
 def _write(run: RunDir, name: str, rows: list[dict[str, Any]]) -> None:

@@ -43,9 +43,14 @@ def configure_threads() -> None:
 
 
 def load_model_and_tokenizer(
-    cfg: dict[str, Any], model_path: str, extra: dict[str, Any] | None = None
+    cfg: dict[str, Any],
+    model_path: str,
+    extra: dict[str, Any] | None = None,
+    head: str = "causal_lm",
 ) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The run's model and tokenizer; ``head`` is the objective's (objectives/base.py):
+    "score" loads a one-output sequence-classification model (a reward model) instead."""
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     m = cfg["model"]
     common = {"trust_remote_code": m["trust_remote_code"], "revision": m["revision"]}
@@ -54,7 +59,10 @@ def load_model_and_tokenizer(
         tok.pad_token = tok.eos_token  # padding positions are masked; any id works
     if m.get("attn_implementation"):
         common["attn_implementation"] = m["attn_implementation"]
-    model = AutoModelForCausalLM.from_pretrained(
+    if head == "score":
+        common["num_labels"] = 1  # one scalar per sequence; the head starts random
+    auto = AutoModelForSequenceClassification if head == "score" else AutoModelForCausalLM
+    model = auto.from_pretrained(
         model_path,
         dtype=load_dtype(cfg["training"]["precision"], m.get("dtype", "auto")),
         # True: safetensors or fail. None (opted in): safetensors first, pickle if need be.
@@ -62,6 +70,8 @@ def load_model_and_tokenizer(
         **common,
         **(extra or {}),
     )
+    if head == "score":  # the score is read at the last token that is not padding
+        model.config.pad_token_id = tok.pad_token_id
     return model, tok
 
 
