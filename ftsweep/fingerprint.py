@@ -72,14 +72,16 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
     ``prompt`` / ``completion`` at load time).
 
     Also removed: ``training.objective`` and ``training.dpo`` while the objective is the
-    default sft, so the runs of files written before the objective existed keep their ids.
+    default sft, so the runs of files written before the objective existed keep their ids;
+    ``model.from_run`` when it is None (the same reason), and otherwise all of it but the
+    parent's ``run_id`` (config/stages.py).
     """
     out = dict(config)
     training = out.get("training")
     if isinstance(training, dict) and training.get("objective", "sft") == "sft":
         out["training"] = {k: v for k, v in training.items() if k not in SFT_IMPLIED}
     if isinstance(out.get("model"), dict):
-        out["model"] = {k: v for k, v in out["model"].items() if k != "path"}
+        out["model"] = _model_part(out["model"])
     data = out.get("data")
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k not in SPLIT_FILES}
@@ -92,4 +94,20 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
                 k: v for k, v in template.items() if k not in ("prompt_file", "completion_file")
             }
         out["data"] = data
+    return out
+
+
+def _model_part(model: dict[str, Any]) -> dict[str, Any]:
+    """The model block as hashed: no path; a stage's parent by its run id alone.
+
+    The parent's run id already hashes its experiment and whole config, so the file it
+    was named by and whether it was chosen as ``best`` or by id say nothing more: a child
+    selecting its parent either way is the same run.
+    """
+    out = {k: v for k, v in model.items() if k not in ("path", "from_run")}
+    from_run = model.get("from_run")
+    if from_run is not None:
+        if not from_run.get("run_id"):
+            raise ValueError("model.from_run has no parent run_id: a stage is hashed once bound")
+        out["from_run"] = {"run_id": from_run["run_id"]}
     return out

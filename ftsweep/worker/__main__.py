@@ -89,7 +89,9 @@ def _train_and_evaluate(
     is_main = attempt is not None
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
-    model, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
+    model, tok = setup.load_model_and_tokenizer(
+        cfg, paths["model"], method.load_kwargs(params), paths.get("parent_run")
+    )
     # The forgetting evaluator's "before": the model as loaded, before the method changes it.
     probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
     model = method.apply(model, params)
@@ -170,7 +172,9 @@ def _train_and_evaluate(
         model = sharded.trained_model(
             trainer,
             lambda: method.apply(
-                setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))[0],
+                setup.load_model_and_tokenizer(
+                    cfg, paths["model"], method.load_kwargs(params), paths.get("parent_run")
+                )[0],
                 params,
             ),
             is_main,

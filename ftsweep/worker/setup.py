@@ -43,11 +43,20 @@ def configure_threads() -> None:
 
 
 def load_model_and_tokenizer(
-    cfg: dict[str, Any], model_path: str, extra: dict[str, Any] | None = None
+    cfg: dict[str, Any],
+    model_path: str,
+    extra: dict[str, Any] | None = None,
+    parent: str | None = None,
 ) -> tuple[Any, Any]:
+    """The run's model and tokenizer: the base model's, or with ``model.from_run`` its
+    parent run's (``parent``: that run's directory, the spec's ``paths.parent_run``)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     m = cfg["model"]
+    if m.get("from_run"):
+        if not parent:
+            raise ValueError("model.from_run is set but the run's spec has no paths.parent_run")
+        return load_parent(cfg, Path(parent), extra)
     common = {"trust_remote_code": m["trust_remote_code"], "revision": m["revision"]}
     tok = AutoTokenizer.from_pretrained(model_path, **common)
     if tok.pad_token_id is None:
@@ -63,6 +72,32 @@ def load_model_and_tokenizer(
         **(extra or {}),
     )
     return model, tok
+
+
+def load_parent(
+    cfg: dict[str, Any], parent: Path, extra: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """A stage's starting point: its parent run's trained model as plain weights (a peft
+    parent merged), in this run's dtype, and the parent's tokenizer.
+
+    Validation refuses methods with load arguments (QLoRA) as children, and parents that
+    cannot become plain weights (config/stages.py); ``extra`` is checked again here.
+    """
+    from ftsweep.export import plain_model
+
+    if extra:
+        raise ValueError(f"a stage's model is built in memory; cannot apply {sorted(extra)}")
+    m = cfg["model"]
+    model, tok = plain_model(
+        parent,
+        load_dtype(cfg["training"]["precision"], m.get("dtype", "auto")),
+        m.get("attn_implementation"),
+    )
+    for p in model.parameters():  # as from_pretrained leaves them; the method decides
+        p.requires_grad_(True)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model.train(), tok
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -188,6 +223,8 @@ def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[s
         "git_dirty": bool(status) if status is not None else None,
         "ftsweep": ftsweep_source(),
         "fingerprints": spec["fingerprints"],
+        # a stage's parent run (model.from_run): {experiment, select, run_id}, else None
+        "parent_run": (spec["config"].get("model") or {}).get("from_run"),
         "cwd": os.getcwd(),
     }
 
