@@ -365,26 +365,15 @@ def _runs_of(
 def _stage_point_problems(
     points: list[tuple[Point, dict[str, Any]]], pos: Positions
 ) -> list[Problem]:
-    """A stage's matrix may not vary its parent, nor use a method that cannot start from
-    a parent's weights (config/stages.py ``child_problem``)."""
+    """A stage's methods must be able to start from a parent's weights (the matrix
+    cannot vary the model block, hence not the parent either)."""
     from ftsweep.config.stages import child_problem
 
     out = []
     for point, _ in points:
-        where = point.origin or ("matrix",)
-        for key, value in point.values:
-            if key.startswith("model.from_run") or key == "model.path":
-                out.append(
-                    pos.problem(
-                        where,
-                        f"{key} cannot vary in a stage's matrix: an experiment has one parent",
-                        value=value,
-                        has_value=True,
-                        valid="one experiment file per parent",
-                    )
-                )
         why = child_problem(get_method(point.method)())
         if why:
+            where = point.origin or ("matrix",)
             out.append(pos.problem(where, f"method {point.method} cannot start a stage: {why}"))
     return out
 

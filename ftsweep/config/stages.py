@@ -271,7 +271,8 @@ def bind(exp: Experiment, ws: Workspace) -> None:
         _select_best(stage, ws)
     if stage.run_id is None:
         return
-    exp.paths["parent_run"] = str(ws.run_dir(stage.parent.spec.experiment, stage.run_id).path)
+    parent = ws.run_dir(stage.parent.spec.experiment, stage.run_id).path
+    exp.paths["parent_run"] = str(parent.resolve())
     if exp.pending:
         exp.build_runs()
 
