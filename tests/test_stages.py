@@ -95,6 +95,14 @@ def test_refusals_name_file_and_line(write_exp, tmp_path):
     (msg,) = [p for p in problems_of(path) if "no run '0123456789ab'" in p]
     assert msg.startswith(f"{path}:{line_of(text, 'from_run')}: model.from_run.select")
 
+    # the parent's own problems, at the parent's file and line
+    bad = experiment_yaml("bad", matrix=PARENT_MATRIX).replace("  lr: 1.0e-3", "  lrr: 1.0e-3")
+    write_exp(bad, "bad.yaml")
+    found = problems_of(write_exp(child_yaml(parent="bad"), "g.yaml"))
+    line = line_of(bad, "lrr:")
+    assert any(p.startswith(f"{tmp_path / 'bad.yaml'}:{line}: training.lrr") for p in found)
+    assert any("the parent experiment" in p and "1 problem(s)" in p for p in found), found
+
     # a cycle: c from d from c (and the parent's own problems are listed too)
     write_exp(child_yaml(parent="d", name="c"), "c.yaml")
     write_exp(child_yaml(parent="c.yaml", name="d"), "d.yaml")
@@ -138,13 +146,19 @@ def fake_complete(ws: Workspace, run, final: dict, eval_loss: float | None, spli
     atomic_write_json(rd.file(RESULT), {"eval_split": split, "final_eval": final})
 
 
-def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path):
+def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path, capsys):
     ws = Workspace(tmp_path / "ws")
     parent_path = write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml")
     parent = load_experiment(parent_path)
     child = load_experiment(write_exp(child_yaml(), "child.yaml"))
     assert child.runs == [] and len(child.pending) == 1  # nothing trained yet
     assert plan(child, ws) == [] and chain(child, ws)[0]["selected"] is None
+    from ftsweep.cli import main
+
+    assert main(["plan", str(tmp_path / "child.yaml"), "--workspace", str(ws.root)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "stage: dpo ← parent sft" in shown and "3 runs (3 new; 3 to train)" in shown
+    assert "select best: selected after the parent trains" in shown
     a, b, c = parent.runs
     # a: best on test (exact_match) but worst on validation; b: best on validation
     fake_complete(ws, a, {"exact_match": 0.9}, eval_loss=3.0)
@@ -167,6 +181,10 @@ def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path):
     child2 = load_experiment(tmp_path / "child.yaml")
     bind(child2, ws2)
     assert child2.stage.run_id == a.run_id and "test split" in child2.stage.warnings[0]
+    assert main(["plan", str(tmp_path / "child.yaml"), "--workspace", str(ws2.root)]) == 0
+    shown = " ".join(capsys.readouterr().out.split())
+    assert f"starts from run {a.run_id}" in shown and "selected on the test split" in shown
+    assert "1 runs" in shown or "(1 runs)" in shown
 
 
 def test_the_chain_rebuilds_when_the_parent_changes(write_exp, tmp_path):
