@@ -276,6 +276,8 @@ def load_experiment(
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
         problems = _pydantic_problems(exc, pos, model=ExperimentFile) + too_big + stage_problems
+        if stage_problems:  # a stage's missing model.path comes from its parent, when it loads
+            problems = [p for p in problems if p.path != ("model", "path") or p.has_value]
         if isinstance(data.get("matrix"), dict) and not too_big:  # its problems are independent
             problems += [
                 pos.problem(p, m, value=v, has_value=True)

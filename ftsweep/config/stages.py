@@ -132,31 +132,12 @@ def load_stage(
     file = parent_file(spec.experiment, path)
     at = WHERE + ("experiment",)
     if not file.is_file():
-        return (
-            None,
-            [
-                pos.problem(
-                    at,
-                    f"no parent experiment file {file}",
-                    value=spec.experiment,
-                    has_value=True,
-                    valid="a path relative to this file, or a "
-                    "bare name for <this file's directory>/<name>.yaml",
-                )
-            ],
-            [],
-        )
+        valid = "a path relative to this file, or a bare name for <this file's dir>/<name>.yaml"
+        msg = f"no parent experiment file {file}"
+        return None, [pos.problem(at, msg, value=spec.experiment, has_value=True, valid=valid)], []
     if file in chain + (here,):
-        loop = " → ".join(p.name for p in (*chain, here, file))
-        return (
-            None,
-            [
-                pos.problem(
-                    at, f"stages form a cycle: {loop}", value=spec.experiment, has_value=True
-                )
-            ],
-            [],
-        )
+        msg = "stages form a cycle: " + " → ".join(p.name for p in (*chain, here, file))
+        return None, [pos.problem(at, msg, value=spec.experiment, has_value=True)], []
     try:
         parent = load_experiment(file, deep=deep, _chain=(*chain, here))
     except ConfigError as exc:
