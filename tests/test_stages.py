@@ -393,3 +393,22 @@ def test_a_child_trains_and_reloads_on_its_parent(trained_parents):
     parent_model, _ = load_trained(ws.run_dir("sft", parents["lora"].run_id).path)
     assert torch.equal(_logits(model, tok), _logits(again, tok))  # round trip
     assert not torch.allclose(_logits(model, tok), _logits(parent_model, tok), atol=1e-4)
+
+
+def test_a_chain_of_three_binds_from_the_root(write_exp, tmp_path):
+    ws = Workspace(tmp_path / "ws")
+    write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml")
+    write_exp(child_yaml(name="dpo"), "dpo.yaml")
+    write_exp(child_yaml(parent="dpo", name="third"), "third.yaml")
+    third = load_experiment(tmp_path / "third.yaml")
+    for i, run in enumerate(third.stage.parent.stage.parent.runs):
+        fake_complete(ws, run, {"exact_match": 0.0}, eval_loss=3.0 - i)
+    assert plan(third, ws) == []  # the middle stage is bound but has not trained
+    stages = chain(third, ws)
+    assert [(s["child"], s["parent"]) for s in stages] == [("dpo", "sft"), ("third", "dpo")]
+    assert stages[0]["selected"] and stages[1]["selected"] is None
+    (middle,) = third.stage.parent.runs
+    assert middle.config["model"]["from_run"]["run_id"] == stages[0]["selected"]
+    fake_complete(ws, middle, {"exact_match": 0.5}, eval_loss=1.0)
+    (item,) = plan(third, ws)
+    assert item.run.config["model"]["from_run"]["run_id"] == middle.run_id

@@ -190,6 +190,17 @@ def _chosen_run(stage: Stage, pos: Positions) -> list[Problem]:
     at = WHERE + ("select",)
     runs = {r.run_id: r for r in stage.parent.runs}
     run = runs.get(stage.select)
+    if run is None and stage.parent.pending:
+        return [
+            pos.problem(
+                at,
+                f"the parent experiment {stage.parent.spec.experiment!r} is a stage whose own "
+                "parent is selected as best when it has trained: its run ids are not known yet",
+                value=stage.select,
+                has_value=True,
+                valid="best",
+            )
+        ]
     if run is None:
         shown = ", ".join(list(runs)[:10]) + (", ..." if len(runs) > 10 else "")
         return [
@@ -214,7 +225,8 @@ def _best_candidates(stage: Stage, pos: Positions, notes: list[Problem]) -> list
     from ftsweep.methods import get_method
 
     at = WHERE + ("select",)
-    methods = sorted({r.method for r in stage.parent.runs})
+    parent = stage.parent  # a parent that is itself a stage may have pending points only
+    methods = sorted({r.method for r in parent.runs} | {p.method for p, _ in parent.pending})
     refused = {m: parent_problem(get_method(m)) for m in methods}
     refused = {m: why for m, why in refused.items() if why}
     if not methods:
