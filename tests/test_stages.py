@@ -37,6 +37,11 @@ def problems_of(path: Path) -> list[str]:
     return [f"{p.file}:{p.line}: {p.key_path}: {p.message}" for p in exc.value.problems]
 
 
+def shallow(path: Path):
+    """The loader without deep checks (model, data records): these tests need the chain."""
+    return load_experiment(path, deep=False)
+
+
 def line_of(text: str, needle: str) -> int:
     return next(i for i, x in enumerate(text.splitlines(), 1) if needle in x)
 
@@ -65,9 +70,9 @@ def test_a_file_without_from_run_keeps_its_run_ids(write_exp):
 
 
 def test_select_by_run_id_binds_at_load_and_enters_the_id(write_exp, tmp_path):
-    parent = load_experiment(write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml"))
+    parent = shallow(write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml"))
     lora = next(r for r in parent.runs if r.method == "lora")
-    exp = load_experiment(write_exp(child_yaml(select=lora.run_id), "child.yaml"))
+    exp = shallow(write_exp(child_yaml(select=lora.run_id), "child.yaml"))
     (run,) = exp.runs
     assert run.config["model"]["from_run"] == {
         "experiment": "sft",
@@ -76,7 +81,7 @@ def test_select_by_run_id_binds_at_load_and_enters_the_id(write_exp, tmp_path):
     }
     assert run.config["model"]["path"] == str(MODEL.resolve())  # inherited
     other = next(r for r in parent.runs if r.method == "full")
-    (run2,) = load_experiment(write_exp(child_yaml(select=other.run_id), "child2.yaml")).runs
+    (run2,) = shallow(write_exp(child_yaml(select=other.run_id), "child2.yaml")).runs
     assert run2.run_id != run.run_id
     bind(exp, Workspace(tmp_path / "ws"))
     assert exp.paths["parent_run"] == str((tmp_path / "ws/runs/sft" / lora.run_id).resolve())
@@ -151,8 +156,8 @@ def fake_complete(ws: Workspace, run, final: dict, eval_loss: float | None, spli
 def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path, capsys):
     ws = Workspace(tmp_path / "ws")
     parent_path = write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml")
-    parent = load_experiment(parent_path)
-    child = load_experiment(write_exp(child_yaml(), "child.yaml"))
+    parent = shallow(parent_path)
+    child = shallow(write_exp(child_yaml(), "child.yaml"))
     assert child.runs == [] and len(child.pending) == 1  # nothing trained yet
     assert plan(child, ws) == [] and chain(child, ws)[0]["selected"] is None
     from ftsweep.cli import main
@@ -173,14 +178,14 @@ def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path, capsys):
     first_id = item.run.run_id
 
     # selecting the same parent by its id gives the same child run
-    (same,) = load_experiment(write_exp(child_yaml(select=b.run_id), "child-id.yaml")).runs
+    (same,) = shallow(write_exp(child_yaml(select=b.run_id), "child-id.yaml")).runs
     assert same.run_id == first_id
 
     # without validation scores: chosen on test, with a warning
     ws2 = Workspace(tmp_path / "ws2")
     for run, score in zip(parent.runs, (0.9, 0.1, 0.5), strict=True):
         fake_complete(ws2, run, {"exact_match": score}, eval_loss=None)
-    child2 = load_experiment(tmp_path / "child.yaml")
+    child2 = shallow(tmp_path / "child.yaml")
     bind(child2, ws2)
     assert child2.stage.run_id == a.run_id and "test split" in child2.stage.warnings[0]
     assert main(["plan", str(tmp_path / "child.yaml"), "--workspace", str(ws2.root)]) == 0
@@ -192,15 +197,15 @@ def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path, capsys):
 def test_the_chain_rebuilds_when_the_parent_changes(write_exp, tmp_path):
     ws = Workspace(tmp_path / "ws")
     write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml")
-    parent = load_experiment(tmp_path / "sft.yaml")
+    parent = shallow(tmp_path / "sft.yaml")
     for i, run in enumerate(parent.runs):
         fake_complete(ws, run, {"exact_match": 0.1 * i}, eval_loss=1.0 + i)
-    (before,) = plan(load_experiment(write_exp(child_yaml(), "child.yaml")), ws)
+    (before,) = plan(shallow(write_exp(child_yaml(), "child.yaml")), ws)
     # the parent's config changes (its steps): new parent ids, so new child ids
     write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX, max_steps=12), "sft.yaml")
-    changed = load_experiment(tmp_path / "sft.yaml")
+    changed = shallow(tmp_path / "sft.yaml")
     assert not {r.run_id for r in changed.runs} & {r.run_id for r in parent.runs}
-    child = load_experiment(tmp_path / "child.yaml")
+    child = shallow(tmp_path / "child.yaml")
     assert plan(child, ws) == []  # the changed parent must train first
     for i, run in enumerate(changed.runs):
         fake_complete(ws, run, {"exact_match": 0.1 * i}, eval_loss=1.0 + i)
@@ -211,7 +216,7 @@ def test_the_chain_rebuilds_when_the_parent_changes(write_exp, tmp_path):
 
 def test_no_completed_parent_run_is_an_error_with_the_line(write_exp, tmp_path):
     ws = Workspace(tmp_path / "ws")
-    parent = load_experiment(write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml"))
+    parent = shallow(write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml"))
     for run in parent.runs:
         rd = ws.run_dir("sft", run.run_id)
         rd.path.mkdir(parents=True)
@@ -220,7 +225,7 @@ def test_no_completed_parent_run_is_an_error_with_the_line(write_exp, tmp_path):
     text = child_yaml()
     path = write_exp(text, "child.yaml")
     with pytest.raises(ConfigError) as exc:
-        plan(load_experiment(path), ws)
+        plan(shallow(path), ws)
     (p,) = exc.value.problems
     assert (p.file, p.line) == (str(path), line_of(text, "from_run"))
     assert "no completed run" in p.message and "failed" in p.message
@@ -271,7 +276,7 @@ def test_launch_trains_the_missing_parent_first(write_exp, tmp_path):
     ws = Workspace(tmp_path / "ws")
     sft = experiment_yaml("sft", matrix=PARENT_MATRIX).replace("split: test", "split: eval")
     write_exp(sft, "sft.yaml")
-    child = load_experiment(write_exp(child_yaml(), "child.yaml"))
+    child = shallow(write_exp(child_yaml(), "child.yaml"))
     ex = ScoringExecutor()
     summary = launch(child, ws, executor=ex)
     assert ex.order == ["sft", "sft", "sft", "dpo"]
@@ -282,11 +287,11 @@ def test_launch_trains_the_missing_parent_first(write_exp, tmp_path):
     assert run.config["model"]["from_run"]["run_id"] == best.run_id
     spec = ws.run_dir("dpo", run.run_id).spec()
     assert spec["paths"]["parent_run"] == str(ws.run_dir("sft", best.run_id).path.resolve())
-    again = launch(load_experiment(tmp_path / "child.yaml"), ws, executor=ex)
+    again = launch(shallow(tmp_path / "child.yaml"), ws, executor=ex)
     assert again.skipped == 1 and ex.order == ["sft", "sft", "sft", "dpo"]  # nothing new
     with pytest.raises(FtsweepError, match="--detach cannot chain"):
         fresh = tmp_path / "ws-fresh"
-        launch(load_experiment(tmp_path / "child.yaml"), Workspace(fresh), executor=ex, detach=True)
+        launch(shallow(tmp_path / "child.yaml"), Workspace(fresh), executor=ex, detach=True)
 
 
 # --- weights: one tiny trained parent per method, in process --------------------------
@@ -400,7 +405,7 @@ def test_a_chain_of_three_binds_from_the_root(write_exp, tmp_path):
     write_exp(experiment_yaml("sft", matrix=PARENT_MATRIX), "sft.yaml")
     write_exp(child_yaml(name="dpo"), "dpo.yaml")
     write_exp(child_yaml(parent="dpo", name="third"), "third.yaml")
-    third = load_experiment(tmp_path / "third.yaml")
+    third = shallow(tmp_path / "third.yaml")
     for i, run in enumerate(third.stage.parent.stage.parent.runs):
         fake_complete(ws, run, {"exact_match": 0.0}, eval_loss=3.0 - i)
     assert plan(third, ws) == []  # the middle stage is bound but has not trained
