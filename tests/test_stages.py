@@ -166,6 +166,10 @@ def test_best_is_chosen_on_validation_not_on_test(write_exp, tmp_path, capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "stage: dpo ← parent sft" in shown and "3 runs (3 new; 3 to train)" in shown
     assert "select best: selected after the parent trains" in shown
+    assert main(["plan", str(tmp_path / "child.yaml"), "--workspace", str(ws.root), "--json"]) == 0
+    planned = json.loads(capsys.readouterr().out)
+    assert planned["runs"] == [] and planned["pending"] == 1
+    assert planned["stages"][0]["parent"] == "sft" and planned["stages"][0]["to_train"] == 3
     a, b, c = parent.runs
     # a: best on test (exact_match) but worst on validation; b: best on validation
     fake_complete(ws, a, {"exact_match": 0.9}, eval_loss=3.0)
@@ -417,3 +421,14 @@ def test_a_chain_of_three_binds_from_the_root(write_exp, tmp_path):
     fake_complete(ws, middle, {"exact_match": 0.5}, eval_loss=1.0)
     (item,) = plan(third, ws)
     assert item.run.config["model"]["from_run"]["run_id"] == middle.run_id
+
+
+def test_the_json_schema_lets_a_stage_leave_model_path_out():
+    import jsonschema
+
+    from ftsweep.config.jsonschema import experiment_schema
+
+    v = jsonschema.Draft202012Validator(experiment_schema())
+    base = {"experiment": "x", "data": {"train": "a.jsonl"}, "matrix": {"method": ["full"]}}
+    assert not list(v.iter_errors({**base, "model": {"from_run": {"experiment": "sft"}}}))
+    assert list(v.iter_errors({**base, "model": {}}))  # neither path nor from_run
