@@ -254,7 +254,8 @@ def bind(exp: Experiment, ws: Workspace) -> None:
     """Resolve ``exp``'s parent against the workspace and build its runs when it can.
 
     Binds the parent's own parent first. ``select: best`` stays unbound (no runs) while
-    any parent run is still to train; raises ConfigError when none completed.
+    any parent run is still to train; raises ConfigError when none completed. A bound
+    stage stays bound: load the file again to bind it against another workspace.
     """
     stage = exp.stage
     if stage is None:
