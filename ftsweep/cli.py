@@ -112,13 +112,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out = Console(soft_wrap=True)  # a path in a line stays whole, whatever the width
     for note in exp.notes:  # not problems: the file is valid, but read these
         out.print(f"[yellow]warning[/] {_show(note.format())}")
-    methods = sorted({r.method for r in exp.runs})
-    if exp.runs or exp.search is None:
+    methods = sorted({r.method for r in exp.runs} | {p.method for p, _ in exp.pending})
+    if exp.runs or exp.pending or exp.search is None:
+        count = f"{len(exp.runs)} runs" if not exp.pending else f"{len(exp.pending)} configurations"
         out.print(
             f"[green]ok[/] {escape(args.file)}: experiment "
-            f"{_show(repr(exp.spec.experiment))}, {len(exp.runs)} runs "
+            f"{_show(repr(exp.spec.experiment))}, {count} "
             f"({_show(', '.join(methods))}) × seeds {exp.spec.seeds}"
         )
+    stage = exp.stage
+    while stage is not None:  # the chain of parents, each loaded and checked
+        out.print(
+            f"[green]ok[/] parent {_show(repr(stage.parent.spec.experiment))} "
+            f"({escape(str(stage.file))}), {len(stage.parent.runs)} runs; select "
+            f"{_show(stage.select)}"
+        )
+        stage = stage.parent.stage
     if exp.search is not None:
         from ftsweep.search.show import budget_line
 
@@ -138,6 +147,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     exp = _load(args, deep=args.check)
     items = plan(exp, _workspace(args), retry_failed=args.retry_failed)
+    stages = []
+    if exp.stage is not None:
+        from ftsweep.plan import chain
+
+        stages = chain(exp, _workspace(args))
     if args.json:
         out: Any = [
             {
@@ -150,6 +164,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
             }
             for i in items
         ]
+        if stages:
+            out = {"stages": stages, "runs": out, "pending": len(exp.pending)}
         if exp.search is not None:
             from ftsweep.search.show import plan_rows, status_rows
 
@@ -159,6 +175,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 "trials": status_rows(_workspace(args), exp.spec.experiment),
             }
         _print_json(out)
+        return 0
+    for st in stages:
+        _print_stage(st)
+    if exp.pending:
+        console.print(
+            f"{_show(exp.spec.experiment)}: {len(exp.pending)} configuration(s) × seeds "
+            f"{exp.spec.seeds}; their run ids are known once the parent run is selected"
+        )
         return 0
     if exp.search is not None:
         _print_search_plan(exp, _workspace(args))
@@ -184,6 +208,24 @@ def cmd_plan(args: argparse.Namespace) -> int:
         )
     console.print(t)
     return 0
+
+
+def _print_stage(st: dict[str, Any]) -> None:
+    """One line per stage of the chain: the parent, its runs, the run the child starts from."""
+    states = ", ".join(f"{n} {s}" for s, n in sorted(st["states"].items())) or "none"
+    chosen = (
+        f"starts from run {st['selected']} ({_show(st['how'])})"
+        if st["selected"]
+        else "selected after the parent trains"
+    )
+    console.print(
+        f"stage: {_show(st['child'])} ← parent {_show(st['parent'])} "
+        f"({_show(st['file'])}): {st['runs']} runs ({states}; {st['to_train']} to train); "
+        f"select {_show(st['select'])}: {chosen}",
+        highlight=False,
+    )
+    for warning in st["warnings"]:
+        console.print(f"[yellow]warning[/] {_show(warning)}", highlight=False)
 
 
 def _print_search_plan(exp: Any, ws: Any) -> None:

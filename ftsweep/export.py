@@ -7,6 +7,8 @@ rebuilds the model with the method's own ``load`` from ``run_dir/artifacts``.
 tokenizer. peft weight-delta methods are merged into the base (``merge_and_unload``);
 methods that add modules or virtual tokens cannot be, and ``merge=True`` refuses them.
 ``merge=False`` writes the method's own artefacts (an adapter) plus the tokenizer.
+A stage's run (``model.from_run``) is rebuilt on its parent's plain weights
+(``plain_model``, recursively), not on the base model.
 Both carry the run's ``training_config.json`` (what it was trained with).
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ftsweep.config.stages import parent_run_dir
 from ftsweep.errors import FtsweepError
 from ftsweep.methods import METHODS, get_method
 from ftsweep.rundir import ARTIFACTS, RunDir, atomic_write_json, read_json
@@ -54,23 +57,50 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     # The dtype the worker trained and evaluated in: a bf16 run's base rebuilt in fp32
     # evaluates to other numbers than the ones recorded.
     precision = spec["config"].get("training", {}).get("precision", "fp32")
-    base = AutoModelForCausalLM.from_pretrained(
-        spec["paths"]["model"],
-        dtype=load_dtype(precision, model_cfg.get("dtype", "auto")),
-        use_safetensors=None if model_cfg.get("allow_pickle") else True,
-        revision=model_cfg.get("revision"),
-        trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
-        **(
-            {"attn_implementation": model_cfg["attn_implementation"]}
-            if model_cfg.get("attn_implementation")
-            else {}
-        ),
-        **extra,
-    )
+    dtype = load_dtype(precision, model_cfg.get("dtype", "auto"))
+    attn = model_cfg.get("attn_implementation")
+    parent = parent_run_dir(spec, run.path)
+    if parent is not None:  # a stage: its base is its parent's trained model
+        base = plain_model(parent, dtype, attn)[0]
+    else:
+        base = AutoModelForCausalLM.from_pretrained(
+            spec["paths"]["model"],
+            dtype=dtype,
+            use_safetensors=None if model_cfg.get("allow_pickle") else True,
+            revision=model_cfg.get("revision"),
+            trust_remote_code=bool(model_cfg.get("trust_remote_code", False)),
+            **({"attn_implementation": attn} if attn else {}),
+            **extra,
+        )
     model = method.load(base, params, art) if method.trains else base
     tok_dir = art if (art / "tokenizer_config.json").is_file() else spec["paths"]["model"]
     tok = AutoTokenizer.from_pretrained(tok_dir)
     return model.eval(), tok
+
+
+def plain_model(run_dir: Path, dtype: Any = None, attn: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a complete run as plain transformers weights: what a later
+    stage (``model.from_run``) starts from and what ``export(merge=True)`` writes.
+
+    peft adapters are merged (``merge_and_unload``); QLoRA's adapter into a
+    full-precision base. ``dtype`` / ``attn``: the child's, when given. Raises
+    FtsweepError for a run whose method cannot become plain weights.
+    """
+    run = RunDir(Path(run_dir))
+    method, _ = _method_and_params(run.spec())
+    if method.export_as == "adapter":
+        raise FtsweepError(
+            f"method {method.name!r} adds modules or virtual tokens that cannot be merged "
+            f"into the base weights; train one of: {', '.join(mergeable_methods())}"
+        )
+    model, tok = load_trained(run.path, quantized=False)
+    if method.trains and method.export_as == "merged":
+        model = model.merge_and_unload()
+    if dtype is not None:
+        model = model.to(dtype)
+    if attn:
+        model.set_attn_implementation(attn)
+    return model, tok
 
 
 def mergeable_methods() -> list[str]:
@@ -92,12 +122,10 @@ def export(run_dir: Path, out_dir: Path, merge: bool) -> Path:
             f"into the base weights; export it with merge=False (adapter + tokenizer), or "
             f"train one of: {', '.join(mergeable_methods())}"
         )
-    model, tok = load_trained(run_dir, quantized=not merge)
+    model, tok = plain_model(run_dir) if merge else load_trained(run_dir)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if merge:
-        if method.export_as == "merged":
-            model = model.merge_and_unload()
         model.save_pretrained(out_dir, safe_serialization=True)
     elif method.trains:
         method.save(model, out_dir)

@@ -74,7 +74,9 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
 
     Also removed: ``training.objective`` while it is the default sft, and the parameter
     blocks of the objectives a run does not train (all of them under sft), so the runs of
-    files written before an objective existed keep their ids.
+    files written before an objective existed keep their ids; ``model.from_run`` when it
+    is None (the same reason), and otherwise all of it but the parent's ``run_id``
+    (config/stages.py).
     """
     out = dict(config)
     training = out.get("training")
@@ -87,7 +89,7 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
             and not (k in OBJECTIVE_BLOCKS and k != objective)
         }
     if isinstance(out.get("model"), dict):
-        out["model"] = {k: v for k, v in out["model"].items() if k != "path"}
+        out["model"] = _model_part(out["model"])
     data = out.get("data")
     if isinstance(data, dict):
         data = {k: v for k, v in data.items() if k not in SPLIT_FILES}
@@ -100,4 +102,20 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
                 k: v for k, v in template.items() if k not in ("prompt_file", "completion_file")
             }
         out["data"] = data
+    return out
+
+
+def _model_part(model: dict[str, Any]) -> dict[str, Any]:
+    """The model block as hashed: no path; a stage's parent by its run id alone.
+
+    The parent's run id already hashes its experiment and whole config, so the file it
+    was named by and whether it was chosen as ``best`` or by id say nothing more: a child
+    selecting its parent either way is the same run.
+    """
+    out = {k: v for k, v in model.items() if k not in ("path", "from_run")}
+    from_run = model.get("from_run")
+    if from_run is not None:
+        if not from_run.get("run_id"):
+            raise ValueError("model.from_run has no parent run_id: a stage is hashed once bound")
+        out["from_run"] = {"run_id": from_run["run_id"]}
     return out

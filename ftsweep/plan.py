@@ -6,6 +6,7 @@ import os
 import socket
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from ftsweep.config.load import Experiment, RunSpec
 from ftsweep.rundir import SPEC, RunDir, RunState, pid_alive
@@ -94,6 +95,13 @@ def _with_spec(exp_dir: Path) -> set[str]:
 
 
 def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[PlanItem]:
+    """What launch would do with each run. A stage (``model.from_run``) is bound to its
+    parent run here first; while ``select: best`` waits for the parent to train, the
+    stage has no runs yet (``exp.pending``; `ftsweep plan` shows the chain)."""
+    if exp.stage is not None:
+        from ftsweep.config.stages import bind
+
+        bind(exp, ws)
     items = []
     stale = exp.spec.launch.heartbeat_timeout_s
     exp_dir = ws.run_dir(exp.spec.experiment, "x").path.parent
@@ -117,3 +125,32 @@ def plan(exp: Experiment, ws: Workspace, retry_failed: bool = False) -> list[Pla
             action = Action.RELAUNCH
         items.append(PlanItem(run, str(state), action, rd))
     return items
+
+
+def chain(exp: Experiment, ws: Workspace) -> list[dict[str, Any]]:
+    """The stages above ``exp``, root first: each parent experiment, its runs by state,
+    and the run its child starts from (None: selected after the parent trains)."""
+    out: list[dict[str, Any]] = []
+    while exp.stage is not None:
+        stage = exp.stage
+        items = plan(stage.parent, ws)
+        states: dict[str, int] = {}
+        for i in items:
+            states[i.state] = states.get(i.state, 0) + 1
+        out.insert(
+            0,
+            {
+                "child": exp.spec.experiment,
+                "parent": stage.parent.spec.experiment,
+                "file": str(stage.file),
+                "runs": len(items),
+                "states": states,
+                "to_train": sum(i.will_train for i in items),
+                "select": stage.select,
+                "selected": stage.run_id,
+                "how": stage.how,
+                "warnings": list(stage.warnings),
+            },
+        )
+        exp = stage.parent
+    return out

@@ -54,5 +54,7 @@ def _probes_before(cfg: dict[str, Any], paths: dict[str, str]) -> Any:
         return None
     method = get_method(cfg["method"]["name"])()
     params = method.Params.model_validate({k: v for k, v in cfg["method"].items() if k != "name"})
-    base, tok = setup.load_model_and_tokenizer(cfg, paths["model"], method.load_kwargs(params))
+    base, tok = setup.load_model_and_tokenizer(
+        cfg, paths["model"], method.load_kwargs(params), parent=paths.get("parent_run")
+    )
     return ProbeSet.before_training(base, tok, cfg, paths)

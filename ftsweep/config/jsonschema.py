@@ -101,6 +101,10 @@ def experiment_schema() -> dict[str, Any]:
             {"type": "null"},
         ],
     }
+    # model.path may be left out when model.from_run names a parent (its base is used)
+    model = doc["$defs"]["ModelBlock"]
+    model["required"] = [r for r in model.get("required", []) if r != "path"]
+    model["anyOf"] = [{"required": ["path"]}, {"required": ["from_run"]}]
     space = doc["$defs"]["SearchBlock"]["properties"]["space"]
     space["properties"] = {"method": {"type": "array", "items": entry}}
     space["additionalProperties"] = True

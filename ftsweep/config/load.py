@@ -162,6 +162,15 @@ class Experiment:
     fingerprints: dict[str, str] = field(default_factory=dict)
     # Warnings of the deep checks (a check that could not run, a wasteful setting).
     notes: list[Problem] = field(default_factory=list)
+    # model.from_run (config/stages.py): the parent experiment and the selected run.
+    stage: Any = None
+    # A stage's resolved points while its parent run is not selected yet (no runs).
+    pending: list[tuple[Point, dict[str, Any]]] = field(default_factory=list)
+
+    def build_runs(self) -> None:
+        """The runs of the pending points, now that the stage's parent is bound."""
+        self.runs = _runs_of(self.spec, self.pending, self.paths, self.fingerprints, self.stage)
+        self.pending = []
 
     def resolve(self, point: Point, seeds: list[int]) -> list[RunSpec]:
         """RunSpecs of one point (a search trial's values) for these seeds.
@@ -176,6 +185,10 @@ class Experiment:
         if problems or not resolved:
             raise ConfigError(_dedupe(problems))
         _, cfg = resolved[0]
+        if self.stage is not None:
+            from ftsweep.config.stages import attach
+
+            cfg = attach(cfg, self.stage)
         return [
             RunSpec(
                 self.spec.experiment,
@@ -223,11 +236,20 @@ def _known_keys(model: Any, loc: tuple) -> list[str]:
     return list(fields) if fields else []
 
 
-def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = None) -> Experiment:
+def load_experiment(
+    path: Path,
+    *,
+    deep: bool = True,
+    max_runs: int | None = None,
+    _chain: tuple[Path, ...] = (),
+) -> Experiment:
     """Parse, validate and expand; raise ConfigError listing every problem.
 
     ``max_runs`` (default: the file's ``launch.max_runs``) bounds the matrix: it is
-    counted before it is expanded, and a larger one is refused.
+    counted before it is expanded, and a larger one is refused. A file with
+    ``model.from_run`` loads its parent experiment too (``_chain``: the files that led
+    here, to refuse a cycle); its runs exist once the parent run is known
+    (config/stages.py ``bind``).
     """
     data, pos = load_yaml(path)
     if not isinstance(data, dict):
@@ -241,11 +263,21 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
                 )
             ]
         )
+    stage: Any = None
+    stage_problems: list[Problem] = []
+    stage_notes: list[Problem] = []
+    model = data.get("model")
+    if isinstance(model, dict) and model.get("from_run") is not None:
+        from ftsweep.config.stages import load_stage
+
+        stage, stage_problems, stage_notes = load_stage(data, path, pos, deep, _chain)
     too_big = _size_problems(data, max_runs, pos)
     try:
         spec = ExperimentFile.model_validate(data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, pos, model=ExperimentFile) + too_big
+        problems = _pydantic_problems(exc, pos, model=ExperimentFile) + too_big + stage_problems
+        if stage_problems:  # a stage's missing model.path comes from its parent, when it loads
+            problems = [p for p in problems if p.path != ("model", "path") or p.has_value]
         if isinstance(data.get("matrix"), dict) and not too_big:  # its problems are independent
             problems += [
                 pos.problem(p, m, value=v, has_value=True)
@@ -263,12 +295,14 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
     if too_big:
         raise ConfigError(too_big)
     base_dir = path.resolve().parent
-    problems = []
+    problems = list(stage_problems)
     points: list[tuple[Point, dict[str, Any]]] = []
     if spec.matrix is not None:
         expansion = expand(spec.matrix)
         problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in expansion.problems]
         points = _resolve_points(spec, expansion.points, pos, problems)
+        if spec.model.from_run is not None:
+            problems += _stage_point_problems(points, pos)
     space = None
     probes: list[tuple[Point, dict[str, Any]]] = []
     if spec.search is not None:
@@ -276,20 +310,46 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
         problems += [pos.problem(p, m, value=v, has_value=True) for p, m, v in space_problems]
         probes = _resolve_points(spec, probe_points(space), pos, problems)
         problems += search_checks(spec, pos)
-    notes: list[Problem] = []
+    notes: list[Problem] = list(stage_notes)
     if (points or probes) and deep:
         from ftsweep.config.inputs import input_notes
 
         problems += deep_checks(spec, points + probes, base_dir, pos)
         local = resolve_model_path(spec.model.path, base_dir)
-        notes = input_notes(spec, [c for _, c in points + probes], local, pos)
+        notes += input_notes(spec, [c for _, c in points + probes], local, pos)
     problems += inline_prompt_files(points, base_dir, pos)
     if problems:
         raise ConfigError(_dedupe(problems))
     paths, fingerprints = _fingerprints(spec, base_dir)
+    exp = Experiment(
+        file=path,
+        spec=spec,
+        search=space,
+        paths=paths,
+        fingerprints=fingerprints,
+        notes=notes,
+        stage=stage,
+        pending=points,
+    )
+    if stage is None or stage.run_id is not None:  # else: built once `best` is selected
+        exp.build_runs()
+    return exp
+
+
+def _runs_of(
+    spec: ExperimentFile,
+    points: list[tuple[Point, dict[str, Any]]],
+    paths: dict[str, str],
+    fingerprints: dict[str, str],
+    stage: Any,
+) -> list[RunSpec]:
     # Each point's config was built fresh by _resolve_points and is not used again, so
     # its seeds' runs share it (a 100k-run plan spent 3/4 of its time deep-copying).
-    runs = [
+    if stage is not None:
+        from ftsweep.config.stages import attach
+
+        points = [(point, attach(cfg, stage)) for point, cfg in points]
+    return [
         run
         for point, cfg in points
         for run in RunSpec.for_seeds(
@@ -302,15 +362,22 @@ def load_experiment(path: Path, *, deep: bool = True, max_runs: int | None = Non
             fingerprints,
         )
     ]
-    return Experiment(
-        file=path,
-        spec=spec,
-        runs=runs,
-        search=space,
-        paths=paths,
-        fingerprints=fingerprints,
-        notes=notes,
-    )
+
+
+def _stage_point_problems(
+    points: list[tuple[Point, dict[str, Any]]], pos: Positions
+) -> list[Problem]:
+    """A stage's methods must be able to start from a parent's weights (the matrix
+    cannot vary the model block, hence not the parent either)."""
+    from ftsweep.config.stages import child_problem
+
+    out = []
+    for point, _ in points:
+        why = child_problem(get_method(point.method)())
+        if why:
+            where = point.origin or ("matrix",)
+            out.append(pos.problem(where, f"method {point.method} cannot start a stage: {why}"))
+    return out
 
 
 def _size_problems(data: dict[str, Any], max_runs: int | None, pos: Positions) -> list[Problem]:

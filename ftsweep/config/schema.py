@@ -29,7 +29,20 @@ from ftsweep.config.objective_params import (
 from ftsweep.config.strict import Strict
 
 
+class FromRun(Strict):
+    """Start from another run's trained weights (a stage; docs/experiments.md "Stages")."""
+
+    # The parent experiment's file: a path relative to this file, or a bare name read as
+    # <this file's directory>/<name>.yaml.
+    experiment: str = Field(min_length=1)
+    # best: the parent's best completed run, chosen on its validation split (config/stages.py
+    # says how); or one of its run ids.
+    select: str = Field("best", min_length=1)
+
+
 class ModelBlock(Strict):
+    # With from_run, path may be left out: the parent's base model is used (a path given
+    # must be that same model).
     path: str = Field(description="local directory (config.json + safetensors) or hub id")
     revision: str | None = None
     # Remote code runs arbitrary Python from the model repo: only when the file says so.
@@ -44,6 +57,9 @@ class ModelBlock(Strict):
     # Attention kernel; None: transformers' default (sdpa where the model supports it).
     # flash_attention_2 needs a CUDA GPU, the flash-attn package and bf16/fp16 weights.
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = None
+    # A later stage (e.g. DPO after SFT) starts from a parent run's trained weights,
+    # merged into plain weights when the parent trained a peft adapter.
+    from_run: FromRun | None = None
 
 
 class Cleaning(Strict):

@@ -68,15 +68,15 @@ class LaunchSummary:
     lost: list[str] = field(default_factory=list)
     # Why the store is behind the run directories (a full disk), if it is.
     store_problem: str | None = None
+    # A stage's parent experiments, launched first (root first): (experiment, summary).
+    parents: list[tuple[str, LaunchSummary]] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        """0 only when every run of the experiment is complete and in the store."""
-        return (
-            1
-            if (self.failed or self.still_failed or self.busy or self.lost or self.store_problem)
-            else 0
-        )
+        """0 only when every run of the experiment (and of its parents) is complete and
+        in the store."""
+        mine = self.failed or self.still_failed or self.busy or self.lost or self.store_problem
+        return 1 if mine or any(s.exit_code for _, s in self.parents) else 0
 
 
 def _free_port() -> int:
@@ -217,7 +217,77 @@ def launch(
     ``lock_wait_s``: how long to wait for a workspace another process holds (saying
     at once whom it waits for), 0 to fail at once."""
     with _stop_on_signals():
-        return _launch(exp, ws, retry_failed, executor, console, executor_name, detach, lock_wait_s)
+        parents = []
+        if exp.stage is not None:  # the parent experiment first, through this same path
+            parents = _launch_parent(
+                exp, ws, retry_failed, executor, console, executor_name, detach, lock_wait_s
+            )
+        summary = _launch(
+            exp, ws, retry_failed, executor, console, executor_name, detach, lock_wait_s
+        )
+        summary.parents = parents
+        return summary
+
+
+def _launch_parent(
+    exp: Experiment,
+    ws: Workspace,
+    retry_failed: bool,
+    executor: Executor | None,
+    console: Any,
+    executor_name: str | None,
+    detach: bool,
+    lock_wait_s: float,
+) -> list[tuple[str, LaunchSummary]]:
+    """Train the stage's parent experiment's missing runs (its own parents first), then
+    bind the stage to the selected parent run. Returns the parents' summaries."""
+    from ftsweep.config.stages import bind
+    from ftsweep.report_settings import record_settings
+
+    stage = exp.stage
+    parent = stage.parent
+    out: list[tuple[str, LaunchSummary]] = []
+    if not detach:
+        record_settings(ws, parent.spec.experiment, parent.spec.report.model_dump(mode="json"))
+        done = launch(
+            parent,
+            ws,
+            retry_failed=retry_failed,
+            executor=executor,
+            console=console,
+            executor_name=executor_name,
+            lock_wait_s=lock_wait_s,
+        )
+        out = [*done.parents, (parent.spec.experiment, done)]
+    bind(exp, ws)
+    name = parent.spec.experiment
+    if stage.run_id is None:
+        raise FtsweepError(
+            f"the parent experiment {name!r} still has runs to train"
+            + (
+                " (--detach cannot chain a stage: launch the parent first, then this file "
+                "once it completed)"
+                if detach
+                else " (busy in another launch?); launch again when they end"
+            )
+        )
+    state = ws.run_dir(name, stage.run_id).read_state(
+        stale_after=parent.spec.launch.heartbeat_timeout_s
+    )
+    if state != RunState.COMPLETE:
+        raise FtsweepError(
+            f"the parent run {stage.run_id} of {name!r} is {state}, not complete: "
+            f"`ftsweep status` and its worker.log say why (`--retry-failed` retries it)"
+        )
+    con = console or _stderr()
+    con.print(
+        f"stage: {escape(exp.spec.experiment)} starts from {escape(name)} run "
+        f"{stage.run_id} ({escape(stage.how)})",
+        highlight=False,
+    )
+    for warning in stage.warnings:
+        con.print(f"[yellow]warning[/] {escape(warning)}", highlight=False)
+    return out
 
 
 def _launch(

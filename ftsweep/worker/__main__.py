@@ -91,7 +91,7 @@ def _train_and_evaluate(
     # What is optimised (sft, dpo, ...) picks the model's head and builds the trainer.
     objective = get_objective(cfg["training"].get("objective", "sft"))()
     model, tok = setup.load_model_and_tokenizer(
-        cfg, paths["model"], method.load_kwargs(params), objective.head
+        cfg, paths["model"], method.load_kwargs(params), objective.head, paths.get("parent_run")
     )
     # The forgetting evaluator's "before": the model as loaded, before the method changes it.
     probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
@@ -161,7 +161,11 @@ def _train_and_evaluate(
             trainer,
             lambda: method.apply(
                 setup.load_model_and_tokenizer(
-                    cfg, paths["model"], method.load_kwargs(params), objective.head
+                    cfg,
+                    paths["model"],
+                    method.load_kwargs(params),
+                    objective.head,
+                    paths.get("parent_run"),
                 )[0],
                 params,
             ),

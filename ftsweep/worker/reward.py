@@ -161,7 +161,12 @@ def load_reward_model(run_dir: Any) -> tuple[Any, Any]:
     if method.saves_adapter:
         from peft import PeftModel
 
-        base, _ = load_model_and_tokenizer(cfg, spec["paths"]["model"], head="score")
+        from ftsweep.config.stages import parent_run_dir
+
+        parent = parent_run_dir(spec, run.path)  # a stage's reward model: on its parent
+        base, _ = load_model_and_tokenizer(
+            cfg, spec["paths"]["model"], head="score", parent=str(parent) if parent else None
+        )
         model = PeftModel.from_pretrained(base, art)
     else:
         model = AutoModelForSequenceClassification.from_pretrained(

@@ -47,12 +47,20 @@ def load_model_and_tokenizer(
     model_path: str,
     extra: dict[str, Any] | None = None,
     head: str = "causal_lm",
+    parent: str | None = None,
 ) -> tuple[Any, Any]:
-    """The run's model and tokenizer; ``head`` is the objective's (objectives/base.py):
-    "score" loads a one-output sequence-classification model (a reward model) instead."""
+    """The run's model and tokenizer: the base model's, or with ``model.from_run`` its
+    parent run's (``parent``: that run's directory, the spec's ``paths.parent_run``).
+    ``head`` is the objective's (objectives/base.py): "score" loads a one-output
+    sequence-classification model (a reward model) instead of the LM head."""
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     m = cfg["model"]
+    if m.get("from_run"):
+        if not parent:
+            raise ValueError("model.from_run is set but the run's spec has no paths.parent_run")
+        model, tok = load_parent(cfg, Path(parent), extra)
+        return (as_score_model(model, tok) if head == "score" else model), tok
     common = {"trust_remote_code": m["trust_remote_code"], "revision": m["revision"]}
     tok = AutoTokenizer.from_pretrained(model_path, **common)
     if tok.pad_token_id is None:
@@ -73,6 +81,50 @@ def load_model_and_tokenizer(
     if head == "score":  # the score is read at the last token that is not padding
         model.config.pad_token_id = tok.pad_token_id
     return model, tok
+
+
+def load_parent(
+    cfg: dict[str, Any], parent: Path, extra: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """A stage's starting point: its parent run's trained model as plain weights (a peft
+    parent merged), in this run's dtype, and the parent's tokenizer.
+
+    Validation refuses methods with load arguments (QLoRA) as children, and parents that
+    cannot become plain weights (config/stages.py); ``extra`` is checked again here.
+    """
+    from ftsweep.export import plain_model
+
+    if extra:
+        raise ValueError(f"a stage's model is built in memory; cannot apply {sorted(extra)}")
+    m = cfg["model"]
+    model, tok = plain_model(
+        parent,
+        load_dtype(cfg["training"]["precision"], m.get("dtype", "auto")),
+        m.get("attn_implementation"),
+    )
+    for p in model.parameters():  # as from_pretrained leaves them; the method decides
+        p.requires_grad_(True)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model.train(), tok
+
+
+def as_score_model(model: Any, tok: Any) -> Any:
+    """A one-output sequence-classification model on ``model``'s trunk (a reward model
+    started from a stage's parent): its weights but the LM head, and a new score head,
+    as ``from_pretrained(num_labels=1)`` builds it from a directory."""
+    import copy
+
+    from transformers import AutoModelForSequenceClassification
+
+    config = copy.deepcopy(model.config)
+    config.num_labels = 1
+    config.pad_token_id = tok.pad_token_id  # the score is read at the last real token
+    scored = AutoModelForSequenceClassification.from_config(config, dtype=model.dtype)
+    missing, _ = scored.load_state_dict(model.state_dict(), strict=False)
+    if any(not k.startswith("score.") for k in missing):
+        raise ValueError(f"the parent's weights do not fill the score model: {missing[:5]}")
+    return scored.train()
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -198,6 +250,8 @@ def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[s
         "git_dirty": bool(status) if status is not None else None,
         "ftsweep": ftsweep_source(),
         "fingerprints": spec["fingerprints"],
+        # a stage's parent run (model.from_run): {experiment, select, run_id}, else None
+        "parent_run": (spec["config"].get("model") or {}).get("from_run"),
         "cwd": os.getcwd(),
     }
 
