@@ -68,6 +68,16 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
                 valid=", ".join(m for m in METHODS if m not in objective.refused),
             )
         )
+    for issue in objective.config_problems(cfg):
+        problems.append(
+            pos.problem(
+                _at(pos, issue.key, where),
+                issue.message,
+                value=issue.value,
+                has_value=True,
+                valid=issue.valid,
+            )
+        )
     return problems
 
 
