@@ -83,5 +83,4 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
 
 def _at(pos: Positions, key: Path_, where: Path_) -> Path_:
     """``key`` when the file sets it in its block, else the matrix entry that set it."""
-    set_in_block = pos.line(key) != pos.line(key[:-1])
-    return key if set_in_block or where == ("matrix",) else where
+    return key if pos.sets(key) or where == ("matrix",) else where

@@ -23,6 +23,7 @@ from ftsweep.evaluators import (
     rouge,
     sampling,
     token_f1,
+    win_rate,
 )
 from ftsweep.evaluators.base import (
     EvalExample,
@@ -68,4 +69,5 @@ __all__ = [
     "rouge",
     "sampling",
     "token_f1",
+    "win_rate",
 ]
