@@ -117,7 +117,9 @@ def main() -> int:
     for method in sorted({r["method"] for r in rows}):
         gains = [r["gain"] for r in rows if r["method"] == method]
         spread = statistics.stdev(gains) if len(gains) > 1 else 0.0
-        print(f"{method}: mean gain {statistics.mean(gains):+.3f} (sd {spread:.3f}, n={len(gains)})")
+        print(
+            f"{method}: mean gain {statistics.mean(gains):+.3f} (sd {spread:.3f}, n={len(gains)})"
+        )
     print(f"total {time.time() - t_all:.0f} s (parent {parent_s:.0f} s), runs in {where}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
