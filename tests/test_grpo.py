@@ -145,6 +145,9 @@ def test_rewards_that_do_not_fit_the_data_are_refused_with_the_line(write_exp):
     text = grpo_yaml(grpo="{group_size: 4, rewards: [exact_match]}", code=True)
     found = problems_of(write_exp(text, "code.yaml"))
     assert any("exact_match reward on code" in p and "rewards: [pass_at_1]" in p for p in found)
+    fits = grpo_yaml(grpo="{group_size: 4, rewards: [pass_at_1], sandbox: none}", code=True)
+    (run,) = load_experiment(write_exp(fits, "fits.yaml")).runs
+    assert run.config["training"]["grpo"]["rewards"] == ["pass_at_1"]
 
 
 def test_group_size_must_divide_the_completions_per_step(write_exp):
