@@ -147,6 +147,9 @@ class Grpo(Objective):
             },
             trust_remote_code=model_cfg["trust_remote_code"],
         )
+        # TRL counts prompt + completion tokens into state.num_input_tokens_seen itself;
+        # the Trainer's own count finds no input_ids in GRPO's batches and warns each step.
+        args.include_num_input_tokens_seen = "no"
         return GRPOTrainer(
             model=ctx.model,
             reward_funcs=build_rewards(cfg),  # type: ignore[arg-type]  # list is invariant
