@@ -445,11 +445,11 @@ def _resolve_points(
         except ValidationError as exc:
             ok = False
             problems += _pydantic_problems(exc, pos, where, cls.Params)
+        cfg["num_processes"] = spec.launch.num_processes  # before: grpo's batch rule reads it
         if ok:  # what is optimised must suit the data and the method (config/objective.py)
             found = objective_problems(cfg, where, pos)
             problems += found
             ok = not found
-        cfg["num_processes"] = spec.launch.num_processes
         if spec.launch.num_machines > 1:
             cfg["num_machines"] = spec.launch.num_machines
         if ok:

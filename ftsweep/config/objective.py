@@ -54,12 +54,6 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
                 valid=valid,
             )
         )
-    for key, why, valid in objective.config_problems(cfg):
-        problems.append(
-            pos.problem(
-                _at(pos, key, where), why, value=_get(cfg, key), has_value=True, valid=valid
-            )
-        )
     if method in objective.refused:
         from ftsweep.methods import METHODS
 
@@ -71,6 +65,16 @@ def objective_problems(cfg: dict[str, Any], where: Path_, pos: Positions) -> lis
                 value=method,
                 has_value=True,
                 valid=", ".join(m for m in METHODS if m not in objective.refused),
+            )
+        )
+    for issue in objective.config_problems(cfg):
+        problems.append(
+            pos.problem(
+                _at(pos, issue.key, where),
+                issue.message,
+                value=issue.value,
+                has_value=True,
+                valid=issue.valid,
             )
         )
     return problems
@@ -133,5 +137,4 @@ def _get(cfg: dict[str, Any], key: Path_) -> Any:
 
 def _at(pos: Positions, key: Path_, where: Path_) -> Path_:
     """``key`` when the file sets it in its block, else the matrix entry that set it."""
-    set_in_block = pos.line(key) != pos.line(key[:-1])
-    return key if set_in_block or where == ("matrix",) else where
+    return key if pos.sets(key) or where == ("matrix",) else where

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ftsweep.config.strict import Strict
 
@@ -61,15 +61,36 @@ class GrpoParams(Strict):
     """Group Relative Policy Optimization with verifiable rewards (TRL's GRPOTrainer):
     the reward is the task's own checker, so no reward model is trained."""
 
-    # Completions sampled per prompt; rewards are compared within the group.
+    # Completions sampled per prompt (TRL's num_generations); each one's advantage is its
+    # reward against its group's mean. training.batch_size counts completions, not
+    # prompts, and batch_size x grad_accum x num_processes must be a multiple of it.
     group_size: int = Field(4, ge=2)
-    # KL coefficient against the starting model (TRL's beta); 0 drops the reference model.
+    # KL coefficient against the starting model (TRL's beta); 0 drops the reference
+    # model (less memory). 0.04 was TRL's long-time default and DeepSeekMath's.
     kl_coef: float = Field(0.04, ge=0.0)
     # The checkers whose scores sum to the reward: exact_match (instruction data, after
-    # eval.answer_extraction) or pass_at_1 (code: the sandboxed unit tests' pass rate).
-    rewards: list[Reward] = Field(default_factory=lambda: list(DEFAULT_REWARDS), min_length=1)
+    # eval.answer_extraction) or pass_at_1 (code: the share of the record's unit tests
+    # that pass in the sandbox, so a half-right function earns half).
+    rewards: list[Reward] = Field(
+        default_factory=lambda: list(DEFAULT_REWARDS), min_length=1, max_length=2
+    )
+    # Tokens sampled per completion: a few past the longest reference answer, or the
+    # policy is rewarded for answers it was never allowed to finish.
     max_completion_length: int = Field(64, ge=1)
+    # Sampling temperature of the completions: 1 samples the policy as it is; lower
+    # values give less diverse groups (more groups with equal rewards, no signal).
     temperature: float = Field(1.0, gt=0.0)
+    # pass_at_1 reward: how the sampled programs run (as the pass_at_1 evaluator's
+    # sandbox: bwrap isolation, or none, which must be asked for) and their time limit.
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    timeout_s: float = Field(5.0, gt=0.0, le=600.0)
+
+    @field_validator("rewards")
+    @classmethod
+    def _once_each(cls, rewards: list[Reward]) -> list[Reward]:
+        if len(set(rewards)) != len(rewards):
+            raise ValueError(f"each reward at most once (each is logged by name), got {rewards}")
+        return rewards
 
 
 # The block each objective reads (sft reads none).

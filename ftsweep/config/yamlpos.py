@@ -41,6 +41,10 @@ class Positions:
             path = path[:-1]
         return self._lines.get((), None)
 
+    def sets(self, path: Path_) -> bool:
+        """Whether the file itself writes the key at ``path`` (block or flow style)."""
+        return tuple(path) in self._lines
+
     def problem(self, path: Path_, message: str, **kw: Any) -> Problem:
         return Problem(
             path=tuple(path), message=message, file=self.file, line=self.line(path), **kw

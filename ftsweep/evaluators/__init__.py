@@ -24,6 +24,7 @@ from ftsweep.evaluators import (
     rouge,
     sampling,
     token_f1,
+    win_rate,
 )
 from ftsweep.evaluators.base import (
     EvalExample,
@@ -70,4 +71,5 @@ __all__ = [
     "rouge",
     "sampling",
     "token_f1",
+    "win_rate",
 ]

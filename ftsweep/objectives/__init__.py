@@ -44,4 +44,4 @@ def objectives_for(family: str) -> list[str]:
 __all__ = ["OBJECTIVES", "Objective", "TrainContext", "get_objective", "objectives_for", "register"]
 
 # Built-in objectives register themselves on import.
-from ftsweep.objectives import dpo, kto, orpo, reward, sft  # noqa: E402,F401
+from ftsweep.objectives import dpo, grpo, kto, orpo, reward, sft  # noqa: E402,F401

@@ -17,6 +17,9 @@ Contract for implementations:
   parameterised the model; it returns a transformers ``Trainer`` (or subclass, such as
   TRL's) built from ``training_arguments`` so the run directory, checkpoints, metrics
   log and callbacks work as for any run.
+- ``config_problems`` (optional) says what else in a resolved run config this objective
+  cannot train (its own parameters against the data or batch); validation reports each
+  one at its key with file:line.
 - ``finish`` runs after training, before evaluation and saving: it removes what only
   training needed (a reference adapter), so the artefact is the trained model only.
 - Heavy imports (torch, transformers, TRL) happen inside the methods: validation
@@ -52,6 +55,16 @@ class TrainContext:
         return self.eval_dataset is not None
 
 
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One reason an objective cannot train a run config: where, why, what would do."""
+
+    key: tuple[str, ...]  # e.g. ("training", "grpo", "group_size")
+    message: str
+    value: Any
+    valid: str
+
+
 class Objective(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
@@ -69,9 +82,8 @@ class Objective(ABC):
         """The Trainer that optimises this objective for the run."""
 
     @classmethod
-    def config_problems(cls, cfg: dict[str, Any]) -> list[tuple[tuple[str, ...], str, str]]:
-        """What else in a resolved run config this objective cannot train with, as
-        (key path, why, what would be valid); validation reports each. Default: none."""
+    def config_problems(cls, cfg: dict[str, Any]) -> list[ConfigIssue]:
+        """Why this objective cannot train the resolved run config ``cfg`` (empty: it can)."""
         return []
 
     def finish(self, model: Any) -> None:

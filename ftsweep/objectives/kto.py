@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ftsweep.objectives import register
-from ftsweep.objectives.base import Objective, TrainContext
+from ftsweep.objectives.base import ConfigIssue, Objective, TrainContext
 from ftsweep.objectives.dpo import PREFERENCE_REFUSED
 
 
@@ -24,13 +24,14 @@ class Kto(Objective):
     refused = PREFERENCE_REFUSED
 
     @classmethod
-    def config_problems(cls, cfg: dict[str, Any]) -> list[tuple[tuple[str, ...], str, str]]:
+    def config_problems(cls, cfg: dict[str, Any]) -> list[ConfigIssue]:
         if cfg["training"]["batch_size"] < 2:
             return [
-                (
+                ConfigIssue(
                     ("training", "batch_size"),
                     "KTO estimates its KL term from the other answers of the same batch, "
                     "so a batch needs at least 2 examples",
+                    cfg["training"]["batch_size"],
                     "an integer >= 2",
                 )
             ]

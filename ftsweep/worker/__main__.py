@@ -28,7 +28,7 @@ from ftsweep.data.records import has_split
 from ftsweep.methods import get_method
 from ftsweep.objectives import TrainContext, get_objective
 from ftsweep.rundir import ARTIFACTS, PROVENANCE, RESULT, RunDir, atomic_write_json, finite_or_none
-from ftsweep.worker import faults, setup, sharded
+from ftsweep.worker import faults, setup, sharded, start_answers
 from ftsweep.worker.attempts import Attempt, LoopClock, totals
 from ftsweep.worker.callbacks import EarlyStopping, Heartbeat, MetricsCallback, Progress
 from ftsweep.worker.dataset import TokenDataset, pack
@@ -93,17 +93,17 @@ def _train_and_evaluate(
     model, tok = setup.load_model_and_tokenizer(
         cfg, paths["model"], method.load_kwargs(params), objective.head, paths.get("parent_run")
     )
-    # The forgetting evaluator's "before": the model as loaded, before the method changes it.
-    probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
-    model = method.apply(model, params)
-    objective.prepare(model)
-    trainable, total = setup.count_params(model)
-
     eval_split = cfg["eval"]["split"]
     cache = TokenCache.for_run(run, cfg, spec["fingerprints"])
     final_examples, counts_eval = setup.load_split(
         cfg, paths, eval_split, tok, cfg["eval"]["max_examples"], cache
     )
+    # The "before" of forgetting and win_rate: the model as loaded, before the method.
+    probes = ProbeSet.before_training(model, tok, cfg, paths) if is_main else None
+    start = start_answers.before_training(model, tok, cfg, final_examples) if is_main else None
+    model = method.apply(model, params)
+    objective.prepare(model)
+    trainable, total = setup.count_params(model)
     stopper = EarlyStopping(
         cfg["training"]["early_stopping"]["patience"],
         cfg["training"]["early_stopping"]["threshold"],
@@ -189,7 +189,7 @@ def _train_and_evaluate(
     t_eval = time.time()
     if attempt.record["setup_s"] is None:  # nothing trained: set-up ends here
         attempt.update(setup_s=t_eval - started)
-    outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device, probes)
+    outcome = evaluate(model, tok, final_examples, cfg, eval_split, run, device, probes, start)
     t_save = time.time()
     art = run.file(ARTIFACTS)
     _save(method, model, tok, cfg, art)

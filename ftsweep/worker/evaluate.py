@@ -174,7 +174,9 @@ def evaluate(
     run: RunDir,
     device: torch.device,
     probes: ProbeSet | None = None,
+    start: list[list[str]] | None = None,
 ) -> EvalOutcome:
+    """Score the trained model; ``start``: the starting model's raw answers (win_rate)."""
     ecfg = cfg["eval"]
     model.eval()
     outcome = EvalOutcome()
@@ -222,7 +224,10 @@ def evaluate(
         refs = {i.example_id: i.reference for i in items}
         raw_items = _items(examples, raw, {})[0]  # for evaluators of the raw text
         gen_scores = {
-            n: built[n].score(items if built[n].scores_answers else raw_items) for n in gen_names
+            n: _against_start(n, built[n], start, examples, ecfg, items)
+            if getattr(built[n], "reads_start", False)
+            else built[n].score(items if built[n].scores_answers else raw_items)
+            for n in gen_names
         }
         scores += list(gen_scores.values())
         outcome.notes.update({n: dict(g.notes) for n, g in gen_scores.items() if g.notes})
@@ -259,6 +264,20 @@ def _pair_margins(
 
         return score_margins(model, tok, examples, batch_size, device, cfg["data"]["max_length"])
     raise ValueError(f"unknown pair margin {kind!r}; valid: log_prob, score")
+
+
+def _against_start(
+    name: str,
+    evaluator: ev.Evaluator,
+    start: list[list[str]] | None,
+    examples: list[Example],
+    ecfg: dict[str, Any],
+    items: list[ev.EvalExample],
+) -> ev.EvalScores:
+    """An evaluator comparing the tuned answers with the starting model's (win_rate)."""
+    if start is None:
+        raise RuntimeError(f"evaluator {name!r} needs the starting model's answers")
+    return evaluator.score_against(_items(examples, start, ecfg)[0], items)  # type: ignore[attr-defined]
 
 
 def _write(run: RunDir, name: str, rows: list[dict[str, Any]]) -> None:
