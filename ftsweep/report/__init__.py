@@ -189,8 +189,7 @@ def render_report(
     ``ReportError`` for an unknown experiment or a broken template. ``memory_budget_mb``
     overrides each experiment's recorded ``report.memory_budget_mb`` (report_settings).
     """
-    from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg  # matplotlib: slow import
-    from ftsweep.report.search_plots import search_svgs
+    from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg
 
     env = make_env(template_dir)
     written: list[Path] = []
@@ -210,6 +209,8 @@ def render_report(
 
             svgs[FIGURE_KEY] = forgetting_svg(view.forgetting, view.primary_metric, "forget")
         if view.search is not None:  # figure names ("search-...") never equal a metric's
+            from ftsweep.report.search_plots import search_svgs  # matplotlib: slow import
+
             svgs.update(search_svgs(view.search))
         documents = []
         if "html" in formats:
