@@ -22,6 +22,7 @@ from ftsweep.report.export import (
     run_records,
     write_tables,
 )
+from ftsweep.report.registry_facts import metric_facts
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
@@ -64,10 +65,9 @@ def _corpus(
     run_ids: list[str] | None = None,
 ) -> CorpusStats | None:
     """Corpus statistics of the primary metric, if its evaluator aggregates by corpus."""
-    from ftsweep.evaluators import corpus_evaluator  # lazy: only to ask how it aggregates
-
-    if corpus_evaluator(metric, evaluator_params(runs)) is None:
-        return None  # no need to read the texts
+    facts = metric_facts(metric)  # asked without importing every evaluator
+    if facts is None or facts.aggregate != "corpus":
+        return None  # no need to read the texts (nor to import sacrebleu)
     return corpus_stats(
         metric, evaluator_params(runs), queries.example_texts(con, name, metric, split, run_ids)
     )

@@ -17,7 +17,6 @@ Every cost is summarised with a floor of zero (``NON_NEGATIVE``).
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ import numpy as np
 
 from ftsweep.report.compare import per_example
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.registry_facts import metric_facts, trains_nothing
 from ftsweep.report.stats import (
     NON_NEGATIVE,
     UNBOUNDED,
@@ -55,23 +55,8 @@ _NO_STAT = Stat(None, None, 0)
 
 def metric_range(metric: str) -> Bounds:
     """The (low, high) values a metric can take, as its evaluator declares (else unbounded)."""
-    try:  # lazily: evaluators may pull in heavy libraries the report never needs
-        evaluators = importlib.import_module("ftsweep.evaluators")
-    except ImportError:
-        return UNBOUNDED
-    ask = getattr(evaluators, "metric_bounds", None)
-    return ask(metric) if ask is not None else UNBOUNDED
-
-
-def trains_nothing(method: str | None) -> bool:
-    """True for a method that only evaluates (the untrained base model): its one greedy
-    evaluation is a fixed reference, the same for every seed. Unknown methods: False."""
-    try:  # lazily: the method registry imports pydantic models the report rarely needs
-        methods = importlib.import_module("ftsweep.methods")
-    except ImportError:
-        return False
-    cls = getattr(methods, "METHODS", {}).get(method or "")
-    return cls is not None and not getattr(cls, "trains", True)
+    facts = metric_facts(metric)
+    return facts.bounds if facts is not None else UNBOUNDED
 
 
 def fmt_params(params: dict[str, Any] | None) -> str:

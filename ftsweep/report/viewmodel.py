@@ -8,7 +8,6 @@ is indexed with, because templates run with StrictUndefined.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from ftsweep.report.diff import DiffView
 from ftsweep.report.fairness import FairnessWarning, fairness_warnings
 from ftsweep.report.forgetting import ForgettingRow, forgetting_rows
 from ftsweep.report.pareto import ParetoAxis, pareto_axes
+from ftsweep.report.registry_facts import metric_facts
 from ftsweep.report.rows import (
     InputSet,
     LeaderRow,
@@ -44,28 +44,18 @@ _PROVENANCE_SHOWN = 5
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: the evaluators' registry first, then a name heuristic."""
-    try:  # imported lazily: evaluators may pull in heavy libraries the report never needs
-        evaluators = importlib.import_module("ftsweep.evaluators")
-    except ImportError:
-        evaluators = None
-    metric_direction = getattr(evaluators, "metric_direction", None)
-    if metric_direction is not None:
-        direction = metric_direction(metric)
-        if direction is not None:
-            return bool(direction)
+    """Direction of a metric: as its evaluator declares (registry_facts), else a name heuristic."""
+    facts = metric_facts(metric)
+    if facts is not None:
+        return facts.higher_is_better
     lowered = metric.lower()
     return not ("loss" in lowered or "perplexity" in lowered)
 
 
 def aggregation(metric: str) -> str:
     """How the metric's evaluator aggregates ("mean" when no evaluator owns it)."""
-    try:  # lazily, as for the direction
-        evaluators = importlib.import_module("ftsweep.evaluators")
-    except ImportError:
-        return "mean"
-    ask = getattr(evaluators, "metric_aggregate", None)
-    return (ask(metric) if ask is not None else None) or "mean"
+    facts = metric_facts(metric)
+    return facts.aggregate if facts is not None else "mean"
 
 
 @dataclass(frozen=True)
