@@ -10,7 +10,9 @@ from ftsweep.report.registry_facts import (
     BUILTIN_FIXED_METHODS,
     BUILTIN_METRICS,
     MetricFacts,
-    metric_facts,
+    metric_aggregate,
+    metric_bounds,
+    metric_direction,
     trains_nothing,
 )
 
@@ -58,9 +60,12 @@ def test_a_loaded_registry_answers_first(monkeypatch) -> None:
             return EvalScores({}, [])
 
     monkeypatch.setitem(EVALUATORS, "toy_facts", Toy)
-    assert metric_facts("toy_score") == MetricFacts("toy_facts", False, (0.0, 5.0), "mean")
-    assert metric_facts("exact_match") == BUILTIN_METRICS["exact_match"]
-    assert metric_facts("peak_memory_mb") is None  # a cost, not an evaluator's metric
+    assert metric_direction("toy_score") is False and metric_bounds("toy_score") == (0.0, 5.0)
+    assert metric_aggregate("toy_score") == "mean"
+    assert metric_aggregate("bleu") == "corpus" and metric_bounds("perplexity") == (1.0, None)
+    # a cost, not an evaluator's metric
+    assert metric_direction("peak_memory_mb") is None and metric_aggregate("peak_memory_mb") is None
+    assert metric_bounds("peak_memory_mb") == (None, None)
 
 
 def test_report_path_imports_no_heavy_library() -> None:

@@ -22,7 +22,7 @@ from ftsweep.report.export import (
     run_records,
     write_tables,
 )
-from ftsweep.report.registry_facts import metric_facts
+from ftsweep.report.registry_facts import metric_aggregate
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
@@ -65,8 +65,7 @@ def _corpus(
     run_ids: list[str] | None = None,
 ) -> CorpusStats | None:
     """Corpus statistics of the primary metric, if its evaluator aggregates by corpus."""
-    facts = metric_facts(metric)  # asked without importing every evaluator
-    if facts is None or facts.aggregate != "corpus":
+    if metric_aggregate(metric) != "corpus":  # asked without importing every evaluator
         return None  # no need to read the texts (nor to import sacrebleu)
     return corpus_stats(
         metric, evaluator_params(runs), queries.example_texts(con, name, metric, split, run_ids)

@@ -20,7 +20,7 @@ Pure functions over view-model rows; no SQL, no formatting.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any, Protocol
@@ -72,12 +72,27 @@ class PairRow:
     verdict: str
 
 
-def per_example(rows: Iterable[dict[str, Any]], run_ids: Iterable[str]) -> dict[str, float]:
-    """Per-example mean over the given runs (seeds) of one leaderboard row."""
-    wanted = set(run_ids)
-    acc: dict[str, list[float]] = defaultdict(list)
+def group_by_run(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Per-example rows by run_id: one pass, so each row's mean reads only its runs."""
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        if row["run_id"] in wanted:
+        out[row["run_id"]].append(row)
+    return out
+
+
+def per_example(
+    rows: Iterable[dict[str, Any]] | Mapping[str, Sequence[dict[str, Any]]],
+    run_ids: Iterable[str],
+) -> dict[str, float]:
+    """Per-example mean over the given runs (seeds) of one leaderboard row.
+
+    ``rows``: per-example rows, or the same grouped by run (``group_by_run``), which a
+    caller asking for many rows' means passes to read each row once, not once per row.
+    """
+    grouped = rows if isinstance(rows, Mapping) else group_by_run(rows)
+    acc: dict[str, list[float]] = defaultdict(list)
+    for rid in sorted(set(run_ids)):  # the order the query returns rows in
+        for row in grouped.get(rid, ()):
             acc[str(row["example_id"])].append(float(row["value"]))
     return {ex: sum(v) / len(v) for ex, v in acc.items()}
 
@@ -120,9 +135,9 @@ def _corpus_test(a: Row, b: Row, corpus: CorpusStats) -> tuple[int, str | None, 
 
 
 def _tested(
-    a: Row, b: Row, examples: Sequence[dict[str, Any]], corpus: CorpusStats | None
+    a: Row, b: Row, means: dict[str, dict[str, float]], corpus: CorpusStats | None
 ) -> PairRow:
-    sa, sb = per_example(examples, a.run_ids), per_example(examples, b.run_ids)
+    sa, sb = means[a.label], means[b.label]
     shared = sorted(set(sa) & set(sb))
     xa, xb = [sa[e] for e in shared], [sb[e] for e in shared]
     test, p = None, None
@@ -185,6 +200,8 @@ def compare(
     corpus: CorpusStats | None = None,
 ) -> list[PairRow]:
     """Every pair of rows, tested, Holm-corrected across the table, with a verdict."""
-    pairs = [_tested(a, b, examples, corpus) for a, b in combinations(rows, 2)]
+    grouped = group_by_run(examples)
+    means = {row.label: per_example(grouped, row.run_ids) for row in rows}
+    pairs = [_tested(a, b, means, corpus) for a, b in combinations(rows, 2)]
     corrected = holm([p.p_value for p in pairs])
     return [_verdict(replace(p, p_holm=q), higher) for p, q in zip(pairs, corrected, strict=True)]

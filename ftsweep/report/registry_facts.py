@@ -10,7 +10,8 @@ So the built-ins' facts are written out below, and ``tests/test_report_facts.py`
 them against the registries (add an evaluator or method there and that test says what to
 write here). The registries stay the authority: when ``ftsweep.evaluators`` or
 ``ftsweep.methods`` is already imported in this process (a worker, a test, a plugin that
-registered itself), they are asked first, so a plugin's metric is still known; a report
+registered itself), they are asked first (their ``metric_direction``, ``metric_bounds``,
+``metric_aggregate``, ``METHODS``), so a plugin's metric is still known; a report
 process that never imported them reads this table.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 Bound = tuple[float | None, float | None]
 _UNBOUNDED: Bound = (None, None)
@@ -59,26 +61,40 @@ BUILTIN_METRICS: dict[str, MetricFacts] = _facts()
 BUILTIN_FIXED_METHODS: frozenset[str] = frozenset({"base"})
 
 
-def _loaded_evaluators() -> dict | None:
-    """The evaluator registry if this process has imported it (None otherwise)."""
-    registry = sys.modules.get("ftsweep.evaluators.registry")
-    return getattr(registry, "EVALUATORS", None)
+def _ask_registry(function: str, metric: str) -> Any:
+    """``ftsweep.evaluators.<function>(metric)`` if this process has imported the
+    evaluators (None otherwise, or where it has no such function)."""
+    ask = getattr(sys.modules.get("ftsweep.evaluators"), function, None)
+    return ask(metric) if ask is not None else None
 
 
-def metric_facts(metric: str) -> MetricFacts | None:
-    """The facts of ``metric``: from the loaded registry, else the built-ins' table; None
-    for a metric no evaluator declares (a cost, a logged value)."""
-    evaluators = _loaded_evaluators()
-    if evaluators:
-        for cls in evaluators.values():
-            if metric in cls.metrics:
-                return MetricFacts(
-                    cls.name,
-                    bool(cls.metrics[metric]),
-                    tuple(cls.bounds.get(metric, _UNBOUNDED)),  # type: ignore[arg-type]
-                    str(cls.aggregate),
-                )
-    return BUILTIN_METRICS.get(metric)
+def metric_direction(metric: str) -> bool | None:
+    """True if higher is better for ``metric``, False if lower is, None if no evaluator
+    declares it (a cost, a logged value)."""
+    answer = _ask_registry("metric_direction", metric)
+    if answer is not None:
+        return bool(answer)
+    facts = BUILTIN_METRICS.get(metric)
+    return None if facts is None else facts.higher_is_better
+
+
+def metric_bounds(metric: str) -> Bound:
+    """The (lowest, highest) values ``metric`` can take; (None, None) if unbounded or unknown."""
+    answer = _ask_registry("metric_bounds", metric)
+    if answer is not None and tuple(answer) != _UNBOUNDED:
+        return (answer[0], answer[1])
+    facts = BUILTIN_METRICS.get(metric)
+    return _UNBOUNDED if facts is None else facts.bounds
+
+
+def metric_aggregate(metric: str) -> str | None:
+    """How the evaluator owning ``metric`` aggregates ("mean", "weighted", "corpus"); None
+    if no evaluator declares it."""
+    answer = _ask_registry("metric_aggregate", metric)
+    if answer is not None:
+        return str(answer)
+    facts = BUILTIN_METRICS.get(metric)
+    return None if facts is None else facts.aggregate
 
 
 def trains_nothing(method: str | None) -> bool:

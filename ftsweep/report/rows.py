@@ -17,20 +17,20 @@ Every cost is summarised with a floor of zero (``NON_NEGATIVE``).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ftsweep.report.compare import per_example
+from ftsweep.report.compare import group_by_run, per_example
 from ftsweep.report.corpus import CorpusStats
-from ftsweep.report.registry_facts import metric_facts, trains_nothing
+from ftsweep.report.registry_facts import metric_bounds, trains_nothing
 from ftsweep.report.stats import (
     NON_NEGATIVE,
-    UNBOUNDED,
     Bounds,
     Stat,
     bootstrap_mean,
@@ -55,8 +55,7 @@ _NO_STAT = Stat(None, None, 0)
 
 def metric_range(metric: str) -> Bounds:
     """The (low, high) values a metric can take, as its evaluator declares (else unbounded)."""
-    facts = metric_facts(metric)
-    return facts.bounds if facts is not None else UNBOUNDED
+    return metric_bounds(metric)
 
 
 def fmt_params(params: dict[str, Any] | None) -> str:
@@ -110,7 +109,21 @@ class InputSet:
 
 
 def _inputs_key(run: dict[str, Any]) -> str:
-    return json.dumps(run.get("fingerprints") or {}, sort_keys=True)
+    return _fingerprints_key(run.get("fingerprints") or {})
+
+
+def _fingerprints_key(fingerprints: dict[str, Any]) -> str:
+    """Canonical text of a run's fingerprints (json.dumps(..., sort_keys=True)), memoised:
+    1,000 runs share a handful of fingerprint sets, and this is asked per run thrice."""
+    try:
+        return _fp_key_memo(tuple(sorted(fingerprints.items())))
+    except TypeError:  # an unhashable value: no memo
+        return json.dumps(fingerprints, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _fp_key_memo(items: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps(dict(items), sort_keys=True)
 
 
 def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
@@ -156,7 +169,7 @@ def config_rows(
 ) -> list[LeaderRow]:
     """Every configuration (method × varied values × input set) over its seeds, best
     first by the primary metric (``metric_names[0]``); ties by label, then config."""
-    sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
+    sets = {_fingerprints_key(s.fingerprints): s.index for s in input_sets(complete)}
     groups: dict[tuple[str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for run in complete:
         groups[(run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))].append(run)
@@ -192,7 +205,9 @@ def config_rows(
 
 
 def _over_examples(
-    run_ids: tuple[str, ...], examples: list[dict[str, Any]], corpus: CorpusStats | None
+    run_ids: tuple[str, ...],
+    examples: Mapping[str, Sequence[dict[str, Any]]],
+    corpus: CorpusStats | None,
 ) -> Stat:
     """The primary metric over examples with a bootstrap interval (as a corpus if it is one)."""
     if corpus is None:
@@ -208,6 +223,7 @@ def leader_rows(
 ) -> list[LeaderRow]:
     """The best configuration per method and input set (``configs`` is best first),
     ranked, with the bootstrap over examples (computed for these rows only)."""
+    grouped = group_by_run(examples)
     seen: set[str] = set()
     rows: list[LeaderRow] = []
     for row in configs:
@@ -217,7 +233,7 @@ def leader_rows(
                 replace(
                     row,
                     rank=len(rows) + 1,
-                    primary_examples=_over_examples(row.run_ids, examples, corpus),
+                    primary_examples=_over_examples(row.run_ids, grouped, corpus),
                 )
             )
     return rows

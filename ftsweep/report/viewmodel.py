@@ -20,7 +20,7 @@ from ftsweep.report.diff import DiffView
 from ftsweep.report.fairness import FairnessWarning, fairness_warnings
 from ftsweep.report.forgetting import ForgettingRow, forgetting_rows
 from ftsweep.report.pareto import ParetoAxis, pareto_axes
-from ftsweep.report.registry_facts import metric_facts
+from ftsweep.report.registry_facts import metric_aggregate, metric_direction
 from ftsweep.report.rows import (
     InputSet,
     LeaderRow,
@@ -45,17 +45,16 @@ _PROVENANCE_SHOWN = 5
 
 def higher_is_better(metric: str) -> bool:
     """Direction of a metric: as its evaluator declares (registry_facts), else a name heuristic."""
-    facts = metric_facts(metric)
-    if facts is not None:
-        return facts.higher_is_better
+    direction = metric_direction(metric)
+    if direction is not None:
+        return direction
     lowered = metric.lower()
     return not ("loss" in lowered or "perplexity" in lowered)
 
 
 def aggregation(metric: str) -> str:
     """How the metric's evaluator aggregates ("mean" when no evaluator owns it)."""
-    facts = metric_facts(metric)
-    return facts.aggregate if facts is not None else "mean"
+    return metric_aggregate(metric) or "mean"
 
 
 @dataclass(frozen=True)
