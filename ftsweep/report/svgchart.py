@@ -49,8 +49,8 @@ def color(i: int) -> str:
 
 
 def _f(v: float) -> str:
-    """A pixel coordinate, short: one decimal is finer than any screen shows."""
-    return f"{v:.1f}".rstrip("0").rstrip(".") if v == v else "0"
+    """A pixel coordinate: one decimal is finer than any screen shows."""
+    return f"{v:.1f}" if v == v else "0"
 
 
 def _finite(v: float | None) -> bool:
