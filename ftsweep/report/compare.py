@@ -72,29 +72,47 @@ class PairRow:
     verdict: str
 
 
-def group_by_run(rows: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Per-example rows by run_id: one pass, so each row's mean reads only its runs."""
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+class ExamplesByRun(dict[str, list[dict[str, Any]]]):
+    """Per-example rows by run_id, with the per-example means already asked of them
+    (the leaderboard's bootstrap and the pairwise tests ask the same rows' means)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.means: dict[tuple[str, ...], dict[str, float]] = {}
+
+
+Examples = Iterable[dict[str, Any]] | Mapping[str, Sequence[dict[str, Any]]]
+
+
+def group_by_run(rows: Examples) -> Mapping[str, Sequence[dict[str, Any]]]:
+    """Per-example rows by run_id (an ``ExamplesByRun``): one pass, so each leaderboard
+    row's mean reads only its runs. Rows already grouped are returned as they are."""
+    if isinstance(rows, Mapping):
+        return rows
+    out = ExamplesByRun()
     for row in rows:
-        out[row["run_id"]].append(row)
+        out.setdefault(row["run_id"], []).append(row)
     return out
 
 
-def per_example(
-    rows: Iterable[dict[str, Any]] | Mapping[str, Sequence[dict[str, Any]]],
-    run_ids: Iterable[str],
-) -> dict[str, float]:
+def per_example(rows: Examples, run_ids: Iterable[str]) -> dict[str, float]:
     """Per-example mean over the given runs (seeds) of one leaderboard row.
 
     ``rows``: per-example rows, or the same grouped by run (``group_by_run``), which a
     caller asking for many rows' means passes to read each row once, not once per row.
+    The result is shared with later callers asking for the same runs: do not modify it.
     """
-    grouped = rows if isinstance(rows, Mapping) else group_by_run(rows)
+    grouped = group_by_run(rows)
+    key = tuple(sorted(set(run_ids)))  # the order the query returns rows in
+    memo = grouped.means if isinstance(grouped, ExamplesByRun) else {}
+    if key in memo:
+        return memo[key]
     acc: dict[str, list[float]] = defaultdict(list)
-    for rid in sorted(set(run_ids)):  # the order the query returns rows in
+    for rid in key:
         for row in grouped.get(rid, ()):
             acc[str(row["example_id"])].append(float(row["value"]))
-    return {ex: sum(v) / len(v) for ex, v in acc.items()}
+    memo[key] = means = {ex: sum(v) / len(v) for ex, v in acc.items()}
+    return means
 
 
 def _separate(a: Stat, b: Stat) -> bool | None:
@@ -195,7 +213,7 @@ def _verdict(pair: PairRow, higher: bool) -> PairRow:
 
 def compare(
     rows: Sequence[Row],
-    examples: Sequence[dict[str, Any]],
+    examples: Examples,
     higher: bool,
     corpus: CorpusStats | None = None,
 ) -> list[PairRow]:

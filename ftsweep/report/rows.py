@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ftsweep.report.compare import group_by_run, per_example
+from ftsweep.report.compare import Examples, group_by_run, per_example
 from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.registry_facts import metric_bounds, trains_nothing
 from ftsweep.report.stats import (
@@ -219,7 +219,7 @@ def _over_examples(
 
 
 def leader_rows(
-    configs: list[LeaderRow], examples: list[dict[str, Any]], corpus: CorpusStats | None
+    configs: list[LeaderRow], examples: Examples, corpus: CorpusStats | None
 ) -> list[LeaderRow]:
     """The best configuration per method and input set (``configs`` is best first),
     ranked, with the bootstrap over examples (computed for these rows only)."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ftsweep.report.cards import Card, decision_cards
-from ftsweep.report.compare import PairRow, compare
+from ftsweep.report.compare import PairRow, compare, group_by_run
 from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.diff import DiffView
 from ftsweep.report.fairness import FairnessWarning, fairness_warnings
@@ -301,8 +301,9 @@ def build_view(
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
     primary, higher, complete, per_run, metric_names, configs = _configs(runs, evals)
-    leaders = leader_rows(configs, examples, corpus)
-    pairs = compare(leaders, examples, higher, corpus)
+    by_run = group_by_run(examples)  # read once for the bootstrap and the pairwise tests
+    leaders = leader_rows(configs, by_run, corpus)
+    pairs = compare(leaders, by_run, higher, corpus)
     return ReportView(
         experiment=experiment,
         primary_metric=primary,
