@@ -10,7 +10,7 @@ Importing this package registers every built-in evaluator. To add one:
 3. add it to the conformance cases in ``tests/test_evaluators.py``;
 4. copy its metrics' direction, bounds and aggregate into ``ftsweep/report/registry_facts.py``
    (the report reads them there instead of importing this package and sacrebleu;
-   ``tests/test_report_facts.py`` fails until the two agree).
+   ``tests/test_report_fast.py`` fails until the two agree).
 """
 
 # Each built-in registers itself on import; plugins import ``registry`` directly, so

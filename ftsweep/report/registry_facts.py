@@ -6,7 +6,7 @@ it train anything. Asking the registries means importing every built-in evaluato
 method (pydantic models, sacrebleu, the sandbox): about 0.5 s of a 1,000-run report's
 3 s budget, for a handful of constants.
 
-So the built-ins' facts are written out below, and ``tests/test_report_facts.py`` checks
+So the built-ins' facts are written out below, and ``tests/test_report_fast.py`` checks
 them against the registries (add an evaluator or method there and that test says what to
 write here). The registries stay the authority: when ``ftsweep.evaluators`` or
 ``ftsweep.methods`` is already imported in this process (a worker, a test, a plugin that

@@ -253,8 +253,9 @@ def paired_sign_flip_p(diffs: Sequence[float]) -> float | None:
     for start in range(0, N_RESAMPLES, 1000):  # chunks bound memory for large eval sets
         size = min(1000, N_RESAMPLES - start)
         # bit 1 keeps a difference's sign, 0 flips it: the flipped sum is 2 * kept - total,
-        # one matrix-vector product (3-4x faster than drawing and multiplying ±1 floats)
-        kept = rng.integers(0, 2, size=(size, n), dtype=np.int8) @ d
+        # one int8 matrix-vector product (~2x faster than multiplying ±1 floats), same draws
+        bits = rng.integers(0, 2, size=(size, n))  # the draws rng.choice([-1, 1]) made
+        kept = bits.astype(np.int8) @ d
         hits += int(np.sum(np.abs(2 * kept - total) / n >= observed - tol))
     # +1 in both: the observed sign vector counts as one resample (never report p = 0)
     return (hits + 1) / (N_RESAMPLES + 1)

@@ -1,5 +1,8 @@
-"""The report's facts about built-in metrics and methods (report/registry_facts.py) match
-the registries, and a report's import path stays free of heavy libraries."""
+"""The shortcuts a large report takes for speed give the answers the slow ways gave:
+facts about built-in metrics and methods (report/registry_facts.py) match the
+registries, the report's import path stays free of heavy libraries, the sign-flip test
+makes the draws it made before, per-example means are shared, and compiled templates
+are reused only for the same source."""
 
 from __future__ import annotations
 
@@ -91,3 +94,51 @@ print(sorted(m for m in heavy if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_sign_flip_p_is_the_reference_computation() -> None:
+    """The same resamples and p-value as drawing ±1 floats with rng.choice (the former code)."""
+    import numpy as np
+
+    from ftsweep.report.stats import N_RESAMPLES, SEED, paired_sign_flip_p
+
+    d = np.random.default_rng(7).normal(0.05, 1.0, 150)
+    rng = np.random.default_rng(SEED)
+    observed, hits = abs(d.mean()), 0
+    for _ in range(N_RESAMPLES // 1000):
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(1000, len(d)))
+        hits += int(np.sum(np.abs((signs * d).mean(axis=1)) >= observed - 1e-12))
+    assert paired_sign_flip_p(list(d)) == (hits + 1) / (N_RESAMPLES + 1)
+
+
+def test_per_example_means_are_shared_and_equal_to_a_plain_pass() -> None:
+    from ftsweep.report.compare import group_by_run, per_example
+
+    rows = [
+        {"run_id": rid, "example_id": ex, "value": float((i * 7 + ex) % 3 == 0)}
+        for i, rid in enumerate(["r2", "r1", "r3"])
+        for ex in range(5)
+    ]
+    grouped = group_by_run(rows)
+    first = per_example(grouped, ("r1", "r2"))
+    assert per_example(grouped, ["r2", "r1", "r1"]) is first  # the same runs: asked once
+    plain = {
+        str(ex): sum(r["value"] for r in rows if r["example_id"] == ex and r["run_id"] != "r3") / 2
+        for ex in range(5)
+    }
+    assert first == plain == per_example(rows, ("r1", "r2"))
+    assert group_by_run(grouped) is grouped
+
+
+def test_compiled_templates_are_reused_only_for_the_same_source(tmp_path) -> None:
+    from ftsweep.report.render import make_env, render_template
+
+    mine = tmp_path / "templates"
+    mine.mkdir()
+    (mine / "t.html").write_text("{{ x }} one", encoding="utf-8")
+    cache = tmp_path / "cache"
+    assert render_template(make_env(mine, cache), "t.html", x="<b>") == "&lt;b&gt; one"
+    assert len(list(cache.iterdir())) == 1 and oct(cache.stat().st_mode)[-3:] == "700"
+    (mine / "t.html").write_text("{{ x }} two", encoding="utf-8")  # edited: recompiled
+    assert render_template(make_env(mine, cache), "t.html", x="<b>") == "&lt;b&gt; two"
+    assert render_template(make_env(mine, cache), "t.html", x="y") == "y two"
