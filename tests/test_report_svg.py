@@ -106,3 +106,16 @@ def test_report_figures_keep_their_content() -> None:
     texts = _texts(_parse(str(lr_svg((lr, one), "exact_match", "lr"))))
     assert {"learning rate", "exact_match", "lora", "full"} <= set(texts)
     assert any("10⁻⁴" in t for t in texts)  # log axis labelled in the report's format
+
+
+def test_the_legend_goes_where_it_hides_the_fewest_points() -> None:
+    def legend_x(xs: list[float], ys: list[float]) -> float:
+        fig = Figure("t", "d")
+        fig.panel("x", "y").points(xs, ys, "#000000", "series")
+        root = _parse(str(fig.svg("l")))
+        (box,) = [g for g in root.iter(f"{NS}g") if g.get("class") == "legend"]
+        return float(box.find(f"{NS}rect").get("x"))  # type: ignore[union-attr,arg-type]
+
+    crowded_top_right = [9.0 + 0.1 * i for i in range(10)]
+    assert legend_x([0.0, *crowded_top_right], [0.0, *crowded_top_right]) < 320  # moved left
+    assert legend_x([0.0, 1.0], [0.0, 0.0]) > 320  # top right when it covers nothing there

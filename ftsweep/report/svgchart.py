@@ -386,16 +386,36 @@ class Figure:
         if self.legend is None:
             entries = p.legend_entries()
             if entries:
-                out.append(self._legend_box(entries, right, top))
+                area = (left, top, right, bottom)
+                out.append(self._legend_box(entries, area, _pixels(p.marks, sx, sy)))
         out.append("</g>")
         return "\n".join(out)
 
-    def _legend_box(self, entries: list[tuple[str, str, str]], right: float, top: float) -> str:
+    def _legend_box(
+        self,
+        entries: list[tuple[str, str, str]],
+        area: tuple[float, float, float, float],
+        points: list[tuple[float, float]],
+    ) -> str:
+        """The legend in the corner of ``area`` that covers the fewest data ``points``
+        (top right on a tie), as matplotlib's loc="best" does."""
         size = self.font * 0.85
         line = size * 1.4
         width = max(text_width(e[0], size) for e in entries) + 30
         height = line * len(entries) + 6
-        x0, y0 = right - width - 6, top + 6
+        left, top, right, bottom = area
+        corners = [
+            (right - width - 6, top + 6),
+            (left + 6, top + 6),
+            (right - width - 6, bottom - height - 6),
+            (left + 6, bottom - height - 6),
+        ]
+
+        def covered(corner: tuple[float, float]) -> int:
+            x, y = corner
+            return sum(1 for px, py in points if x <= px <= x + width and y <= py <= y + height)
+
+        x0, y0 = min(corners, key=covered)  # min keeps the first of equals: top right
         out = [
             f'<g class="legend"><rect x="{_f(x0)}" y="{_f(y0)}" width="{_f(width)}" '
             f'height="{_f(height)}" fill="#ffffff" fill-opacity="0.8" stroke="#cccccc"/>'
@@ -419,6 +439,25 @@ class Figure:
             x += text_width(text, size) + 34
         out.append("</g>")
         return "\n".join(out)
+
+
+def _pixels(marks: list[_Mark], sx: _Scale, sy: _Scale) -> list[tuple[float, float]]:
+    """Pixel positions of the data points of ``marks`` (bands by their edges, error bars
+    by their ends)."""
+    out = []
+    for m in marks:
+        if m.kind in ("line", "points"):
+            pairs = [(d[0], d[1]) for d in m.data]
+        elif m.kind == "errorbars":  # the centre and the bars' ends
+            pairs = []
+            for x, y, xr, yr in m.data:
+                pairs += [(x, y), *((v, y) for v in xr or ()), *((x, v) for v in yr or ())]
+        elif m.kind == "band":
+            pairs = [(x, y) for x, lo, hi in m.data for y in (lo, hi)]
+        else:
+            continue
+        out += [(sx(x), sy(y)) for x, y in pairs if sx.ok(x) and sy.ok(y)]
+    return out
 
 
 def _swatch(x: float, y: float, col: str, kind: str) -> str:
