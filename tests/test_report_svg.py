@@ -11,7 +11,8 @@ from ftsweep.report.pareto import ParetoAxis, ParetoPoint
 from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg
 from ftsweep.report.sensitivity import LrCurve, LrPoint
 from ftsweep.report.stats import Stat
-from ftsweep.report.svgchart import Figure, log_ticks, nice_ticks, tick_labels
+from ftsweep.report.svgaxis import log_ticks, nice_ticks, tick_labels
+from ftsweep.report.svgchart import Figure
 from ftsweep.report.viewmodel import CurveSeries, CurveSet
 
 EVIL = '<script>alert(1)</script> & "-->'

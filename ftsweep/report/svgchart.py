@@ -12,18 +12,18 @@ user-chosen name stays text. Each figure carries a ``<title>`` and a ``<desc>`` 
 (``numbers.fmt_num``) and a legend naming every labelled series.
 
 Usage: make a ``Figure``, add ``Panel``s to it, add series to each panel, call ``svg``.
+Axes, scales and ticks are in svgaxis.py.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from markupsafe import Markup, escape
 
-from ftsweep.report.numbers import fmt_num
+from ftsweep.report.svgaxis import Axis, Scale, finite, tick_labels
 
 # matplotlib's "tab10", so colours stay what readers of earlier reports saw
 PALETTE = (
@@ -40,7 +40,6 @@ PALETTE = (
 )
 FONT = 11.0  # px; tick labels are smaller, annotations smaller still
 _CHAR_W = 0.58  # average glyph width in ems of a sans-serif font (for layout only)
-_PAD = 0.05  # data margin on each side of a linear axis, as a fraction of its span
 
 
 def color(i: int) -> str:
@@ -53,97 +52,9 @@ def _f(v: float) -> str:
     return f"{v:.1f}" if v == v else "0"
 
 
-def _finite(v: float | None) -> bool:
-    return v is not None and math.isfinite(v)
-
-
 def text_width(text: str, size: float) -> float:
     """Approximate width in px of ``text`` at font size ``size`` (no font metrics here)."""
     return len(text) * size * _CHAR_W
-
-
-def nice_ticks(lo: float, hi: float, target: int = 5) -> list[float]:
-    """Round tick values (1, 2, 2.5 or 5 × 10^k apart) covering [lo, hi], about ``target``."""
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo] if math.isfinite(lo) else []
-    raw = (hi - lo) / max(target, 1)
-    power = 10 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
-    first = math.ceil(lo / step - 1e-9)
-    ticks = []
-    k = first
-    while k * step <= hi + step * 1e-9:
-        value = k * step
-        ticks.append(0.0 if abs(value) < step * 1e-9 else value)
-        k += 1
-    return ticks
-
-
-def log_ticks(lo: float, hi: float) -> list[float]:
-    """Powers of ten in [lo, hi] (both > 0); 1-2-5 steps where the span is under 2 decades."""
-    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
-    mantissas = (1.0,) if math.log10(hi / lo) > 2 else (1.0, 2.0, 5.0)
-    ticks = [m * 10.0**e for e in range(first, last + 1) for m in mantissas]
-    inside = [t for t in ticks if lo * (1 - 1e-9) <= t <= hi * (1 + 1e-9)]
-    return inside or [lo, hi]
-
-
-def tick_labels(ticks: Sequence[float]) -> list[str]:
-    """Tick labels in the report's number format, with as many significant digits as the
-    spacing needs (never fewer than one) and no trailing zeros: 0, 0.2, 0.4; 1,000, 2,000."""
-    finite = [t for t in ticks if math.isfinite(t)]
-    if not finite:
-        return ["" for _ in ticks]
-    top = max(abs(t) for t in finite) or 1.0
-    gaps = [b - a for a, b in zip(finite, finite[1:], strict=False) if b > a]
-    # on a log axis the smallest tick sets the precision; on a linear one, the spacing
-    step = min([*gaps, *(abs(t) for t in finite if t)]) if gaps else top
-    digits = max(1, math.floor(math.log10(top)) - math.floor(math.log10(step)) + 1)
-    return [_trim(fmt_num(float(t), digits)) for t in ticks]
-
-
-def _trim(text: str) -> str:
-    """ "1.50" -> "1.5", "2.00×10⁻⁵" -> "2×10⁻⁵", "1,000" unchanged."""
-    head, sep, tail = text.partition("×")
-    if "." in head:
-        head = head.rstrip("0").rstrip(".")
-    return head + sep + tail
-
-
-@dataclass
-class Axis:
-    """One axis of a panel: its data range (grown by every series added) and scale."""
-
-    label: str
-    log: bool = False
-    lo: float = math.inf
-    hi: float = -math.inf
-
-    def include(self, *values: float | None) -> None:
-        for v in values:
-            if _finite(v) and not (self.log and v is not None and v <= 0):
-                assert v is not None
-                self.lo, self.hi = min(self.lo, v), max(self.hi, v)
-
-    def limits(self) -> tuple[float, float]:
-        """The drawn range: the data's, padded (linear) or widened to a factor (log)."""
-        lo, hi = self.lo, self.hi
-        if lo > hi:  # no data
-            return (1.0, 10.0) if self.log else (0.0, 1.0)
-        if self.log:
-            if hi / lo < 1.0 + 1e-9:
-                return lo / 2, hi * 2
-            span = math.log10(hi / lo)
-            return lo / 10 ** (span * _PAD), hi * 10 ** (span * _PAD)
-        if hi - lo < 1e-12 * max(1.0, abs(lo)):
-            half = abs(lo) * 0.05 or 0.5
-            return lo - half, hi + half
-        pad = (hi - lo) * _PAD
-        return lo - pad, hi + pad
-
-    def ticks(self) -> list[float]:
-        lo, hi = self.limits()
-        return log_ticks(lo, hi) if self.log else nice_ticks(lo, hi)
 
 
 @dataclass
@@ -193,7 +104,7 @@ class Panel:
         pts = tuple(
             (x, lo, hi)
             for x, lo, hi in zip(xs, lows, highs, strict=True)
-            if _finite(x) and _finite(lo) and _finite(hi)
+            if finite(x) and finite(lo) and finite(hi)
         )
         for x, lo, hi in pts:
             self.x.include(x)
@@ -209,7 +120,7 @@ class Panel:
         radius: float = 2.5,
     ) -> None:
         """Round markers at the finite (x, y) pairs."""
-        pts = tuple((x, y) for x, y in zip(xs, ys, strict=True) if _finite(x) and _finite(y))
+        pts = tuple((x, y) for x, y in zip(xs, ys, strict=True) if finite(x) and finite(y))
         for x, y in pts:
             self.x.include(x)
             self.y.include(y)
@@ -225,7 +136,7 @@ class Panel:
         radius: float = 3.0,
     ) -> None:
         """Markers with error bars: (x, y, (x_low, x_high) or None, (y_low, y_high) or None)."""
-        kept = tuple(p for p in points if _finite(p[0]) and _finite(p[1]))
+        kept = tuple(p for p in points if finite(p[0]) and finite(p[1]))
         for x, y, xr, yr in kept:
             self.x.include(x, *(xr or ()))
             self.y.include(y, *(yr or ()))
@@ -233,7 +144,7 @@ class Panel:
 
     def note(self, x: float | None, y: float | None, text: str, color: str = "#333333") -> None:
         """A small text label just above and right of (x, y)."""
-        if _finite(x) and _finite(y):
+        if finite(x) and finite(y):
             self.marks.append(_Mark("note", color, ((x, y, text),)))
 
     def hline(self, y: float, color: str = "#808080") -> None:
@@ -251,21 +162,6 @@ class Panel:
             if m.label is not None and m.label not in seen:
                 seen[m.label] = (m.label, m.color, m.kind)
         return list(seen.values())
-
-
-class _Scale:
-    def __init__(self, axis: Axis, start: float, end: float) -> None:
-        self.log = axis.log
-        lo, hi = axis.limits()
-        self.lo, self.hi = (math.log10(lo), math.log10(hi)) if self.log else (lo, hi)
-        self.start, self.end = start, end
-
-    def __call__(self, v: float) -> float:
-        t = math.log10(v) if self.log else v
-        return self.start + (t - self.lo) / (self.hi - self.lo) * (self.end - self.start)
-
-    def ok(self, v: float | None) -> bool:
-        return _finite(v) and not (self.log and v is not None and v <= 0)
 
 
 def _text(
@@ -350,7 +246,7 @@ class Figure:
         right = box.left + box.width - 10
         top = box.top + 8
         bottom = box.top + box.height - tick - label * 1.6 - 8
-        sx, sy = _Scale(p.x, left, right), _Scale(p.y, bottom, top)
+        sx, sy = Scale(p.x, left, right), Scale(p.y, bottom, top)
         out = ['<g class="panel">']
         out.append(
             f'<clipPath id="{clip_id}"><rect x="{_f(left)}" y="{_f(top)}" '
@@ -441,7 +337,7 @@ class Figure:
         return "\n".join(out)
 
 
-def _pixels(marks: list[_Mark], sx: _Scale, sy: _Scale) -> list[tuple[float, float]]:
+def _pixels(marks: list[_Mark], sx: Scale, sy: Scale) -> list[tuple[float, float]]:
     """Pixel positions of the data points of ``marks`` (bands by their edges, error bars
     by their ends)."""
     out = []
@@ -472,8 +368,8 @@ def _polyline(pts: list[tuple[float, float]]) -> str:
 
 def _draw(
     m: _Mark,
-    sx: _Scale,
-    sy: _Scale,
+    sx: Scale,
+    sy: Scale,
     left: float,
     right: float,
     top: float,
