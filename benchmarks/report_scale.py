@@ -44,6 +44,7 @@ STAGES = (
     ("  curves", "ftsweep/report/viewmodel.py", "_curves"),
     ("  decision cards", "ftsweep/report/cards.py", "decision_cards"),
     ("plots: curve_svg", "ftsweep/report/plots.py", "curve_svg"),
+    ("plots: every figure's SVG text", "ftsweep/report/svgchart.py", "svg"),
     ("templates: render_template", "ftsweep/report/render.py", "render_template"),
 )
 

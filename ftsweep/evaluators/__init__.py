@@ -7,7 +7,10 @@ Importing this package registers every built-in evaluator. To add one:
    (name -> the range its values can take) and a ``Params`` model, decorated with
    ``@register``;
 2. import the module below;
-3. add it to the conformance cases in ``tests/test_evaluators.py``.
+3. add it to the conformance cases in ``tests/test_evaluators.py``;
+4. copy its metrics' direction, bounds and aggregate into ``ftsweep/report/registry_facts.py``
+   (the report reads them there instead of importing this package and sacrebleu;
+   ``tests/test_report_fast.py`` fails until the two agree).
 """
 
 # Each built-in registers itself on import; plugins import ``registry`` directly, so

@@ -23,6 +23,7 @@ from ftsweep.report.export import (
     stage_records,
     write_tables,
 )
+from ftsweep.report.registry_facts import metric_aggregate
 from ftsweep.report.render import HTML_TEMPLATE, MD_TEMPLATE, ReportError, make_env
 from ftsweep.report.render import render_template as _render
 from ftsweep.report.search_view import SearchView, build_search_view
@@ -66,10 +67,8 @@ def _corpus(
     run_ids: list[str] | None = None,
 ) -> CorpusStats | None:
     """Corpus statistics of the primary metric, if its evaluator aggregates by corpus."""
-    from ftsweep.evaluators import corpus_evaluator  # lazy: only to ask how it aggregates
-
-    if corpus_evaluator(metric, evaluator_params(runs)) is None:
-        return None  # no need to read the texts
+    if metric_aggregate(metric) != "corpus":  # asked without importing every evaluator
+        return None  # no need to read the texts (nor to import sacrebleu)
     return corpus_stats(
         metric, evaluator_params(runs), queries.example_texts(con, name, metric, split, run_ids)
     )
@@ -195,8 +194,7 @@ def render_report(
     ``ReportError`` for an unknown experiment or a broken template. ``memory_budget_mb``
     overrides each experiment's recorded ``report.memory_budget_mb`` (report_settings).
     """
-    from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg  # matplotlib: slow import
-    from ftsweep.report.search_plots import search_svgs
+    from ftsweep.report.plots import curve_svg, lr_svg, pareto_svg
 
     env = make_env(template_dir)
     written: list[Path] = []
@@ -216,6 +214,8 @@ def render_report(
 
             svgs[FIGURE_KEY] = forgetting_svg(view.forgetting, view.primary_metric, "forget")
         if view.search is not None:  # figure names ("search-...") never equal a metric's
+            from ftsweep.report.search_plots import search_svgs  # matplotlib: slow import
+
             svgs.update(search_svgs(view.search))
         documents = []
         if "html" in formats:

@@ -20,7 +20,7 @@ Pure functions over view-model rows; no SQL, no formatting.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Any, Protocol
@@ -72,14 +72,47 @@ class PairRow:
     verdict: str
 
 
-def per_example(rows: Iterable[dict[str, Any]], run_ids: Iterable[str]) -> dict[str, float]:
-    """Per-example mean over the given runs (seeds) of one leaderboard row."""
-    wanted = set(run_ids)
-    acc: dict[str, list[float]] = defaultdict(list)
+class ExamplesByRun(dict[str, list[dict[str, Any]]]):
+    """Per-example rows by run_id, with the per-example means already asked of them
+    (the leaderboard's bootstrap and the pairwise tests ask the same rows' means)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.means: dict[tuple[str, ...], dict[str, float]] = {}
+
+
+Examples = Iterable[dict[str, Any]] | Mapping[str, Sequence[dict[str, Any]]]
+
+
+def group_by_run(rows: Examples) -> Mapping[str, Sequence[dict[str, Any]]]:
+    """Per-example rows by run_id (an ``ExamplesByRun``): one pass, so each leaderboard
+    row's mean reads only its runs. Rows already grouped are returned as they are."""
+    if isinstance(rows, Mapping):
+        return rows
+    out = ExamplesByRun()
     for row in rows:
-        if row["run_id"] in wanted:
+        out.setdefault(row["run_id"], []).append(row)
+    return out
+
+
+def per_example(rows: Examples, run_ids: Iterable[str]) -> dict[str, float]:
+    """Per-example mean over the given runs (seeds) of one leaderboard row.
+
+    ``rows``: per-example rows, or the same grouped by run (``group_by_run``), which a
+    caller asking for many rows' means passes to read each row once, not once per row.
+    The result is shared with later callers asking for the same runs: do not modify it.
+    """
+    grouped = group_by_run(rows)
+    key = tuple(sorted(set(run_ids)))  # the order the query returns rows in
+    memo = grouped.means if isinstance(grouped, ExamplesByRun) else {}
+    if key in memo:
+        return memo[key]
+    acc: dict[str, list[float]] = defaultdict(list)
+    for rid in key:
+        for row in grouped.get(rid, ()):
             acc[str(row["example_id"])].append(float(row["value"]))
-    return {ex: sum(v) / len(v) for ex, v in acc.items()}
+    memo[key] = means = {ex: sum(v) / len(v) for ex, v in acc.items()}
+    return means
 
 
 def _separate(a: Stat, b: Stat) -> bool | None:
@@ -120,9 +153,9 @@ def _corpus_test(a: Row, b: Row, corpus: CorpusStats) -> tuple[int, str | None, 
 
 
 def _tested(
-    a: Row, b: Row, examples: Sequence[dict[str, Any]], corpus: CorpusStats | None
+    a: Row, b: Row, means: dict[str, dict[str, float]], corpus: CorpusStats | None
 ) -> PairRow:
-    sa, sb = per_example(examples, a.run_ids), per_example(examples, b.run_ids)
+    sa, sb = means[a.label], means[b.label]
     shared = sorted(set(sa) & set(sb))
     xa, xb = [sa[e] for e in shared], [sb[e] for e in shared]
     test, p = None, None
@@ -180,11 +213,13 @@ def _verdict(pair: PairRow, higher: bool) -> PairRow:
 
 def compare(
     rows: Sequence[Row],
-    examples: Sequence[dict[str, Any]],
+    examples: Examples,
     higher: bool,
     corpus: CorpusStats | None = None,
 ) -> list[PairRow]:
     """Every pair of rows, tested, Holm-corrected across the table, with a verdict."""
-    pairs = [_tested(a, b, examples, corpus) for a, b in combinations(rows, 2)]
+    grouped = group_by_run(examples)
+    means = {row.label: per_example(grouped, row.run_ids) for row in rows}
+    pairs = [_tested(a, b, means, corpus) for a, b in combinations(rows, 2)]
     corrected = holm([p.p_value for p in pairs])
     return [_verdict(replace(p, p_holm=q), higher) for p, q in zip(pairs, corrected, strict=True)]

@@ -1,10 +1,17 @@
-"""Static SVG plots, made to be inlined into a self-contained HTML.
+"""The report's aggregate figures, as inline SVG.
 
-Contract of ``render_svg`` (and so of every plot drawn through it): returns trusted SVG
-markup that loads nothing, contains no XML prolog, DOCTYPE or comments (matplotlib writes each text string into a comment,
-and a user-chosen method name must not be able to close it), and whose every id and
-id reference carries a caller-chosen prefix, so several SVGs inlined into one page
-never share an id (matplotlib reuses ids such as glyph names across figures).
+The curve, Pareto and learning-rate figures (and forgetting_plot.py's) are written by
+``svgchart`` directly: a 1,000-run report drew them through matplotlib in ~2 s
+(import included); written as text they take milliseconds. The search sections'
+figures (search_plots.py) still go through matplotlib via ``render_svg``, which is
+imported only when a report has a search section.
+
+Contract of every figure here (``svgchart.Figure.svg``) and of ``render_svg``: returns
+trusted SVG markup that loads nothing, contains no XML prolog, DOCTYPE or comments, and
+whose every id and id reference carries a caller-chosen prefix, so several SVGs inlined
+into one page never share an id. svgchart escapes every text it writes; ``render_svg``
+draws text as glyph outlines (matplotlib writes each text string into a comment, and a
+user-chosen method name must not be able to close it) and drops the comments.
 """
 
 from __future__ import annotations
@@ -12,32 +19,37 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import matplotlib
 from markupsafe import Markup
-from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, NullFormatter
 
-from ftsweep.report.numbers import fmt_num
-from ftsweep.report.pareto import ParetoAxis, ParetoPoint
+from ftsweep.report.pareto import ParetoAxis
 from ftsweep.report.sensitivity import LrCurve
 from ftsweep.report.stats import Stat
+from ftsweep.report.svgchart import Figure, Panel, color
 from ftsweep.report.viewmodel import CurveSet
+
+if TYPE_CHECKING:  # matplotlib is imported only by render_svg (search figures)
+    from matplotlib.figure import Figure as MplFigure
 
 _PROLOG = re.compile(r"<\?xml.*?\?>|<!DOCTYPE.*?>|<!--.*?-->", re.DOTALL)
 _ID_REF = re.compile(r'(\bid="|href="#|url\(#)')
+_FRONT = "#1a7f37"
+_DOMINATED = "#999999"
 
 
 def render_svg(
-    draw: Callable[[Figure], None],
+    draw: Callable[[MplFigure], None],
     id_prefix: str,
     figsize: tuple[float, float] = (6.4, 3.6),
     layout: Literal["constrained"] | None = "constrained",
 ) -> Markup:
-    """Call ``draw`` on a fresh figure and return it as inline SVG (see the contract above)."""
+    """Call ``draw`` on a fresh matplotlib figure and return it as inline SVG (see the
+    contract above)."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
+
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", id_prefix):
         raise ValueError(f"id_prefix must be a plain identifier, got {id_prefix!r}")
     # fonttype "path": text becomes glyph outlines, so a user-chosen name is never SVG
@@ -54,7 +66,7 @@ def render_svg(
         # A bare Figure on an Agg canvas, not pyplot: no global figure registry and no
         # display backend, whatever backend the rest of the process has chosen.
         # layout None: the caller places the axes (constrained layout costs ~1 s a panel)
-        fig = Figure(figsize=figsize, layout=layout)
+        fig = MplFigure(figsize=figsize, layout=layout)
         FigureCanvasAgg(fig)
         draw(fig)
         buf = io.StringIO()
@@ -66,155 +78,113 @@ def render_svg(
 def curve_svg(curves: CurveSet, id_prefix: str) -> Markup:
     """One line per method (mean over seeds of its best config) of ``curves.metric``,
     with a band from the lowest to the highest seed where there are several."""
-
-    def draw(fig: Figure) -> None:
-        ax = fig.subplots()
-        for series in curves.series:
-            (line,) = ax.plot(
-                series.steps,
-                series.values,
-                marker="o",
-                markersize=2.5,
-                linewidth=1.5,
-                label=series.method,
-            )
-            if series.low:
-                ax.fill_between(
-                    series.steps, series.low, series.high, color=line.get_color(), alpha=0.2
-                )
-        ax.set_xlabel("step")
-        ax.set_ylabel(curves.metric)
-        ax.grid(True, alpha=0.3)
-        if curves.series:
-            ax.legend(fontsize="small")
-
-    return render_svg(draw, id_prefix)
+    fig = Figure(
+        f"{curves.metric} by training step",
+        f"One line per method: the mean over the seeds of its best configuration; "
+        f"the band runs from the lowest to the highest seed. Methods: "
+        f"{', '.join(s.method for s in curves.series) or 'none'}.",
+    )
+    panel = fig.panel("step", curves.metric)
+    for i, series in enumerate(curves.series):
+        if series.low:
+            panel.band(series.steps, series.low, series.high, color(i))
+    for i, series in enumerate(curves.series):
+        panel.line(series.steps, series.values, color(i), series.method, marker=1.25)
+    return fig.svg(id_prefix)
 
 
-def _log_x(ax: Axes) -> None:
-    """A log x axis labelled in the report's number format: matplotlib's default labels
-    are math text ("$10^{-3}$"), which the report's parse_math=False prints raw."""
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(float(v))))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+def _m(stat: Stat) -> float | None:
+    return stat.mean
 
 
-def _m(stat: Stat) -> float:
-    """A mean to plot (NaN, which matplotlib skips, where there is none)."""
-    return float("nan") if stat.mean is None else stat.mean
+def _range(stat: Stat) -> tuple[float, float] | None:
+    """A seed interval to draw as an error bar; None where there is none."""
+    if stat.mean is None or stat.low is None or stat.high is None:
+        return None
+    return stat.low, stat.high
 
 
-def _err(stats: list[Stat]) -> list[list[float]]:
-    """Matplotlib's asymmetric error bars from seed intervals (0 where there is none)."""
-    lows = [s.mean - s.low if s.low is not None and s.mean is not None else 0.0 for s in stats]
-    highs = [s.high - s.mean if s.high is not None and s.mean is not None else 0.0 for s in stats]
-    return [lows, highs]
+def _log_wanted(values: list[float | None]) -> bool:
+    """A log axis where positive values span more than a factor of 100."""
+    xs = [v for v in values if v]
+    return bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 100
 
 
-def _pareto_panel(ax: Axes, axis: ParetoAxis, metric: str) -> None:
-    # dominated points are plain markers (hundreds of error bars cost seconds of SVG);
-    # the front's members carry their seed intervals on both axes
+def _pareto_panel(panel: Panel, axis: ParetoAxis) -> None:
+    # dominated points are plain markers; the front's members carry their seed
+    # intervals on both axes, joined by a line in cost order
     dominated = [p for p in axis.points if not p.on_front]
     if dominated:
-        ax.scatter(
-            [_m(p.x) for p in dominated],
-            [_m(p.y) for p in dominated],
-            s=10,
-            color="#999999",
-            label="dominated",
-        )
-    front_pts = list(axis.front)
-    if front_pts:
-        ax.errorbar(
-            [_m(p.x) for p in front_pts],
-            [_m(p.y) for p in front_pts],
-            xerr=_err([p.x for p in front_pts]),
-            yerr=_err([p.y for p in front_pts]),
-            fmt="o",
-            markersize=4,
-            elinewidth=0.8,
-            capsize=2,
-            color="#1a7f37",
-            label="on the front (95% seed intervals)",
-        )
-    front = sorted(axis.front, key=_x)
+        panel.points([_m(p.x) for p in dominated], [_m(p.y) for p in dominated], _DOMINATED,
+                     "dominated", radius=2.0)  # fmt: skip
+    front = sorted(
+        (p for p in axis.front if p.x.mean is not None and p.y.mean is not None),
+        key=lambda p: p.x.mean or 0.0,
+    )
     if len(front) > 1:
-        ax.plot([_m(p.x) for p in front], [_m(p.y) for p in front], color="#1a7f37", lw=1)
-    for p in front:
-        ax.annotate(
-            p.label, (_m(p.x), _m(p.y)), fontsize=6, xytext=(3, 3), textcoords="offset points"
+        panel.line([p.x.mean or 0.0 for p in front], [p.y.mean for p in front], _FRONT, width=1)
+    if axis.front:
+        panel.errorbars(
+            [(p.x.mean, p.y.mean, _range(p.x), _range(p.y)) for p in front],  # type: ignore[misc]
+            _FRONT,
+            "on the front (95% seed intervals)",
         )
-    xs = [p.x.mean for p in axis.points if p.x.mean]
-    if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
-        _log_x(ax)
-    else:  # the report's format, not matplotlib's "1e6" offset
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(float(v))))
-    better = "higher" if axis.higher_is_better else "lower"
-    ax.set_xlabel(f"{axis.label}, {better} is better", fontsize=7)
-    ax.set_ylabel(metric, fontsize=7)
-    ax.tick_params(labelsize=6)
-    ax.grid(True, alpha=0.3)
-
-
-def _x(point: ParetoPoint) -> float:
-    return _m(point.x)
+    for p in front:
+        panel.note(p.x.mean, p.y.mean, p.label)
 
 
 def pareto_svg(axes: tuple[ParetoAxis, ...], metric: str, id_prefix: str) -> Markup:
     """One panel per cost axis: every trained config as a point; the front's members in
     green, joined by a line, with their 95% seed intervals as error bars on both axes."""
     shown = [a for a in axes if a.points]
+    fig = Figure(
+        f"Pareto fronts: {metric} against cost",
+        f"One panel per cost ({', '.join(a.label for a in shown)}): every trained "
+        f"configuration as a grey point, the front's members in green, joined, with "
+        f"their 95% seed intervals as error bars.",
+        width=1000,
+        height=600,
+        rows=2,
+        cols=3,
+    )
+    for axis in shown[: fig.rows * fig.cols]:
+        better = "higher" if axis.higher_is_better else "lower"
+        xlog = _log_wanted([p.x.mean for p in axis.points])
+        _pareto_panel(fig.panel(f"{axis.label}, {better} is better", metric, xlog), axis)
+    fig.legend = [(label, col, kind) for label, col, kind in _pareto_legend(fig.panels)]
+    return fig.svg(id_prefix)
 
-    def draw(fig: Figure) -> None:
-        grid = fig.subplots(2, 3, squeeze=False)
-        fig.subplots_adjust(left=0.07, right=0.98, top=0.97, bottom=0.09, wspace=0.3, hspace=0.35)
-        cells = [ax for row in grid for ax in row]
-        for ax, axis in zip(cells, shown, strict=False):
-            _pareto_panel(ax, axis, metric)
-        for ax in cells[len(shown) :]:
-            ax.set_axis_off()
-        if shown:
-            handles, labels = cells[0].get_legend_handles_labels()
-            fig.legend(handles, labels, loc="lower right", fontsize="small")
 
-    return render_svg(draw, id_prefix, figsize=(10.0, 6.0), layout=None)
+def _pareto_legend(panels: list[Panel]) -> list[tuple[str, str, str]]:
+    seen: dict[str, tuple[str, str, str]] = {}
+    for panel in panels:
+        for entry in panel.legend_entries():
+            seen.setdefault(entry[0], entry)
+    return list(seen.values())
 
 
 def lr_svg(curves: tuple[LrCurve, ...], metric: str, id_prefix: str) -> Markup:
     """The primary metric against the learning rate (log scale), one line per method,
     with its 95% seed interval as a band (an error bar where a method has one rate)."""
-
-    def draw(fig: Figure) -> None:
-        ax = fig.subplots()
-        for curve in curves:
-            lrs = [p.lr for p in curve.points]
-            means = [_m(p.stat) for p in curve.points]
-            (line,) = ax.plot(lrs, means, marker="o", markersize=3, label=curve.method)
-            if not any(p.stat.low is not None for p in curve.points):
-                continue
+    fig = Figure(
+        f"{metric} against learning rate",
+        f"One line per method through its best configuration at each learning rate "
+        f"(log scale), with the 95% seed interval as a band. Methods: "
+        f"{', '.join(c.method for c in curves) or 'none'}.",
+    )
+    panel = fig.panel("learning rate", metric, xlog=True)
+    for i, curve in enumerate(curves):
+        lrs = [p.lr for p in curve.points]
+        means = [p.stat.mean for p in curve.points]
+        if any(p.stat.low is not None for p in curve.points):
             if len(lrs) > 1:
-                lows = [
-                    m if p.stat.low is None else p.stat.low
-                    for p, m in zip(curve.points, means, strict=True)
-                ]
-                highs = [
-                    m if p.stat.high is None else p.stat.high
-                    for p, m in zip(curve.points, means, strict=True)
-                ]
-                ax.fill_between(lrs, lows, highs, color=line.get_color(), alpha=0.2)
+                lows = [m if p.stat.low is None else p.stat.low for p, m in zip(curve.points, means, strict=True)]  # fmt: skip
+                highs = [m if p.stat.high is None else p.stat.high for p, m in zip(curve.points, means, strict=True)]  # fmt: skip
+                panel.band(lrs, lows, highs, color(i))
             else:
-                ax.errorbar(
-                    lrs,
-                    means,
-                    yerr=_err([p.stat for p in curve.points]),
-                    color=line.get_color(),
-                    capsize=3,
+                panel.errorbars(
+                    [(lrs[0], means[0], None, _range(curve.points[0].stat))],  # type: ignore[list-item]
+                    color(i),
                 )
-        _log_x(ax)
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel(metric)
-        ax.grid(True, alpha=0.3)
-        if curves:
-            ax.legend(fontsize="small")
-
-    return render_svg(draw, id_prefix)
+        panel.line(lrs, means, color(i), curve.method, marker=3)
+    return fig.svg(id_prefix)

@@ -17,20 +17,20 @@ Every cost is summarised with a floor of zero (``NON_NEGATIVE``).
 
 from __future__ import annotations
 
-import importlib
+import functools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from ftsweep.report.compare import per_example
+from ftsweep.report.compare import Examples, group_by_run, per_example
 from ftsweep.report.corpus import CorpusStats
+from ftsweep.report.registry_facts import metric_bounds, trains_nothing
 from ftsweep.report.stats import (
     NON_NEGATIVE,
-    UNBOUNDED,
     Bounds,
     Stat,
     bootstrap_mean,
@@ -56,23 +56,7 @@ _NO_STAT = Stat(None, None, 0)
 
 def metric_range(metric: str) -> Bounds:
     """The (low, high) values a metric can take, as its evaluator declares (else unbounded)."""
-    try:  # lazily: evaluators may pull in heavy libraries the report never needs
-        evaluators = importlib.import_module("ftsweep.evaluators")
-    except ImportError:
-        return UNBOUNDED
-    ask = getattr(evaluators, "metric_bounds", None)
-    return ask(metric) if ask is not None else UNBOUNDED
-
-
-def trains_nothing(method: str | None) -> bool:
-    """True for a method that only evaluates (the untrained base model): its one greedy
-    evaluation is a fixed reference, the same for every seed. Unknown methods: False."""
-    try:  # lazily: the method registry imports pydantic models the report rarely needs
-        methods = importlib.import_module("ftsweep.methods")
-    except ImportError:
-        return False
-    cls = getattr(methods, "METHODS", {}).get(method or "")
-    return cls is not None and not getattr(cls, "trains", True)
+    return metric_bounds(metric)
 
 
 def fmt_params(params: dict[str, Any] | None) -> str:
@@ -127,7 +111,21 @@ class InputSet:
 
 
 def _inputs_key(run: dict[str, Any]) -> str:
-    return json.dumps(run.get("fingerprints") or {}, sort_keys=True)
+    return _fingerprints_key(run.get("fingerprints") or {})
+
+
+def _fingerprints_key(fingerprints: dict[str, Any]) -> str:
+    """Canonical text of a run's fingerprints (json.dumps(..., sort_keys=True)), memoised:
+    1,000 runs share a handful of fingerprint sets, and this is asked per run thrice."""
+    try:
+        return _fp_key_memo(tuple(sorted(fingerprints.items())))
+    except TypeError:  # an unhashable value: no memo
+        return json.dumps(fingerprints, sort_keys=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _fp_key_memo(items: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps(dict(items), sort_keys=True)
 
 
 def input_sets(runs: list[dict[str, Any]]) -> list[InputSet]:
@@ -200,7 +198,7 @@ def config_rows(
     """Every configuration (objective × method × varied values × input set) over its
     seeds, best first by the primary metric (``metric_names[0]``); ties by label, then
     config."""
-    sets = {json.dumps(s.fingerprints, sort_keys=True): s.index for s in input_sets(complete)}
+    sets = {_fingerprints_key(s.fingerprints): s.index for s in input_sets(complete)}
     groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = defaultdict(list)
     for run in complete:
         key = (objective_of(run), run["method"], sets[_inputs_key(run)], fmt_params(run["params"]))
@@ -239,7 +237,9 @@ def config_rows(
 
 
 def _over_examples(
-    run_ids: tuple[str, ...], examples: list[dict[str, Any]], corpus: CorpusStats | None
+    run_ids: tuple[str, ...],
+    examples: Mapping[str, Sequence[dict[str, Any]]],
+    corpus: CorpusStats | None,
 ) -> Stat:
     """The primary metric over examples with a bootstrap interval (as a corpus if it is one)."""
     if corpus is None:
@@ -251,10 +251,11 @@ def _over_examples(
 
 
 def leader_rows(
-    configs: list[LeaderRow], examples: list[dict[str, Any]], corpus: CorpusStats | None
+    configs: list[LeaderRow], examples: Examples, corpus: CorpusStats | None
 ) -> list[LeaderRow]:
     """The best configuration per method and input set (``configs`` is best first),
     ranked, with the bootstrap over examples (computed for these rows only)."""
+    grouped = group_by_run(examples)
     seen: set[str] = set()
     rows: list[LeaderRow] = []
     for row in configs:
@@ -264,7 +265,7 @@ def leader_rows(
                 replace(
                     row,
                     rank=len(rows) + 1,
-                    primary_examples=_over_examples(row.run_ids, examples, corpus),
+                    primary_examples=_over_examples(row.run_ids, grouped, corpus),
                 )
             )
     return rows

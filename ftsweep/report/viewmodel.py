@@ -8,19 +8,19 @@ is indexed with, because templates run with StrictUndefined.
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ftsweep.report.cards import Card, decision_cards
-from ftsweep.report.compare import PairRow, compare
+from ftsweep.report.compare import PairRow, compare, group_by_run
 from ftsweep.report.corpus import CorpusStats
 from ftsweep.report.diff import DiffView
 from ftsweep.report.fairness import FairnessWarning, fairness_warnings
 from ftsweep.report.forgetting import ForgettingRow, forgetting_rows
 from ftsweep.report.pareto import ParetoAxis, pareto_axes
+from ftsweep.report.registry_facts import metric_aggregate, metric_direction
 from ftsweep.report.rows import (
     InputSet,
     LeaderRow,
@@ -47,28 +47,17 @@ _PROVENANCE_SHOWN = 5
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric: the evaluators' registry first, then a name heuristic."""
-    try:  # imported lazily: evaluators may pull in heavy libraries the report never needs
-        evaluators = importlib.import_module("ftsweep.evaluators")
-    except ImportError:
-        evaluators = None
-    metric_direction = getattr(evaluators, "metric_direction", None)
-    if metric_direction is not None:
-        direction = metric_direction(metric)
-        if direction is not None:
-            return bool(direction)
+    """Direction of a metric: as its evaluator declares (registry_facts), else a name heuristic."""
+    direction = metric_direction(metric)
+    if direction is not None:
+        return direction
     lowered = metric.lower()
     return not ("loss" in lowered or "perplexity" in lowered)
 
 
 def aggregation(metric: str) -> str:
     """How the metric's evaluator aggregates ("mean" when no evaluator owns it)."""
-    try:  # lazily, as for the direction
-        evaluators = importlib.import_module("ftsweep.evaluators")
-    except ImportError:
-        return "mean"
-    ask = getattr(evaluators, "metric_aggregate", None)
-    return (ask(metric) if ask is not None else None) or "mean"
+    return metric_aggregate(metric) or "mean"
 
 
 @dataclass(frozen=True)
@@ -316,8 +305,9 @@ def build_view(
 ) -> ReportView:
     """Assemble the whole report of one experiment from query rows."""
     primary, higher, complete, per_run, metric_names, configs = _configs(runs, evals)
-    leaders = leader_rows(configs, examples, corpus)
-    pairs = compare(leaders, examples, higher, corpus)
+    by_run = group_by_run(examples)  # read once for the bootstrap and the pairwise tests
+    leaders = leader_rows(configs, by_run, corpus)
+    pairs = compare(leaders, by_run, higher, corpus)
     return ReportView(
         experiment=experiment,
         primary_metric=primary,
