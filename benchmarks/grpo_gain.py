@@ -5,12 +5,13 @@
     python benchmarks/grpo_gain.py --parent RUN_DIR      # reuse a trained parent
 
 Trains the SFT parent of experiments/grpo-sft.yaml, then every run of
-experiments/grpo.yaml.next (the GRPO stage) starting from the parent's artefacts, each in
+experiments/grpo.yaml (the GRPO stage) starting from the parent's artefacts, each in
 this process through ftsweep's own worker (the same code `ftsweep launch` runs), and
 prints each run's test exact match beside the parent's, the gain, win_rate and the
-wins / losses against the parent's answers. Until stages (model.from_run) are merged the
-stage's file is run with model.path set to the parent's artefacts: a full fine-tuning
-run's artefacts directory is a plain model directory.
+wins / losses against the parent's answers. The stage's file is run with model.path set
+to the parent's artefacts instead of its model.from_run (a full fine-tuning run's
+artefacts directory is a plain model directory), so a reused parent needs no store;
+`ftsweep launch experiments/grpo.yaml` runs the same chain through the launcher.
 
 Measured 2026-11-28 on the shared 2-core dev VM (other engineers' jobs running), one
 thread per run, run one after another, parent reused (it trains in ~105 s):
@@ -51,7 +52,7 @@ from ftsweep.config.load import load_experiment  # noqa: E402
 from ftsweep.rundir import SPEC, RunDir, atomic_write_json  # noqa: E402
 
 PARENT = ROOT / "experiments" / "grpo-sft.yaml"
-STAGE = ROOT / "experiments" / "grpo.yaml.next"
+STAGE = ROOT / "experiments" / "grpo.yaml"
 FROM_RUN = re.compile(r"^  from_run: .*$", re.M)
 
 
@@ -68,7 +69,7 @@ def train(spec: Any, where: Path) -> tuple[RunDir, dict[str, Any], float]:
 
 
 def stage_file(parent_artifacts: Path, where: Path, seeds: str | None) -> Path:
-    """grpo.yaml.next with the parent's artefacts as model.path (and absolute data paths)."""
+    """grpo.yaml with the parent's artefacts as model.path (and absolute data paths)."""
     text = STAGE.read_text(encoding="utf-8")
     text = FROM_RUN.sub(f"  path: {parent_artifacts}", text)
     text = text.replace("../data/", f"{ROOT / 'data'}/")

@@ -37,7 +37,6 @@ class Grpo(Objective):
     description = "GRPO: sampled answers rewarded by the task's checker (TRL)"
     families = ("instruction", "code")
     refused = {
-        "base": "the base method trains nothing, so there is no policy to optimise",
         "prompt": f"prompt tuning: {VIRTUAL_TOKENS}",
         "ptuning": f"p-tuning: {VIRTUAL_TOKENS}",
         "prefix": f"prefix tuning: {VIRTUAL_TOKENS}",

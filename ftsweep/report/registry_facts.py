@@ -48,7 +48,13 @@ def _facts() -> dict[str, MetricFacts]:
         "pass_at_1": MetricFacts("pass_at_1", True, unit, "mean"),
         "preference_accuracy": MetricFacts("preference_accuracy", True, unit, "mean"),
         "preference_margin": MetricFacts("preference_accuracy", True, _UNBOUNDED, "mean"),
+        "reward_accuracy": MetricFacts("reward_accuracy", True, unit, "mean"),
+        "reward_margin": MetricFacts("reward_accuracy", True, _UNBOUNDED, "mean"),
         "rouge_l": MetricFacts("rouge_l", True, unit, "mean"),
+        "win_rate": MetricFacts("win_rate", True, unit, "mean"),
+        "wins": MetricFacts("win_rate", True, (0.0, None), "mean"),
+        "losses": MetricFacts("win_rate", False, (0.0, None), "mean"),
+        "ties": MetricFacts("win_rate", True, (0.0, None), "mean"),
         "token_f1": MetricFacts("token_f1", True, unit, "mean"),
     }
     # pass_at_k declares pass@1 .. pass@MAX_SAMPLES (evaluators/sampling.py)

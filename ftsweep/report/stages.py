@@ -18,6 +18,14 @@ whose runs have parents, and for each metric both sides report:
   seed starts from, so a single parent is a *fixed reference*: the child's seed
   interval must exclude the parent's value. Several parents have their own interval.
 
+**The parent scored on the stage's own data.** A stage often reads other data than its
+parent did (DPO on preference pairs after SFT on instructions), so the parent never
+scored the stage's metrics (preference_accuracy) or its test file. An untrained run of
+the stage's own experiment (``base``) that starts from the same parent *is* the parent,
+evaluated with the stage's data and evaluators: when there is one, it stands in for the
+parent on every metric and the paired tests use its per-example scores. The section
+names it; the base row itself is not a stage of its own.
+
 Parents usually belong to another experiment of the same store, so they are read by
 run id. ``load_stages`` does the reading (SQL lives in ``queries``); ``build_stages``
 is pure.
@@ -34,6 +42,7 @@ from duckdb import DuckDBPyConnection
 
 from ftsweep.report import queries
 from ftsweep.report.compare import PairRow, _verdict, compare, per_example
+from ftsweep.report.registry_facts import trains_nothing
 from ftsweep.report.rows import LeaderRow, fmt_params, metric_range, objective_of
 from ftsweep.report.stats import UNBOUNDED, Stat, bootstrap_mean, holm, summarize
 from ftsweep.report.viewmodel import aggregation, higher_is_better
@@ -53,6 +62,9 @@ class Parent:
     method: str | None
     objective: str | None
     config: str
+    # The untrained run of this experiment that scored the parent on its data (its
+    # base row), None when the parent's own evaluation is compared.
+    scored_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,14 +103,17 @@ class _Side:
 
 
 def _parents(
-    children: Sequence[dict[str, Any]], known: dict[str, dict[str, Any]]
+    children: Sequence[dict[str, Any]],
+    known: dict[str, dict[str, Any]],
+    standins: dict[str, dict[str, Any]],
 ) -> tuple[Parent, ...]:
     ids = sorted({str(_parent_id(r)) for r in children})
     out = []
     for rid in ids:
         run = known.get(rid)
+        scored_by = standins[rid]["run_id"] if rid in standins else None
         if run is None:
-            out.append(Parent(rid, None, None, None, "—"))
+            out.append(Parent(rid, None, None, None, "—", scored_by))
         else:
             out.append(
                 Parent(
@@ -107,9 +122,21 @@ def _parents(
                     run["method"],
                     objective_of(run),
                     fmt_params(run["params"]),
+                    scored_by,
                 )
             )
     return tuple(out)
+
+
+def standins_of(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """parent run id -> this experiment's untrained run that starts from it (its base
+    row: the parent scored on this experiment's data and evaluators)."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in sorted(runs, key=lambda r: r["run_id"]):
+        pid = _parent_id(run)
+        if pid and trains_nothing(run.get("method")):
+            out.setdefault(pid, run)
+    return out
 
 
 def _parent_id(run: dict[str, Any]) -> str | None:
@@ -214,11 +241,22 @@ def _stage_row(
     examples: Sequence[dict[str, Any]],
     metric_names: Sequence[str],
     split: str | None,
+    standins: dict[str, dict[str, Any]],
 ) -> StageRow:
     """A row's gains over its parents, their verdicts not yet given (``_settle``)."""
-    parents = _parents(children, known)
-    found = [known[p.run_id] for p in parents if p.run_id in known]
+    parents = _parents(children, known, standins)
     notes = []
+    if all(p.scored_by for p in parents):  # the parent scored on this experiment's data
+        found = [standins[p.run_id] for p in parents]
+        children = [
+            {**r, "parent_run_id": standins[str(_parent_id(r))]["run_id"]} for r in children
+        ]
+        notes.append(
+            "the parent scored on this experiment's data by its untrained run "
+            + ", ".join(sorted({str(p.scored_by) for p in parents}))
+        )
+    else:
+        found = [known[p.run_id] for p in parents if p.run_id in known]
     missing = [p.run_id for p in parents if p.experiment is None]
     if missing:
         notes.append(f"parent run {', '.join(missing)} is not in the store: ingest its experiment")
@@ -263,11 +301,16 @@ def build_stages(
     per_run: dict[str, dict[str, float | None]] = defaultdict(dict)
     for e in evals:
         per_run[e["run_id"]][e["metric"]] = e["value"]
+    standins = standins_of(runs)
     rows = []
     for row in leaders:
+        if row.fixed and standins:  # the base row is the parent's own score, not a stage
+            continue
         children = [by_id[rid] for rid in row.run_ids if rid in by_id and _parent_id(by_id[rid])]
         if children:
-            rows.append(_stage_row(row, children, known, per_run, examples, metric_names, split))
+            rows.append(
+                _stage_row(row, children, known, per_run, examples, metric_names, split, standins)
+            )
     settled = iter(_settle([g for r in rows for g in r.gains]))  # Holm across the section
     return tuple(replace(r, gains=tuple(next(settled) for _ in r.gains)) for r in rows)
 
@@ -281,7 +324,8 @@ def load_stages(
     if not children:
         return ()
     parent_ids = sorted({str(_parent_id(r)) for r in children})
-    ids = sorted({r["run_id"] for r in children} | set(parent_ids))
+    standin_ids = {r["run_id"] for r in standins_of(runs).values()}
+    ids = sorted({r["run_id"] for r in children} | set(parent_ids) | standin_ids)
     return build_stages(
         view.leaderboard,
         runs,
