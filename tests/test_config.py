@@ -144,7 +144,8 @@ def test_validate_cli_exit_codes_and_writes_nothing(write_exp, tmp_path, capsys)
 )
 def test_every_shipped_experiment_validates(path):
     exp = load_experiment(path)
-    assert exp.runs or (exp.search is not None and exp.search.methods)
+    # a stage (model.from_run) has its configurations pending until its parent is chosen
+    assert exp.runs or exp.pending or (exp.search is not None and exp.search.methods)
     first = path.read_text(encoding="utf-8").splitlines()[0]
     assert first.startswith("# ftsweep launch experiments/"), "each file starts with its command"
 

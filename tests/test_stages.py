@@ -354,7 +354,7 @@ def test_a_child_starts_from_its_parents_trained_weights(trained_parents, method
     bind(child, ws)
     (run,) = child.runs
     model, tok = setup.load_model_and_tokenizer(
-        run.config, run.paths["model"], None, run.paths["parent_run"]
+        run.config, run.paths["model"], None, parent=run.paths["parent_run"]
     )
     # the parent's artefacts as saved (an unmerged peft adapter for lora), reloaded apart
     reference, _ = load_trained(ws.run_dir("sft", parent.run_id).path)

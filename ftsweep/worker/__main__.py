@@ -91,7 +91,11 @@ def _train_and_evaluate(
     # What is optimised (sft, dpo, ...) picks the model's head and builds the trainer.
     objective = get_objective(cfg["training"].get("objective", "sft"))()
     model, tok = setup.load_model_and_tokenizer(
-        cfg, paths["model"], method.load_kwargs(params), objective.head, paths.get("parent_run")
+        cfg,
+        paths["model"],
+        method.load_kwargs(params),
+        head=objective.head,
+        parent=paths.get("parent_run"),
     )
     eval_split = cfg["eval"]["split"]
     cache = TokenCache.for_run(run, cfg, spec["fingerprints"])
@@ -164,8 +168,8 @@ def _train_and_evaluate(
                     cfg,
                     paths["model"],
                     method.load_kwargs(params),
-                    objective.head,
-                    paths.get("parent_run"),
+                    head=objective.head,
+                    parent=paths.get("parent_run"),
                 )[0],
                 params,
             ),

@@ -46,6 +46,7 @@ def load_model_and_tokenizer(
     cfg: dict[str, Any],
     model_path: str,
     extra: dict[str, Any] | None = None,
+    *,
     head: str = "causal_lm",
     parent: str | None = None,
 ) -> tuple[Any, Any]:
