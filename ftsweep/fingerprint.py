@@ -70,7 +70,9 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
     directory's content, or ``hub:<id>@<revision>`` for a hub model), the data files
     (each mixture source keeps its name, weight and field map), and
     ``data.template.prompt_file`` / ``completion_file`` (their texts were read into
-    ``prompt`` / ``completion`` at load time).
+    ``prompt`` / ``completion`` at load time). The field names of the pair families
+    (``PAIR_FIELDS``) while they are their defaults: added after field maps existed, they
+    would otherwise have changed the id of every run that maps its fields.
 
     Also removed: ``training.objective`` while it is the default sft, and the parameter
     blocks of the objectives a run does not train (all of them under sft), so the runs of
@@ -95,7 +97,10 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
         data = {k: v for k, v in data.items() if k not in SPLIT_FILES}
         train = config["data"].get("train")
         if isinstance(train, list):
-            data["train"] = [{k: v for k, v in s.items() if k != "path"} for s in train]
+            data["train"] = [
+                _fields_part({k: v for k, v in s.items() if k != "path"}) for s in train
+            ]
+        data = _fields_part(data)
         template = data.get("template")
         if isinstance(template, dict):
             data["template"] = {
@@ -103,6 +108,20 @@ def path_free(config: dict[str, Any]) -> dict[str, Any]:
             }
         out["data"] = data
     return out
+
+
+# data.fields keys added with the preference and unpaired families (config/data_schema.py)
+PAIR_FIELDS = ("prompt", "chosen", "rejected", "completion", "label")
+
+
+def _fields_part(block: dict[str, Any]) -> dict[str, Any]:
+    """``block`` (data, or a mixture source) with its field map's pair names dropped
+    where they are the defaults (each key's own name)."""
+    fields = block.get("fields")
+    if not isinstance(fields, dict):
+        return block
+    kept = {k: v for k, v in fields.items() if not (k in PAIR_FIELDS and v == k)}
+    return {**block, "fields": kept}
 
 
 def _model_part(model: dict[str, Any]) -> dict[str, Any]:

@@ -206,3 +206,16 @@ def test_dpo_trains_with_a_falling_loss(dpo_run):
     if method == "lora":  # TRL's frozen reference adapter is not part of the artefact
         assert not (rd.file("artifacts") / "ref").exists()
         assert (rd.file("artifacts") / "adapter_model.safetensors").is_file()
+
+
+def test_pair_field_names_at_their_defaults_leave_run_ids_alone():
+    from ftsweep.fingerprint import PAIR_FIELDS, path_free
+
+    old = {"instruction": "q", "output": "a"}  # a field map from before the pair families
+    new = {**old, **{k: k for k in PAIR_FIELDS}}
+    cfg = {"data": {"fields": new, "train": [{"path": "x", "fields": new}]}}
+    hashed = path_free(cfg)
+    assert hashed["data"]["fields"] == old
+    assert hashed["data"]["train"][0]["fields"] == old
+    renamed = path_free({"data": {"fields": {**new, "chosen": "good"}}})
+    assert renamed["data"]["fields"] == {**old, "chosen": "good"}  # a set name still counts
