@@ -46,7 +46,7 @@ def load_trained(run_dir: Path, quantized: bool = True) -> tuple[Any, Any]:
     art = run.file(ARTIFACTS)
     if not art.is_dir():
         raise FtsweepError(f"{run_dir} has no {ARTIFACTS}/ directory: the run is not complete")
-    if spec["config"]["training"].get("objective") == "reward":  # a score head, no LM head
+    if spec["config"].get("training", {}).get("objective") == "reward":  # a score head, no LM head
         from ftsweep.worker.reward import load_reward_model
 
         return load_reward_model(run_dir)

@@ -252,7 +252,7 @@ def provenance(spec: dict[str, Any], device: torch.device, world: int) -> dict[s
         "ftsweep": ftsweep_source(),
         "fingerprints": spec["fingerprints"],
         # a stage's parent run (model.from_run): {experiment, select, run_id}, else None
-        "parent_run": (spec["config"].get("model") or {}).get("from_run"),
+        "parent_run": ((spec.get("config") or {}).get("model") or {}).get("from_run"),
         "cwd": os.getcwd(),
     }
 
