@@ -304,8 +304,9 @@ def _select_best(stage: Stage, ws: Workspace) -> None:
     sign = 1.0 if _higher_is_better(metric) else -1.0
     best, value = max(have, key=lambda x: sign * x[1])  # the first of equals
     stage.run_id = best.run.run_id
-    stage.how = f"best {metric} {value:.4g} {BASES[level]} ({len(have)} candidates)"
-    if level == 3:
+    n = len(have)
+    stage.how = f"best {metric} {value:.4g} {BASES[level]} ({n} candidate{'s' * (n != 1)})"
+    if level == 3 and n > 1:  # one candidate: nothing was chosen, so nothing leaked
         stage.warnings.append(
             f"the parent run {stage.run_id} was selected on the test split (its {metric}): "
             "the parent's reported test score is then optimistic; set the parent's "
