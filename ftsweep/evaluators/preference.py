@@ -41,17 +41,23 @@ class PreferenceAccuracy(Evaluator):
     @classmethod
     def from_margins(cls, margins: Mapping[str, float]) -> EvalScores:
         """Scores from ``{example_id: log p(chosen) - log p(rejected)}`` (nats)."""
-        if not margins:
-            raise ValueError("no preference margins to score")
-        rows: list[tuple[str, str, float]] = []
-        for example_id, margin in margins.items():
-            rows.append((example_id, "preference_accuracy", 1.0 if margin > 0 else 0.0))
-            rows.append((example_id, "preference_margin", float(margin)))
-        n = len(margins)
-        return EvalScores(
-            aggregate={
-                "preference_accuracy": sum(1 for m in margins.values() if m > 0) / n,
-                "preference_margin": sum(margins.values()) / n,
-            },
-            per_example=rows,
-        )
+        return margin_scores(margins, "preference_accuracy", "preference_margin")
+
+
+def margin_scores(margins: Mapping[str, float], accuracy: str, mean: str) -> EvalScores:
+    """Per pair: ``accuracy`` 1 when the chosen answer's margin is positive, ``mean`` the
+    margin itself; aggregated as their means (shared by the pair evaluators)."""
+    if not margins:
+        raise ValueError(f"no {accuracy.removesuffix('_accuracy')} margins to score")
+    rows: list[tuple[str, str, float]] = []
+    for example_id, margin in margins.items():
+        rows.append((example_id, accuracy, 1.0 if margin > 0 else 0.0))
+        rows.append((example_id, mean, float(margin)))
+    n = len(margins)
+    return EvalScores(
+        aggregate={
+            accuracy: sum(1 for m in margins.values() if m > 0) / n,
+            mean: sum(margins.values()) / n,
+        },
+        per_example=rows,
+    )

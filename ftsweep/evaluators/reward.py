@@ -17,6 +17,7 @@ from typing import ClassVar
 from pydantic import ConfigDict
 
 from ftsweep.evaluators.base import EvalExample, EvalScores, Evaluator
+from ftsweep.evaluators.preference import margin_scores
 from ftsweep.evaluators.registry import register
 
 
@@ -43,17 +44,4 @@ class RewardAccuracy(Evaluator):
     @classmethod
     def from_margins(cls, margins: Mapping[str, float]) -> EvalScores:
         """Scores from ``{example_id: score(chosen) - score(rejected)}``."""
-        if not margins:
-            raise ValueError("no reward margins to score")
-        rows: list[tuple[str, str, float]] = []
-        for example_id, margin in margins.items():
-            rows.append((example_id, "reward_accuracy", 1.0 if margin > 0 else 0.0))
-            rows.append((example_id, "reward_margin", float(margin)))
-        n = len(margins)
-        return EvalScores(
-            aggregate={
-                "reward_accuracy": sum(1 for m in margins.values() if m > 0) / n,
-                "reward_margin": sum(margins.values()) / n,
-            },
-            per_example=rows,
-        )
+        return margin_scores(margins, "reward_accuracy", "reward_margin")
